@@ -1,0 +1,53 @@
+# Every target documents itself: `make` (or `make help`) lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes (the stamp is older than it).
+STAMP := $(VENV)/.installed
+ARGS ?=
+MLFLOW_PORT ?= 5000
+
+.PHONY: help setup train test lint format ui clean distclean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the project and its dependencies into $(VENV) (first run only, about a minute)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the project with its dev tools
+
+train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --as-of YYYY-MM-DD ...")
+	$(BIN)/loyalty train $(ARGS)
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP) ## Check style with ruff
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format pipeline tests
+	$(BIN)/ruff check --fix pipeline tests
+
+ui: $(STAMP) ## Browse runs in the MLflow UI at http://127.0.0.1:$(MLFLOW_PORT)
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): experiment 'loyalty-segmentation', model 'loyalty-segmentation'"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
+		--host 127.0.0.1 --port $(MLFLOW_PORT)
+
+clean: ## Remove run outputs (tracking store, artifacts, outputs, generated data, models)
+	rm -rf outputs mlruns mlartifacts mlflow.db data/embedded .pytest_cache .ruff_cache
+	find models -type f ! -name .gitkeep -delete
+
+distclean: clean ## Also remove the virtual environment
+	rm -rf $(VENV) *.egg-info

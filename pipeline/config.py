@@ -1,0 +1,285 @@
+"""Typed configuration, loaded once from YAML and validated.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a misspelt key is an
+error naming it rather than a setting silently ignored. Command-line flags are applied as
+overrides on top of the file (`load_config(path, overrides)`), and the resolved object is what
+gets logged with the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+Status = Literal["new", "active", "loyal", "occasional", "at_risk", "declining", "lost"]
+STATUSES: tuple[str, ...] = ("new", "active", "loyal", "occasional", "at_risk", "declining", "lost")
+
+DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TransactionColumns(_Section):
+    """Names of the input columns that hold each field."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+
+
+class DataConfig(_Section):
+    """Where the transactions come from and how to read them."""
+
+    transactions: str | None = Field(
+        default=None,
+        description="CSV or Parquet path, or 'lifetimes:cdnow' for the CDNOW data in the "
+        "lifetimes wheel; null uses the embedded sample.",
+    )
+    columns: TransactionColumns = TransactionColumns()
+    timestamp_format: str | None = Field(
+        default=None, description="strftime format of the timestamp column; null means ISO 8601."
+    )
+    duplicates: Literal["error", "quarantine", "keep"] = Field(
+        default="error",
+        description="Exact duplicate rows: stop with an error, set them aside, or keep them "
+        "(e.g. when two identical items in one basket are separate rows).",
+    )
+    negative_amounts: Literal["error", "quarantine"] = "error"
+
+
+class EmbeddedDataConfig(_Section):
+    """The planted sample that runs when no transactions file is given."""
+
+    n_customers: int = Field(default=6000, ge=100)
+    as_of: dt.date = dt.date(2025, 12, 31)
+    history_days: int = Field(default=730, ge=365)
+    seed: int = 42
+    directory: Path = Path("data/embedded")
+
+
+class FeatureConfig(_Section):
+    recent_window_days: int = Field(
+        default=180, ge=7, description="Recent spend is compared with the window before it."
+    )
+
+
+class ClusteringConfig(_Section):
+    algorithm: Literal["kmeans"] = "kmeans"
+    n_clusters: int = Field(default=12, ge=2)
+    n_init: int = Field(default=10, ge=1)
+    features: tuple[str, ...] = (
+        "repeat_purchases_per_year",
+        "typical_gap_days",
+        "days_since_last_purchase",
+        "overdue_ratio",
+        "tenure_days",
+        "avg_order_value",
+        "spend_change",
+        "gap_cv",
+    )
+    log_features: tuple[str, ...] = Field(
+        default=(
+            "repeat_purchases_per_year",
+            "typical_gap_days",
+            "days_since_last_purchase",
+            "overdue_ratio",
+            "tenure_days",
+            "avg_order_value",
+        ),
+        description="Right-skewed features that are log1p-transformed before scaling.",
+    )
+    silhouette_sample_size: int = Field(default=5000, ge=100)
+
+    @model_validator(mode="after")
+    def _log_features_are_clustered(self) -> ClusteringConfig:
+        unknown = sorted(set(self.log_features) - set(self.features))
+        if unknown:
+            raise ValueError(f"log_features not in features: {unknown}")
+        return self
+
+
+class CLVConfig(_Section):
+    penalizer: float = Field(default=0.001, ge=0)
+    monetary_penalizer: float = Field(default=0.001, ge=0)
+    declining_below: float = Field(default=0.7, gt=0, description="trend_ratio below this: declining")
+    rising_above: float = Field(default=1.3, gt=0, description="trend_ratio above this: rising")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> CLVConfig:
+        if self.declining_below >= self.rising_above:
+            raise ValueError("declining_below must be smaller than rising_above")
+        return self
+
+
+class Condition(_Section):
+    """Bounds on one profile value; every bound given must hold.
+
+    A bound is a number or the name of a labeling parameter such as ``new_window_days``.
+    """
+
+    gt: float | str | None = None
+    ge: float | str | None = None
+    lt: float | str | None = None
+    le: float | str | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one_bound(self) -> Condition:
+        if all(v is None for v in (self.gt, self.ge, self.lt, self.le)):
+            raise ValueError("a condition needs at least one of gt, ge, lt, le")
+        return self
+
+
+class StatusRule(_Section):
+    """A status and the conditions (all must hold) under which a profile earns it."""
+
+    status: Status
+    when: dict[str, Condition] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class LabelingConfig(_Section):
+    """Declarative rules that name clusters (and refine single customers).
+
+    `cluster_rules` are tried in order against each cluster's profile (medians of its members);
+    the first that matches names the cluster. `customer_rules` then override the cluster's name
+    for single customers whose own values match; the report counts how often that happens.
+    """
+
+    new_window_days: int = Field(default=90, ge=1)
+    cluster_rules: tuple[StatusRule, ...] | None = Field(
+        default=None, description="null uses the rules shipped in pipeline/rules/statuses.yaml"
+    )
+    customer_rules: tuple[StatusRule, ...] | None = None
+    default_status: Status = "occasional"
+
+
+class TrackingConfig(_Section):
+    tracking_uri: str | None = Field(
+        default=None,
+        description="null: $MLFLOW_TRACKING_URI if set, else sqlite:///mlflow.db with artifacts "
+        "in mlartifacts/",
+    )
+    experiment: str = "loyalty-segmentation"
+    registered_model: str = "loyalty-segmentation"
+    enabled: bool = True
+
+
+class Config(_Section):
+    """The whole run's configuration, as logged with the run."""
+
+    seed: int = 42
+    as_of: dt.date | None = Field(
+        default=None,
+        description="Observation end; transactions after it are set aside. null: the day of the "
+        "last transaction.",
+    )
+    horizon_days: int = Field(default=180, ge=1)
+    output: Path = Path("outputs/latest")
+    model_path: Path = Field(
+        default=Path("models/loyalty-segmentation.joblib"),
+        description="Where the fitted bundle is also kept (the last good model).",
+    )
+    data: DataConfig = DataConfig()
+    embedded: EmbeddedDataConfig = EmbeddedDataConfig()
+    features: FeatureConfig = FeatureConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    clv: CLVConfig = CLVConfig()
+    labeling: LabelingConfig = LabelingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _parse_as_of(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"'{value}' is not a date in YYYY-MM-DD form") from None
+        return value
+
+
+def load_rules(name: str = "statuses.yaml") -> dict[str, tuple[StatusRule, ...]]:
+    """Read the status rules shipped with the package."""
+    text = (resources.files("pipeline") / "rules" / name).read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    return {
+        key: tuple(StatusRule.model_validate(rule) for rule in raw[key])
+        for key in ("cluster_rules", "customer_rules")
+    }
+
+
+def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set '{dotted_key}': '{part}' is not a section")
+    node[leaf] = value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{location}'. Check its spelling against configs/default.yaml"
+    return f"{source}: '{location}': {first['msg']}"
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load and validate a YAML config, then apply dotted-key overrides.
+
+    Parameters
+    ----------
+    path
+        YAML file; None gives the built-in defaults.
+    overrides
+        e.g. ``{"as_of": "2024-12-31", "data.transactions": "x.csv"}``; None values are skipped
+        so that absent command-line flags leave the file's value in place.
+    """
+    tree: dict[str, Any] = {}
+    source = str(path) if path else "defaults"
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        tree = loaded or {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, key, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def config_as_flat_dict(config: Config) -> dict[str, str]:
+    """The resolved config as `section.key -> text`, the form MLflow params take."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        else:
+            flat[prefix] = str(node)
+
+    walk("", config.model_dump(mode="json"))
+    return flat

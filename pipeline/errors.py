@@ -1,0 +1,51 @@
+"""Errors that the command line turns into one clear line and exit code 2.
+
+Anything a user can fix by changing their input or their config raises one of these; every
+other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class UserFacingError(Exception):
+    """An error whose message alone tells the user what went wrong and what to do."""
+
+
+class ConfigError(UserFacingError):
+    """The configuration file or a command-line override is invalid."""
+
+
+@dataclass
+class InputError(UserFacingError):
+    """A data file cannot be used as it is.
+
+    Parameters
+    ----------
+    source
+        The file (or named data set) the problem is in.
+    problem
+        What is wrong, in a few words.
+    hint
+        What the user can do about it.
+    column
+        The offending column, when there is one.
+    row
+        The 1-based data row (the header is not counted), when there is one.
+    """
+
+    source: str
+    problem: str
+    hint: str = ""
+    column: str | None = None
+    row: int | None = None
+
+    def __str__(self) -> str:
+        where = [self.source]
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        message = f"{', '.join(where)}: {self.problem}"
+        return f"{message}. {self.hint}" if self.hint else message

@@ -1,0 +1,45 @@
+"""The feature stage: one row per customer from one row per transaction.
+
+Every feature is defined in this package and documented in its function's docstring;
+:func:`build_features` composes them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.features.behaviour import population_gap_prior, rhythm_features, trend_features
+from pipeline.features.rfm import purchase_days, rfm_features
+from pipeline.schema import CUSTOMER_ID
+
+__all__ = ["build_features", "purchase_days", "rfm_features", "rhythm_features", "trend_features"]
+
+
+def build_features(
+    transactions: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    recent_window_days: int,
+    prior_gap_days: float | None = None,
+) -> pd.DataFrame:
+    """All per-customer features, sorted by ``customer_id``.
+
+    Parameters
+    ----------
+    transactions
+        Clean transactions (``customer_id``, ``timestamp``, ``amount``), none after ``as_of``.
+    as_of
+        Observation end.
+    recent_window_days
+        Length of the recent spend window for the trend features.
+    prior_gap_days
+        The population rhythm used to shrink single customers' gaps; None measures it on this
+        data (training). Scoring passes the value learned at training so that a customer's
+        features do not depend on who else is scored with them.
+    """
+    daily = purchase_days(transactions)
+    rfm = rfm_features(daily, as_of=as_of)
+    prior = population_gap_prior(rfm) if prior_gap_days is None else prior_gap_days
+    rhythm = rhythm_features(daily, rfm, prior_gap_days=prior)
+    trend = trend_features(daily, as_of=as_of, window_days=recent_window_days)
+    return rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(trend, on=CUSTOMER_ID, validate="1:1")

@@ -1,0 +1,190 @@
+"""The only module that reads or writes files.
+
+Writes are atomic: a run's output directory is assembled under a temporary name beside the
+target and swapped in at the end, and single files (the model bundle) are written to a
+temporary file and `os.replace`d. A run killed midway therefore leaves the previous good
+outputs and model in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from pipeline.errors import InputError
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BUILTIN_SOURCES = {
+    # The CDNOW master file (Fader & Hardie) ships inside the lifetimes wheel.
+    "lifetimes:cdnow": "CDNOW_master.txt",
+}
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _lifetimes_data_file(name: str) -> Path:
+    # importlib.resources, not lifetimes.datasets: the latter needs pkg_resources, which
+    # setuptools >= 82 no longer provides.
+    return Path(str(resources.files("lifetimes") / "datasets" / name))
+
+
+def _read_cdnow(path: Path) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep=r"\s+",
+        dtype={"customer_id": "string", "date": "string"},
+    )
+
+
+def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or a named built-in data set, as it is.
+
+    CSV columns named in ``string_columns`` are kept as text, so that ids such as ``00042``
+    or ``12346`` are not turned into numbers (and then floats once a value is missing).
+
+    Raises
+    ------
+    InputError
+        The file is missing, empty, or not in the format its name says.
+    """
+    if source in BUILTIN_SOURCES:
+        return _read_cdnow(_lifetimes_data_file(BUILTIN_SOURCES[source]))
+    path = Path(source)
+    name = path.name.lower()
+    if not path.exists():
+        raise InputError(source, "file not found", "Check the path given by --transactions or data.transactions")
+    if path.is_dir() or path.stat().st_size == 0:
+        raise InputError(source, "the file is empty" if path.is_file() else "is a directory, not a file")
+    if name.endswith(PARQUET_SUFFIXES):
+        with path.open("rb") as handle:
+            if handle.read(4) != _PARQUET_MAGIC:
+                raise InputError(source, "is not a Parquet file although its name says so")
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several unrelated types for corrupt files
+            raise InputError(source, f"cannot read the Parquet file ({error.__class__.__name__})") from None
+    if name.endswith(CSV_SUFFIXES):
+        with path.open("rb") as handle:
+            if handle.read(4) == _PARQUET_MAGIC:
+                raise InputError(source, "is a Parquet file although its name says CSV", "Rename it to .parquet")
+        try:
+            return pd.read_csv(
+                path,
+                sep="\t" if name.endswith(".tsv") else ",",
+                dtype={column: "string" for column in string_columns},
+                low_memory=False,
+            )
+        except pd.errors.EmptyDataError:
+            raise InputError(source, "the file is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+            detail = str(error).splitlines()[0]
+            raise InputError(source, f"not a readable CSV file ({detail})") from None
+    raise InputError(
+        source, "unknown file type", "Use a .csv, .csv.gz or .parquet file"
+    )
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short content hash of a frame: the same data gives the same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame as Parquet or CSV by the path's suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def write_json(payload: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _backup_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.previous")
+
+
+def recover_interrupted_swap(target: Path) -> None:
+    """Finish or undo a directory swap that a killed run left half-done."""
+    backup = _backup_name(target)
+    if backup.exists():
+        if target.exists():
+            shutil.rmtree(backup)
+        else:
+            backup.rename(target)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds.
+
+    On any exception (or a kill) the temporary directory is abandoned and ``target`` keeps its
+    previous contents; leftovers are removed by the next run.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_swap(target)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    backup = _backup_name(target)
+    if target.exists():
+        target.rename(backup)
+    staging.rename(target)
+    if backup.exists():
+        shutil.rmtree(backup)
+
+
+def save_bundle(bundle: Any, path: Path) -> None:
+    """Persist a fitted bundle with joblib, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        joblib.dump(bundle, temporary, compress=3)
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_bundle(path: Path) -> Any:
+    return joblib.load(path)
+
+
+def copy_file(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)
+
+
+def write_figure(figure: Any, path: Path) -> None:
+    """Save a matplotlib figure as PNG (fixed metadata so reruns give identical bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, metadata={"Software": None})

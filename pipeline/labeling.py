@@ -1,0 +1,177 @@
+"""Labeler: from clusters to named loyalty statuses, by profile, never by cluster id.
+
+Cluster ids permute on every fit, so a fixed ``{0: "Champions"}`` map breaks on the next run.
+Instead each cluster is summarised by a profile (the median of each signal over its members,
+and ``rank_<signal>``: the median percentile of its members in the whole population) and the
+first declarative rule whose conditions the profile meets names it. Several clusters may share
+a status; a default status catches the rest. Customer rules may then override the cluster's
+name for single customers (for example everyone inside the new-customer window is ``new``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.config import Condition, StatusRule
+
+CLUSTER = "cluster"
+RANK_PREFIX = "rank_"
+_OPERATORS = {"gt": (np.greater, ">"), "ge": (np.greater_equal, ">="), "lt": (np.less, "<"), "le": (np.less_equal, "<=")}
+
+
+def _format(value: float) -> str:
+    return f"{value:.3g}" if np.isfinite(value) else "n/a"
+
+
+class StatusLabeler(BaseEstimator):
+    """Learn a cluster -> status mapping from declarative rules over cluster profiles.
+
+    Parameters
+    ----------
+    cluster_rules
+        Tried in order against each cluster's profile; the first match names the cluster.
+    customer_rules
+        Tried in order against each customer's own values; a match overrides the cluster's
+        status for that customer.
+    default_status
+        Status of a cluster that no rule matches.
+    parameters
+        Named numbers that rule bounds may refer to by name (e.g. ``new_window_days``), so a
+        window is set in one place.
+    """
+
+    def __init__(
+        self,
+        cluster_rules: Sequence[StatusRule] = (),
+        customer_rules: Sequence[StatusRule] = (),
+        default_status: str = "occasional",
+        parameters: Mapping[str, float] | None = None,
+    ) -> None:
+        self.cluster_rules = cluster_rules
+        self.customer_rules = customer_rules
+        self.default_status = default_status
+        self.parameters = parameters
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, customers: pd.DataFrame, y: None = None) -> StatusLabeler:
+        """Learn the mapping from one row per customer with a ``cluster`` column and signals."""
+        if CLUSTER not in customers.columns:
+            raise ValueError(f"the labeler needs a '{CLUSTER}' column")
+        signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
+        self._check_rule_signals(signals.columns)
+        # Sorted reference values let customers scored later be ranked against this population.
+        self.reference_ = {name: np.sort(signals[name].dropna().to_numpy()) for name in signals.columns}
+        ranks = signals.rank(pct=True).add_prefix(RANK_PREFIX)
+        grouped = pd.concat([signals, ranks], axis=1).groupby(customers[CLUSTER].to_numpy())
+        profiles = grouped.median()
+        profiles.insert(0, "customers", grouped.size())
+        profiles.insert(1, "share", profiles["customers"] / len(customers))
+        profiles.index.name = CLUSTER
+
+        statuses, reasons = {}, {}
+        for cluster, profile in profiles.iterrows():
+            statuses[int(cluster)], reasons[int(cluster)] = self._name_profile(profile)
+        profiles["status"] = pd.Series(statuses)
+        profiles["status_reason"] = pd.Series(reasons)
+        self.cluster_profiles_ = profiles
+        self.mapping_ = statuses
+        self.reasons_ = reasons
+        return self
+
+    def _check_rule_signals(self, available: pd.Index) -> None:
+        known = set(available) | {RANK_PREFIX + name for name in available}
+        for rule in (*self.cluster_rules, *self.customer_rules):
+            unknown = sorted(set(rule.when) - known)
+            if unknown:
+                raise ValueError(
+                    f"rule for '{rule.status}' uses unknown signal(s) {unknown}; "
+                    f"known: {sorted(available)} and their rank_ forms"
+                )
+
+    def _bound(self, value: float | str) -> float:
+        if isinstance(value, str):
+            parameters = self.parameters or {}
+            if value not in parameters:
+                raise ValueError(f"rule bound '{value}' is not a known parameter {sorted(parameters)}")
+            return float(parameters[value])
+        return float(value)
+
+    def _evaluate(self, values: pd.DataFrame, rule: StatusRule) -> pd.Series:
+        """Which rows of ``values`` meet every condition of ``rule`` (NaN never does)."""
+        met = pd.Series(True, index=values.index)
+        for signal, condition in rule.when.items():
+            column = values[signal].to_numpy(dtype="float64")
+            for operator, (compare, _) in _OPERATORS.items():
+                bound = getattr(condition, operator)
+                if bound is not None:
+                    with np.errstate(invalid="ignore"):
+                        met &= compare(column, self._bound(bound)) & ~np.isnan(column)
+        return met
+
+    def _explain(self, profile: pd.Series, rule: StatusRule) -> str:
+        parts = []
+        for signal, condition in rule.when.items():
+            bounds = [
+                f"{symbol} {_format(self._bound(getattr(condition, op)))}"
+                for op, (_, symbol) in _OPERATORS.items()
+                if getattr(condition, op) is not None
+            ]
+            parts.append(f"{signal} {_format(float(profile[signal]))} {' and '.join(bounds)}")
+        detail = "; ".join(parts) if parts else "no conditions"
+        return f"{rule.reason} ({detail})" if rule.reason else detail
+
+    def _name_profile(self, profile: pd.Series) -> tuple[str, str]:
+        frame = profile.to_frame().T
+        for rule in self.cluster_rules:
+            if bool(self._evaluate(frame, rule).iloc[0]):
+                return rule.status, self._explain(profile, rule)
+        return self.default_status, "no rule matched: default status"
+
+    # -- applying --------------------------------------------------------------------------
+    def _customer_values(self, customers: pd.DataFrame) -> pd.DataFrame:
+        values = customers.drop(columns=[CLUSTER], errors="ignore").select_dtypes("number")
+        needed = {s for rule in self.customer_rules for s in rule.when if s.startswith(RANK_PREFIX)}
+        for name in needed:
+            reference = self.reference_[name.removeprefix(RANK_PREFIX)]
+            raw = values[name.removeprefix(RANK_PREFIX)].to_numpy(dtype="float64")
+            ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
+            values[name] = np.where(np.isnan(raw), np.nan, ranked)
+        return values
+
+    def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
+        """Status of each customer.
+
+        Returns
+        -------
+        pd.DataFrame
+            Same index as ``customers``: ``status``, ``status_reason`` and ``status_source``
+            (``cluster`` or ``customer_rule``).
+        """
+        check_is_fitted(self, "mapping_")
+        clusters = customers[CLUSTER].astype("int64")
+        unknown = sorted(set(clusters.unique()) - set(self.mapping_))
+        if unknown:
+            raise ValueError(f"clusters {unknown} were not seen when the labeler was fitted")
+        result = pd.DataFrame(
+            {
+                "status": clusters.map(self.mapping_),
+                "status_reason": clusters.map(lambda c: f"cluster {c}: {self.reasons_[c]}"),
+                "status_source": "cluster",
+            },
+            index=customers.index,
+        )
+        values = self._customer_values(customers)
+        decided = pd.Series(False, index=customers.index)
+        for rule in self.customer_rules:
+            hit = self._evaluate(values, rule) & ~decided
+            if hit.any():
+                result.loc[hit, "status"] = rule.status
+                result.loc[hit, "status_reason"] = f"customer rule: {rule.reason or rule.status}"
+                result.loc[hit, "status_source"] = "customer_rule"
+                decided |= hit
+        return result

@@ -1,0 +1,213 @@
+"""The transactions contract: which columns, which types, and which rows are set aside.
+
+`clean_transactions` turns a raw table (as read, any column names) into the canonical
+`customer_id, timestamp, amount` frame. Problems the user must fix (a missing column, a date
+in an unknown format, a non-numeric amount) raise `InputError` naming file, column and row;
+rows that are merely unusable are set aside with a reason so that
+``rows in == rows used + rows quarantined`` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.config import DataConfig
+from pipeline.errors import InputError
+
+CUSTOMER_ID = "customer_id"
+TIMESTAMP = "timestamp"
+AMOUNT = "amount"
+SOURCE_ROW = "source_row"
+REASON = "reason"
+
+
+@dataclass(frozen=True)
+class CleanTransactions:
+    """Result of cleaning: the rows to use, the rows set aside, and the as-of date applied."""
+
+    transactions: pd.DataFrame
+    quarantine: pd.DataFrame
+    as_of: pd.Timestamp
+    rows_in: int
+
+    def counts_by_reason(self) -> dict[str, int]:
+        if self.quarantine.empty:
+            return {}
+        return {str(k): int(v) for k, v in self.quarantine[REASON].value_counts().sort_index().items()}
+
+
+def _first_bad_row(mask: pd.Series) -> int:
+    # Rows are reported 1-based and without the header, as a spreadsheet user counts them.
+    return int(mask.to_numpy().nonzero()[0][0]) + 1
+
+
+def _parse_timestamps(values: pd.Series, *, fmt: str | None, source: str, column: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string").str.strip()
+        try:
+            parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+        except (ValueError, TypeError):
+            parsed = pd.Series(pd.NaT, index=values.index)
+        bad = parsed.isna() & text.notna() & (text != "")
+        if bad.any():
+            row = _first_bad_row(bad)
+            expected = f"the format '{fmt}'" if fmt else "ISO 8601 (YYYY-MM-DD[ HH:MM:SS])"
+            raise InputError(
+                source,
+                f"cannot read '{text.iloc[row - 1]}' as a date in {expected}",
+                "Fix the value or set data.timestamp_format in the config to the file's format",
+                column=column,
+                row=row,
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        # Mixed offsets would make day boundaries ambiguous: compare everything in UTC.
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _parse_amounts(values: pd.Series, *, source: str, column: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values):
+        raise InputError(source, "holds true/false values, not amounts", column=column)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    text = values.astype("string").str.strip()
+    parsed = pd.to_numeric(text, errors="coerce")
+    bad = parsed.isna() & text.notna() & (text != "")
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise InputError(
+            source,
+            f"cannot read '{text.iloc[row - 1]}' as a number",
+            "Amounts must be plain numbers with a '.' decimal point and no currency sign",
+            column=column,
+            row=row,
+        )
+    return parsed.astype("float64")
+
+
+def _customer_ids(values: pd.Series) -> pd.Series:
+    ids = values.astype("string").str.strip()
+    # Parquet files often store ids as floats (12346.0) because of missing values; the id is
+    # the integer, so drop the spurious fraction rather than invent a new customer.
+    ids = ids.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    return ids.mask(ids == "")
+
+
+def clean_transactions(
+    raw: pd.DataFrame,
+    *,
+    data: DataConfig,
+    source: str,
+    as_of: pd.Timestamp | None = None,
+) -> CleanTransactions:
+    """Validate a raw transactions table and split it into usable and set-aside rows.
+
+    Parameters
+    ----------
+    raw
+        One row per transaction, columns named as in ``data.columns``.
+    data
+        Column mapping and the policies for duplicates and negative amounts.
+    source
+        The file name used in error messages.
+    as_of
+        Observation end (inclusive, whole day). None: the day of the last transaction.
+
+    Returns
+    -------
+    CleanTransactions
+        ``transactions`` has one row per usable transaction with columns ``customer_id``
+        (string), ``timestamp`` (datetime64[ns]) and ``amount`` (float), sorted by customer and
+        time; ``quarantine`` holds the original columns of the rows set aside, plus
+        ``source_row`` and ``reason``.
+    """
+    raw = raw.reset_index(drop=True)
+    columns = data.columns
+    mapping = {columns.customer_id: CUSTOMER_ID, columns.timestamp: TIMESTAMP, columns.amount: AMOUNT}
+    missing = [name for name in mapping if name not in raw.columns]
+    if missing:
+        available = ", ".join(map(str, raw.columns[:12]))
+        raise InputError(
+            source,
+            f"required column missing (found: {available})",
+            "Map the file's column names under data.columns in the config",
+            column=missing[0],
+        )
+    if raw.empty:
+        raise InputError(source, "the file has a header but no rows", "Point at a file with transactions")
+
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            TIMESTAMP: _parse_timestamps(
+                raw[columns.timestamp], fmt=data.timestamp_format, source=source, column=columns.timestamp
+            ),
+            AMOUNT: _parse_amounts(raw[columns.amount], source=source, column=columns.amount),
+        },
+        index=raw.index,
+    )
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    def set_aside(mask: pd.Series, reason: str) -> None:
+        reasons.loc[mask & reasons.isna()] = reason
+
+    set_aside(frame[CUSTOMER_ID].isna(), "missing_customer_id")
+    set_aside(frame[TIMESTAMP].isna(), "missing_timestamp")
+    set_aside(frame[AMOUNT].isna(), "missing_amount")
+
+    negative = frame[AMOUNT] < 0
+    if negative.any() and data.negative_amounts == "error":
+        raise InputError(
+            source,
+            f"negative amount {frame[AMOUNT][negative].iloc[0]:g} ({int(negative.sum())} such rows)",
+            "Returns need their own handling: set data.negative_amounts: quarantine to set them aside",
+            column=columns.amount,
+            row=_first_bad_row(negative),
+        )
+    set_aside(negative, "negative_amount")
+
+    duplicated = raw.duplicated(keep="first")
+    if duplicated.any() and data.duplicates == "error":
+        raise InputError(
+            source,
+            f"exact duplicate of an earlier row ({int(duplicated.sum())} such rows)",
+            "Set data.duplicates: quarantine to set them aside, or keep if they are real repeat items",
+            row=_first_bad_row(duplicated),
+        )
+    if data.duplicates == "quarantine":
+        set_aside(duplicated, "duplicate")
+
+    usable_times = frame.loc[reasons.isna(), TIMESTAMP]
+    if usable_times.empty:
+        raise InputError(source, "no usable rows (every row lacks a customer, date or amount)")
+    resolved_as_of = (
+        pd.Timestamp(as_of).normalize() if as_of is not None else usable_times.max().normalize()
+    )
+    # as_of names a whole day: everything up to its end is observed.
+    set_aside(frame[TIMESTAMP] >= resolved_as_of + pd.Timedelta(days=1), "after_as_of")
+
+    kept = reasons.isna()
+    if not kept.any():
+        raise InputError(
+            source,
+            f"no transactions on or before the as-of date {resolved_as_of.date()}",
+            "Choose a later --as-of",
+        )
+    transactions = (
+        frame.loc[kept]
+        .sort_values([CUSTOMER_ID, TIMESTAMP], kind="mergesort")
+        .reset_index(drop=True)
+    )
+    quarantine = raw.loc[~kept].copy()
+    quarantine.insert(0, SOURCE_ROW, (raw.index[~kept.to_numpy()] + 1).astype("int64"))
+    quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
+    return CleanTransactions(
+        transactions=transactions,
+        quarantine=quarantine.reset_index(drop=True),
+        as_of=resolved_as_of,
+        rows_in=len(raw),
+    )

@@ -1,0 +1,33 @@
+"""Shared fixtures: small data made on the fly, never the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def transactions(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    """A clean transactions frame from (customer, timestamp, amount) tuples."""
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    frame["customer_id"] = frame["customer_id"].astype("string")
+    return frame
+
+
+@pytest.fixture
+def six_rows() -> pd.DataFrame:
+    """Three customers, as in lifetimes' own tests: one buys three times (two on one day)."""
+    return transactions(
+        [
+            ("a", "2024-01-01 09:00", 10.0),
+            ("a", "2024-01-11 10:00", 20.0),
+            ("a", "2024-01-11 18:00", 5.0),
+            ("a", "2024-01-31 12:00", 30.0),
+            ("b", "2024-01-21 08:00", 7.0),
+            ("c", "2024-01-02 08:00", 50.0),
+        ]
+    )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, config_as_flat_dict, load_config
+from pipeline.errors import ConfigError
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "cdnow.yaml"])
+def test_the_shipped_configs_are_valid(name):
+    assert isinstance(load_config(PROJECT / "configs" / name), Config)
+
+
+def test_flags_override_the_file_and_absent_flags_do_not(tmp_path):
+    path = write(tmp_path, "seed: 7\nhorizon_days: 30\n")
+    config = load_config(path, {"seed": 11, "horizon_days": None, "as_of": "2024-12-31"})
+    assert (config.seed, config.horizon_days, config.as_of) == (11, 30, dt.date(2024, 12, 31))
+
+
+def test_a_misspelt_key_is_an_error_that_names_it(tmp_path):
+    path = write(tmp_path, "clustering:\n  n_cluster: 5\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'clustering.n_cluster'"):
+        load_config(path)
+
+
+def test_a_wrong_value_names_the_setting(tmp_path):
+    with pytest.raises(ConfigError, match=r"'horizon_days'"):
+        load_config(write(tmp_path, "horizon_days: -3\n"))
+    with pytest.raises(ConfigError, match=r"'as_of'.*YYYY-MM-DD"):
+        load_config(write(tmp_path, "as_of: 31/12/2024\n"))
+
+
+def test_a_missing_or_malformed_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "seed: [1\n"))
+
+
+def test_config_objects_are_frozen():
+    with pytest.raises(ValueError):
+        Config().seed = 3  # type: ignore[misc]
+
+
+def test_the_flat_form_has_dotted_keys():
+    flat = config_as_flat_dict(Config())
+    assert flat["clustering.n_clusters"] == "12"
+    assert flat["data.columns.customer_id"] == "customer_id"

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline import io
+from pipeline.errors import InputError
+
+
+def test_csv_ids_stay_text_so_leading_zeros_survive(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,amount\n00042,2024-01-01,1\n")
+    frame = io.read_table(str(path), string_columns=("customer_id",))
+    assert frame["customer_id"].tolist() == ["00042"]
+
+
+def test_parquet_is_read(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": [1, 2]}).to_parquet(path)
+    assert io.read_table(str(path))["x"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", b"", "the file is empty"),
+        ("fake.parquet", b"customer_id,timestamp\n", "is not a Parquet file"),
+        ("data.xlsx", b"PK\x03\x04", "unknown file type"),
+    ],
+)
+def test_unusable_files_give_one_clear_error_naming_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as caught:
+        io.read_table(str(path))
+    assert str(caught.value).startswith(str(path))
+
+
+def test_a_parquet_file_named_csv_is_recognised(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": [1]}).to_parquet(path)
+    with pytest.raises(InputError, match="is a Parquet file"):
+        io.read_table(str(path))
+
+
+def test_the_cdnow_data_in_the_lifetimes_wheel_is_readable():
+    frame = io.read_table("lifetimes:cdnow")
+    assert list(frame.columns) == ["customer_id", "date", "number_of_cds", "dollar_value"]
+    assert len(frame) == 69659
+    assert frame["customer_id"].nunique() == 23570
+
+
+def test_atomic_directory_replaces_the_target_only_on_success(tmp_path):
+    target = tmp_path / "out"
+    with io.atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+
+    with pytest.raises(RuntimeError), io.atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("half-written")
+        raise RuntimeError("killed midway")
+    assert (target / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging left behind
+
+    with io.atomic_directory(target) as staging:
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+
+
+def test_a_swap_interrupted_between_its_two_renames_is_recovered(tmp_path):
+    target = tmp_path / "out"
+    backup = tmp_path / ".out.previous"
+    backup.mkdir()
+    (backup / "a.txt").write_text("previous good")
+    io.recover_interrupted_swap(target)
+    assert (target / "a.txt").read_text() == "previous good"
+    assert not backup.exists()
+
+
+def test_bundles_are_saved_atomically_and_load_back(tmp_path):
+    path = tmp_path / "models" / "m.joblib"
+    io.save_bundle({"k": 3}, path)
+    assert io.load_bundle(path) == {"k": 3}
+    assert [p.name for p in path.parent.iterdir()] == ["m.joblib"]
+
+
+def test_fingerprint_changes_with_the_data_and_only_with_it():
+    a = pd.DataFrame({"x": [1, 2]})
+    assert io.fingerprint(a) == io.fingerprint(a.copy())
+    assert io.fingerprint(a) != io.fingerprint(pd.DataFrame({"x": [1, 3]}))

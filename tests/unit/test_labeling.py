@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from pipeline.config import StatusRule, load_rules
+from pipeline.labeling import StatusLabeler
+
+RULES = (
+    StatusRule(status="lost", when={"overdue_ratio": {"ge": 5}}, reason="long silent"),
+    StatusRule(status="loyal", when={"rank_frequency": {"ge": 0.6}, "overdue_ratio": {"lt": 2}}),
+)
+NEW_RULE = (StatusRule(status="new", when={"tenure_days": {"le": "new_window_days"}}, reason="just arrived"),)
+
+
+def customers(cluster_ids: tuple[int, int, int]) -> pd.DataFrame:
+    """Three behaviours, two customers each; ``cluster_ids`` says which id each behaviour gets."""
+    gone, frequent, rare = cluster_ids
+    return pd.DataFrame(
+        {
+            "cluster": [gone, gone, frequent, frequent, rare, rare],
+            "overdue_ratio": [9.0, 11.0, 0.5, 1.0, 1.5, 1.0],
+            "frequency": [1, 2, 30, 40, 3, 2],
+            "tenure_days": [500, 600, 400, 30, 300, 200],
+        }
+    )
+
+
+def fit(frame: pd.DataFrame, **kwargs) -> StatusLabeler:
+    options = {"cluster_rules": RULES, "default_status": "occasional", "parameters": {"new_window_days": 90}}
+    return StatusLabeler(**(options | kwargs)).fit(frame)
+
+
+def test_clusters_are_named_by_their_profile_whatever_their_ids():
+    for ids in [(0, 1, 2), (2, 0, 1), (7, 3, 5)]:
+        frame = customers(ids)
+        statuses = fit(frame).predict(frame)["status"].tolist()
+        assert statuses == ["lost", "lost", "loyal", "loyal", "occasional", "occasional"]
+
+
+def test_the_first_matching_rule_wins_and_the_default_catches_the_rest():
+    labeler = fit(customers((0, 1, 2)))
+    assert labeler.mapping_ == {0: "lost", 1: "loyal", 2: "occasional"}
+    assert labeler.reasons_[2] == "no rule matched: default status"
+
+
+def test_each_mapping_carries_a_readable_reason_with_the_profile_values():
+    labeler = fit(customers((0, 1, 2)))
+    assert labeler.reasons_[0] == "long silent (overdue_ratio 10 >= 5)"
+    assert labeler.reasons_[1].startswith("rank_frequency 0.917 >= 0.6; overdue_ratio 0.75 < 2")
+
+
+def test_profiles_hold_size_share_and_median_signals():
+    profiles = fit(customers((0, 1, 2))).cluster_profiles_
+    assert profiles.loc[0, "customers"] == 2
+    assert profiles.loc[0, "share"] == pytest.approx(1 / 3)
+    assert profiles.loc[1, "overdue_ratio"] == 0.75
+    assert profiles.loc[1, "status"] == "loyal"
+
+
+def test_several_clusters_may_share_a_status():
+    frame = customers((0, 1, 2))
+    frame.loc[1, "cluster"] = 3  # the two gone customers now form two clusters
+    labeler = fit(frame)
+    assert labeler.mapping_[0] == labeler.mapping_[3] == "lost"
+
+
+def test_customer_rules_override_the_cluster_for_single_customers_and_say_so():
+    frame = customers((0, 1, 2))
+    result = fit(frame, customer_rules=NEW_RULE).predict(frame)
+    # the frequent customer with 30 days of tenure is new whatever their cluster
+    assert result["status"].tolist() == ["lost", "lost", "loyal", "new", "occasional", "occasional"]
+    assert result.loc[3, "status_source"] == "customer_rule"
+    assert result.loc[3, "status_reason"] == "customer rule: just arrived"
+    assert (result.drop(index=3)["status_source"] == "cluster").all()
+
+
+def test_a_rule_on_an_unknown_signal_is_rejected_by_name():
+    bad = (StatusRule(status="lost", when={"overdue": {"ge": 5}}),)
+    with pytest.raises(ValueError, match=r"unknown signal\(s\) \['overdue'\]"):
+        fit(customers((0, 1, 2)), cluster_rules=bad)
+
+
+def test_missing_values_never_satisfy_a_condition():
+    frame = customers((0, 1, 2))
+    frame["overdue_ratio"] = float("nan")
+    assert set(fit(frame).mapping_.values()) == {"occasional"}
+
+
+def test_unseen_clusters_and_unfitted_use_are_errors():
+    frame = customers((0, 1, 2))
+    with pytest.raises(NotFittedError):
+        StatusLabeler().predict(frame)
+    with pytest.raises(ValueError, match="not seen"):
+        fit(frame).predict(frame.assign(cluster=9))
+
+
+def test_it_follows_the_scikit_learn_contract():
+    labeler = StatusLabeler(cluster_rules=RULES)
+    assert clone(labeler).get_params()["cluster_rules"] == RULES
+    assert labeler.fit(customers((0, 1, 2))) is labeler
+
+
+def test_the_shipped_rules_load_and_cover_every_status():
+    rules = load_rules()
+    assert {r.status for r in rules["cluster_rules"]} == {
+        "new", "active", "loyal", "occasional", "at_risk", "declining", "lost"
+    }
+    assert [r.status for r in rules["customer_rules"]] == ["new"]

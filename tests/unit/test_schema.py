@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.config import DataConfig, TransactionColumns
+from pipeline.errors import InputError
+from pipeline.schema import clean_transactions
+
+
+def raw(rows, columns=("customer_id", "timestamp", "amount")) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns)).astype("string")
+
+
+def test_clean_rows_come_out_typed_and_sorted():
+    result = clean_transactions(
+        raw([["b", "2024-01-02", "5"], ["a", "2024-01-03 10:00:00", "7.5"], ["a", "2024-01-01", "1"]]),
+        data=DataConfig(), source="t.csv",
+    )
+    tx = result.transactions
+    assert tx["customer_id"].tolist() == ["a", "a", "b"]
+    assert tx["amount"].tolist() == [1.0, 7.5, 5.0]
+    assert str(tx["timestamp"].dtype) == "datetime64[ns]"
+    assert result.as_of == pd.Timestamp("2024-01-03")
+    assert result.quarantine.empty
+
+
+def test_a_missing_column_names_the_file_and_the_column():
+    with pytest.raises(InputError) as caught:
+        clean_transactions(raw([["a", "2024-01-01"]], ("customer_id", "date")), data=DataConfig(), source="t.csv")
+    assert str(caught.value).startswith("t.csv, column 'timestamp': required column missing")
+    assert "data.columns" in str(caught.value)
+
+
+def test_columns_are_mapped_by_config():
+    data = DataConfig(columns=TransactionColumns(customer_id="cust", timestamp="when", amount="value"))
+    result = clean_transactions(raw([["a", "2024-01-01", "3"]], ("cust", "when", "value")), data=data, source="t.csv")
+    assert result.transactions["amount"].tolist() == [3.0]
+
+
+def test_an_unparsable_date_names_the_column_the_row_and_the_value():
+    rows = [["a", "2024-01-01", "1"], ["a", "2024-01-02", "1"], ["a", "31/01/2024", "1"]]
+    with pytest.raises(InputError) as caught:
+        clean_transactions(raw(rows), data=DataConfig(), source="t.csv")
+    message = str(caught.value)
+    assert "column 'timestamp'" in message and "row 3" in message and "'31/01/2024'" in message
+    assert "timestamp_format" in message
+
+
+def test_a_configured_date_format_reads_the_dates():
+    data = DataConfig(timestamp_format="%d/%m/%Y")
+    result = clean_transactions(raw([["a", "31/01/2024", "1"]]), data=data, source="t.csv")
+    assert result.transactions["timestamp"].iloc[0] == pd.Timestamp("2024-01-31")
+
+
+def test_a_non_numeric_amount_is_an_error_naming_its_row():
+    with pytest.raises(InputError, match=r"column 'amount', row 2: cannot read '\$5' as a number"):
+        clean_transactions(raw([["a", "2024-01-01", "1"], ["a", "2024-01-02", "$5"]]), data=DataConfig(), source="t.csv")
+
+
+def test_an_empty_table_is_an_error():
+    with pytest.raises(InputError, match="no rows"):
+        clean_transactions(raw([]), data=DataConfig(), source="t.csv")
+
+
+def test_negative_amounts_stop_the_run_unless_configured_to_be_set_aside():
+    rows = [["a", "2024-01-01", "10"], ["a", "2024-01-02", "-4"]]
+    with pytest.raises(InputError, match=r"row 2: negative amount -4"):
+        clean_transactions(raw(rows), data=DataConfig(), source="t.csv")
+    result = clean_transactions(raw(rows), data=DataConfig(negative_amounts="quarantine"), source="t.csv")
+    assert result.quarantine["reason"].tolist() == ["negative_amount"]
+    assert result.quarantine["source_row"].tolist() == [2]
+
+
+def test_duplicates_follow_the_configured_policy():
+    rows = [["a", "2024-01-01", "10"], ["a", "2024-01-01", "10"], ["b", "2024-01-01", "10"]]
+    with pytest.raises(InputError, match="row 2: exact duplicate"):
+        clean_transactions(raw(rows), data=DataConfig(), source="t.csv")
+    aside = clean_transactions(raw(rows), data=DataConfig(duplicates="quarantine"), source="t.csv")
+    assert aside.counts_by_reason() == {"duplicate": 1}
+    kept = clean_transactions(raw(rows), data=DataConfig(duplicates="keep"), source="t.csv")
+    assert len(kept.transactions) == 3
+
+
+def test_rows_set_aside_are_counted_by_reason_and_none_vanish():
+    rows = [
+        ["a", "2024-01-01", "10"],
+        [None, "2024-01-01", "10"],
+        ["b", None, "10"],
+        ["c", "2024-01-05", None],
+        ["a", "2024-02-01 00:00:01", "3"],
+        ["a", "2024-01-31 23:59:59", "3"],
+    ]
+    result = clean_transactions(raw(rows), data=DataConfig(), source="t.csv", as_of=pd.Timestamp("2024-01-31"))
+    assert result.counts_by_reason() == {
+        "after_as_of": 1, "missing_amount": 1, "missing_customer_id": 1, "missing_timestamp": 1
+    }
+    assert result.rows_in == len(result.transactions) + len(result.quarantine) == 6
+    # the as-of day is observed up to its end
+    assert result.transactions["timestamp"].max() == pd.Timestamp("2024-01-31 23:59:59")
+    assert set(result.quarantine.columns) >= {"source_row", "reason", "customer_id", "timestamp", "amount"}
+
+
+def test_float_customer_ids_from_parquet_are_read_as_their_integer():
+    frame = pd.DataFrame({"customer_id": [12346.0, 12346.0], "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]), "amount": [1.0, 2.0]})
+    result = clean_transactions(frame, data=DataConfig(), source="t.parquet")
+    assert result.transactions["customer_id"].unique().tolist() == ["12346"]
+
+
+def test_timezone_aware_timestamps_are_compared_in_utc():
+    frame = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01T23:30:00-02:00"], "amount": ["1"]})
+    result = clean_transactions(frame, data=DataConfig(), source="t.csv")
+    assert result.transactions["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 01:30:00")
+
+
+def test_nothing_left_before_the_as_of_date_is_an_error():
+    with pytest.raises(InputError, match="no transactions on or before"):
+        clean_transactions(raw([["a", "2024-05-01", "1"]]), data=DataConfig(), source="t.csv", as_of=pd.Timestamp("2024-01-01"))
