@@ -39,7 +39,9 @@ def make_clusterer(config: ClusteringConfig, *, random_state: int) -> Pipeline:
             ("scale", StandardScaler()),
             (
                 "cluster",
-                KMeans(n_clusters=config.n_clusters, n_init=config.n_init, random_state=random_state),
+                KMeans(
+                    n_clusters=config.n_clusters, n_init=config.n_init, random_state=random_state
+                ),
             ),
         ]
     )
@@ -50,7 +52,9 @@ def fit_clusters(
 ) -> tuple[Pipeline, np.ndarray]:
     """Fit the clusterer on one row per customer; return it and each customer's cluster."""
     n_clusters = min(config.n_clusters, len(features))
-    clusterer = make_clusterer(config.model_copy(update={"n_clusters": n_clusters}), random_state=random_state)
+    clusterer = make_clusterer(
+        config.model_copy(update={"n_clusters": n_clusters}), random_state=random_state
+    )
     labels = clusterer.fit_predict(features)
     return clusterer, labels.astype("int64")
 
@@ -77,7 +81,10 @@ def cluster_metrics(
     if 1 < n_found < len(labels):
         metrics["silhouette"] = float(
             silhouette_score(
-                embedded, labels, sample_size=min(sample_size, len(labels)), random_state=random_state
+                embedded,
+                labels,
+                sample_size=min(sample_size, len(labels)),
+                random_state=random_state,
             )
         )
         metrics["calinski_harabasz"] = float(calinski_harabasz_score(embedded, labels))

@@ -111,7 +111,9 @@ class ClusteringConfig(_Section):
 class CLVConfig(_Section):
     penalizer: float = Field(default=0.001, ge=0)
     monetary_penalizer: float = Field(default=0.001, ge=0)
-    declining_below: float = Field(default=0.7, gt=0, description="trend_ratio below this: declining")
+    declining_below: float = Field(
+        default=0.7, gt=0, description="trend_ratio below this: declining"
+    )
     rising_above: float = Field(default=1.3, gt=0, description="trend_ratio above this: rising")
 
     @model_validator(mode="after")
@@ -232,7 +234,9 @@ def _describe(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{location}'. Check its spelling against configs/default.yaml"
+        return (
+            f"{source}: unknown key '{location}'. Check its spelling against configs/default.yaml"
+        )
     return f"{source}: '{location}': {first['msg']}"
 
 

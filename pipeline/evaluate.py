@@ -25,14 +25,18 @@ def status_summary(segments: pd.DataFrame) -> pd.DataFrame:
             "share": grouped.size() / len(segments),
             "mean_expected_spend": grouped["expected_spend"].mean(),
             "mean_p_alive": grouped["p_alive"].mean(),
-            "value_share": grouped["expected_spend"].sum() / total_value if total_value > 0 else 0.0,
+            "value_share": grouped["expected_spend"].sum() / total_value
+            if total_value > 0
+            else 0.0,
         }
     )
     order = [s for s in STATUSES if s in summary.index]
     return summary.loc[order].rename_axis("status").reset_index()
 
 
-def planted_recovery(segments: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
+def planted_recovery(
+    segments: pd.DataFrame, truth: pd.DataFrame
+) -> tuple[dict[str, float], pd.DataFrame]:
     """How well the found statuses recover planted ones.
 
     Returns
@@ -42,12 +46,16 @@ def planted_recovery(segments: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict[
     confusion
         Counts with planted statuses as rows and found statuses as columns.
     """
-    joined = truth.merge(segments[[CUSTOMER_ID, "status"]], on=CUSTOMER_ID, how="inner", suffixes=("_planted", ""))
+    joined = truth.merge(
+        segments[[CUSTOMER_ID, "status"]], on=CUSTOMER_ID, how="inner", suffixes=("_planted", "")
+    )
     planted, found = joined["status_planted"], joined["status"]
     labels = [s for s in STATUSES if s in set(planted) | set(found)]
     per_status = f1_score(planted, found, labels=labels, average=None, zero_division=0)
     metrics = {
-        "planted_macro_f1": float(f1_score(planted, found, labels=labels, average="macro", zero_division=0)),
+        "planted_macro_f1": float(
+            f1_score(planted, found, labels=labels, average="macro", zero_division=0)
+        ),
         "planted_accuracy": float((planted == found).mean()),
         "planted_customers_matched": float(len(joined)),
     }

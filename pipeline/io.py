@@ -63,9 +63,13 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
     path = Path(source)
     name = path.name.lower()
     if not path.exists():
-        raise InputError(source, "file not found", "Check the path given by --transactions or data.transactions")
+        raise InputError(
+            source, "file not found", "Check the path given by --transactions or data.transactions"
+        )
     if path.is_dir() or path.stat().st_size == 0:
-        raise InputError(source, "the file is empty" if path.is_file() else "is a directory, not a file")
+        raise InputError(
+            source, "the file is empty" if path.is_file() else "is a directory, not a file"
+        )
     if name.endswith(PARQUET_SUFFIXES):
         with path.open("rb") as handle:
             if handle.read(4) != _PARQUET_MAGIC:
@@ -73,11 +77,15 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
         try:
             return pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several unrelated types for corrupt files
-            raise InputError(source, f"cannot read the Parquet file ({error.__class__.__name__})") from None
+            raise InputError(
+                source, f"cannot read the Parquet file ({error.__class__.__name__})"
+            ) from None
     if name.endswith(CSV_SUFFIXES):
         with path.open("rb") as handle:
             if handle.read(4) == _PARQUET_MAGIC:
-                raise InputError(source, "is a Parquet file although its name says CSV", "Rename it to .parquet")
+                raise InputError(
+                    source, "is a Parquet file although its name says CSV", "Rename it to .parquet"
+                )
         try:
             return pd.read_csv(
                 path,
@@ -90,9 +98,7 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
             detail = str(error).splitlines()[0]
             raise InputError(source, f"not a readable CSV file ({detail})") from None
-    raise InputError(
-        source, "unknown file type", "Use a .csv, .csv.gz or .parquet file"
-    )
+    raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -113,7 +119,9 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_json(payload: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
 
 
 def read_json(path: Path) -> dict[str, Any]:

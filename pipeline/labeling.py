@@ -17,11 +17,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.config import Condition, StatusRule
+from pipeline.config import StatusRule
 
 CLUSTER = "cluster"
 RANK_PREFIX = "rank_"
-_OPERATORS = {"gt": (np.greater, ">"), "ge": (np.greater_equal, ">="), "lt": (np.less, "<"), "le": (np.less_equal, "<=")}
+_OPERATORS = {
+    "gt": (np.greater, ">"),
+    "ge": (np.greater_equal, ">="),
+    "lt": (np.less, "<"),
+    "le": (np.less_equal, "<="),
+}
 
 
 def _format(value: float) -> str:
@@ -65,7 +70,9 @@ class StatusLabeler(BaseEstimator):
         signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
         self._check_rule_signals(signals.columns)
         # Sorted reference values let customers scored later be ranked against this population.
-        self.reference_ = {name: np.sort(signals[name].dropna().to_numpy()) for name in signals.columns}
+        self.reference_ = {
+            name: np.sort(signals[name].dropna().to_numpy()) for name in signals.columns
+        }
         ranks = signals.rank(pct=True).add_prefix(RANK_PREFIX)
         grouped = pd.concat([signals, ranks], axis=1).groupby(customers[CLUSTER].to_numpy())
         profiles = grouped.median()
@@ -97,7 +104,9 @@ class StatusLabeler(BaseEstimator):
         if isinstance(value, str):
             parameters = self.parameters or {}
             if value not in parameters:
-                raise ValueError(f"rule bound '{value}' is not a known parameter {sorted(parameters)}")
+                raise ValueError(
+                    f"rule bound '{value}' is not a known parameter {sorted(parameters)}"
+                )
             return float(parameters[value])
         return float(value)
 

@@ -35,7 +35,9 @@ class CleanTransactions:
     def counts_by_reason(self) -> dict[str, int]:
         if self.quarantine.empty:
             return {}
-        return {str(k): int(v) for k, v in self.quarantine[REASON].value_counts().sort_index().items()}
+        return {
+            str(k): int(v) for k, v in self.quarantine[REASON].value_counts().sort_index().items()
+        }
 
 
 def _first_bad_row(mask: pd.Series) -> int:
@@ -127,7 +129,11 @@ def clean_transactions(
     """
     raw = raw.reset_index(drop=True)
     columns = data.columns
-    mapping = {columns.customer_id: CUSTOMER_ID, columns.timestamp: TIMESTAMP, columns.amount: AMOUNT}
+    mapping = {
+        columns.customer_id: CUSTOMER_ID,
+        columns.timestamp: TIMESTAMP,
+        columns.amount: AMOUNT,
+    }
     missing = [name for name in mapping if name not in raw.columns]
     if missing:
         available = ", ".join(map(str, raw.columns[:12]))
@@ -138,13 +144,18 @@ def clean_transactions(
             column=missing[0],
         )
     if raw.empty:
-        raise InputError(source, "the file has a header but no rows", "Point at a file with transactions")
+        raise InputError(
+            source, "the file has a header but no rows", "Point at a file with transactions"
+        )
 
     frame = pd.DataFrame(
         {
             CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
             TIMESTAMP: _parse_timestamps(
-                raw[columns.timestamp], fmt=data.timestamp_format, source=source, column=columns.timestamp
+                raw[columns.timestamp],
+                fmt=data.timestamp_format,
+                source=source,
+                column=columns.timestamp,
             ),
             AMOUNT: _parse_amounts(raw[columns.amount], source=source, column=columns.amount),
         },

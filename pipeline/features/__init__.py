@@ -42,4 +42,6 @@ def build_features(
     prior = population_gap_prior(rfm) if prior_gap_days is None else prior_gap_days
     rhythm = rhythm_features(daily, rfm, prior_gap_days=prior)
     trend = trend_features(daily, as_of=as_of, window_days=recent_window_days)
-    return rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(trend, on=CUSTOMER_ID, validate="1:1")
+    return rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(
+        trend, on=CUSTOMER_ID, validate="1:1"
+    )

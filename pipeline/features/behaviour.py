@@ -27,7 +27,9 @@ def population_gap_prior(rfm: pd.DataFrame) -> float:
     return float((repeaters["recency_days"] / repeaters["frequency"]).median())
 
 
-def rhythm_features(daily: pd.DataFrame, rfm: pd.DataFrame, *, prior_gap_days: float) -> pd.DataFrame:
+def rhythm_features(
+    daily: pd.DataFrame, rfm: pd.DataFrame, *, prior_gap_days: float
+) -> pd.DataFrame:
     """Gaps between purchase days and how overdue each customer is against their own rhythm.
 
     Parameters
@@ -91,10 +93,14 @@ def trend_features(daily: pd.DataFrame, *, as_of: pd.Timestamp, window_days: int
     recent = daily[AMOUNT].where(age_days < window_days, 0.0)
     previous = daily[AMOUNT].where((age_days >= window_days) & (age_days < 2 * window_days), 0.0)
     sums = (
-        pd.DataFrame({CUSTOMER_ID: daily[CUSTOMER_ID], "spend_recent": recent, "spend_previous": previous})
+        pd.DataFrame(
+            {CUSTOMER_ID: daily[CUSTOMER_ID], "spend_recent": recent, "spend_previous": previous}
+        )
         .groupby(CUSTOMER_ID, sort=True)
         .sum()
     )
     both = sums["spend_recent"] + sums["spend_previous"]
-    sums["spend_change"] = ((sums["spend_recent"] - sums["spend_previous"]) / both.where(both > 0)).fillna(0.0)
+    sums["spend_change"] = (
+        (sums["spend_recent"] - sums["spend_previous"]) / both.where(both > 0)
+    ).fillna(0.0)
     return sums.reset_index()

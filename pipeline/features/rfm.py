@@ -60,15 +60,19 @@ def rfm_features(daily: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     monetary = np.where(frequency > 0, repeat_spend / frequency.clip(lower=1), 0.0)
     recency_days = (last_day - first_day).dt.days.astype("float64")
     tenure_days = (as_of - first_day).dt.days.astype("float64")
-    return pd.DataFrame(
-        {
-            "frequency": frequency.astype("int64"),
-            "recency_days": recency_days,
-            "tenure_days": tenure_days,
-            "monetary": monetary,
-            "days_since_last_purchase": tenure_days - recency_days,
-            "orders": orders.astype("int64"),
-            "total_spend": total_spend.astype("float64"),
-            "avg_order_value": (total_spend / orders).astype("float64"),
-        }
-    ).rename_axis(CUSTOMER_ID).reset_index()
+    return (
+        pd.DataFrame(
+            {
+                "frequency": frequency.astype("int64"),
+                "recency_days": recency_days,
+                "tenure_days": tenure_days,
+                "monetary": monetary,
+                "days_since_last_purchase": tenure_days - recency_days,
+                "orders": orders.astype("int64"),
+                "total_spend": total_spend.astype("float64"),
+                "avg_order_value": (total_spend / orders).astype("float64"),
+            }
+        )
+        .rename_axis(CUSTOMER_ID)
+        .reset_index()
+    )

@@ -28,18 +28,34 @@ def test_rfm_has_exact_values_for_hand_made_customers(six_rows):
     assert rfm.loc["a", "days_since_last_purchase"] == 10
     assert rfm.loc["a", "total_spend"] == 65.0
     assert rfm.loc["a", "avg_order_value"] == pytest.approx(65 / 3)
-    assert rfm.loc["b", ["frequency", "recency_days", "tenure_days", "monetary"]].tolist() == [0, 0, 20, 0]
+    assert rfm.loc["b", ["frequency", "recency_days", "tenure_days", "monetary"]].tolist() == [
+        0,
+        0,
+        20,
+        0,
+    ]
     assert rfm.loc["c", "tenure_days"] == 39
 
 
 def test_rfm_matches_lifetimes_summary_on_the_same_transactions(six_rows):
     ours = rfm_features(purchase_days(six_rows), as_of=AS_OF).set_index("customer_id")
     theirs = summary_data_from_transaction_data(
-        six_rows, "customer_id", "timestamp", monetary_value_col="amount", observation_period_end=AS_OF, freq="D"
+        six_rows,
+        "customer_id",
+        "timestamp",
+        monetary_value_col="amount",
+        observation_period_end=AS_OF,
+        freq="D",
     )
-    for our_column, their_column in [("frequency", "frequency"), ("recency_days", "recency"),
-                                     ("tenure_days", "T"), ("monetary", "monetary_value")]:
-        np.testing.assert_allclose(ours[our_column].to_numpy(float), theirs.loc[ours.index, their_column].to_numpy(float))
+    for our_column, their_column in [
+        ("frequency", "frequency"),
+        ("recency_days", "recency"),
+        ("tenure_days", "T"),
+        ("monetary", "monetary_value"),
+    ]:
+        np.testing.assert_allclose(
+            ours[our_column].to_numpy(float), theirs.loc[ours.index, their_column].to_numpy(float)
+        )
 
 
 def test_rhythm_measures_gaps_and_how_overdue_a_customer_is(six_rows):
@@ -70,12 +86,16 @@ def test_population_gap_prior_is_the_median_mean_gap_of_repeat_customers(six_row
 def test_spend_change_compares_the_recent_window_with_the_one_before():
     tx = transactions(
         [
-            ("up", "2024-01-05", 10.0), ("up", "2024-03-05", 30.0),
-            ("down", "2024-01-05", 40.0), ("down", "2024-03-05", 10.0),
+            ("up", "2024-01-05", 10.0),
+            ("up", "2024-03-05", 30.0),
+            ("down", "2024-01-05", 40.0),
+            ("down", "2024-03-05", 10.0),
             ("gone", "2023-01-05", 10.0),
         ]
     )
-    trend = trend_features(purchase_days(tx), as_of=pd.Timestamp("2024-03-31"), window_days=60).set_index("customer_id")
+    trend = trend_features(
+        purchase_days(tx), as_of=pd.Timestamp("2024-03-31"), window_days=60
+    ).set_index("customer_id")
     assert trend.loc["up", ["spend_recent", "spend_previous"]].tolist() == [30.0, 10.0]
     assert trend.loc["up", "spend_change"] == pytest.approx(0.5)
     assert trend.loc["down", "spend_change"] == pytest.approx(-0.6)
@@ -88,12 +108,29 @@ def test_build_features_gives_one_row_per_customer_without_touching_its_input(si
     pd.testing.assert_frame_equal(six_rows, before)
     assert features["customer_id"].tolist() == ["a", "b", "c"]
     assert features["customer_id"].is_unique
-    expected = {"frequency", "recency_days", "tenure_days", "monetary", "days_since_last_purchase",
-                "overdue_ratio", "gap_cv", "spend_change", "repeat_purchases_per_year"}
+    expected = {
+        "frequency",
+        "recency_days",
+        "tenure_days",
+        "monetary",
+        "days_since_last_purchase",
+        "overdue_ratio",
+        "gap_cv",
+        "spend_change",
+        "repeat_purchases_per_year",
+    }
     assert expected <= set(features.columns)
 
 
 def test_a_given_prior_makes_a_customers_features_independent_of_the_others(six_rows):
-    alone = build_features(six_rows[six_rows["customer_id"] == "b"], as_of=AS_OF, recent_window_days=30, prior_gap_days=15.0)
+    alone = build_features(
+        six_rows[six_rows["customer_id"] == "b"],
+        as_of=AS_OF,
+        recent_window_days=30,
+        prior_gap_days=15.0,
+    )
     together = build_features(six_rows, as_of=AS_OF, recent_window_days=30, prior_gap_days=15.0)
-    pd.testing.assert_frame_equal(alone.reset_index(drop=True), together[together["customer_id"] == "b"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        alone.reset_index(drop=True),
+        together[together["customer_id"] == "b"].reset_index(drop=True),
+    )

@@ -12,7 +12,11 @@ RULES = (
     StatusRule(status="lost", when={"overdue_ratio": {"ge": 5}}, reason="long silent"),
     StatusRule(status="loyal", when={"rank_frequency": {"ge": 0.6}, "overdue_ratio": {"lt": 2}}),
 )
-NEW_RULE = (StatusRule(status="new", when={"tenure_days": {"le": "new_window_days"}}, reason="just arrived"),)
+NEW_RULE = (
+    StatusRule(
+        status="new", when={"tenure_days": {"le": "new_window_days"}}, reason="just arrived"
+    ),
+)
 
 
 def customers(cluster_ids: tuple[int, int, int]) -> pd.DataFrame:
@@ -29,7 +33,11 @@ def customers(cluster_ids: tuple[int, int, int]) -> pd.DataFrame:
 
 
 def fit(frame: pd.DataFrame, **kwargs) -> StatusLabeler:
-    options = {"cluster_rules": RULES, "default_status": "occasional", "parameters": {"new_window_days": 90}}
+    options = {
+        "cluster_rules": RULES,
+        "default_status": "occasional",
+        "parameters": {"new_window_days": 90},
+    }
     return StatusLabeler(**(options | kwargs)).fit(frame)
 
 
@@ -106,6 +114,12 @@ def test_it_follows_the_scikit_learn_contract():
 def test_the_shipped_rules_load_and_cover_every_status():
     rules = load_rules()
     assert {r.status for r in rules["cluster_rules"]} == {
-        "new", "active", "loyal", "occasional", "at_risk", "declining", "lost"
+        "new",
+        "active",
+        "loyal",
+        "occasional",
+        "at_risk",
+        "declining",
+        "lost",
     }
     assert [r.status for r in rules["customer_rules"]] == ["new"]

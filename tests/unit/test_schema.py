@@ -14,8 +14,15 @@ def raw(rows, columns=("customer_id", "timestamp", "amount")) -> pd.DataFrame:
 
 def test_clean_rows_come_out_typed_and_sorted():
     result = clean_transactions(
-        raw([["b", "2024-01-02", "5"], ["a", "2024-01-03 10:00:00", "7.5"], ["a", "2024-01-01", "1"]]),
-        data=DataConfig(), source="t.csv",
+        raw(
+            [
+                ["b", "2024-01-02", "5"],
+                ["a", "2024-01-03 10:00:00", "7.5"],
+                ["a", "2024-01-01", "1"],
+            ]
+        ),
+        data=DataConfig(),
+        source="t.csv",
     )
     tx = result.transactions
     assert tx["customer_id"].tolist() == ["a", "a", "b"]
@@ -27,14 +34,20 @@ def test_clean_rows_come_out_typed_and_sorted():
 
 def test_a_missing_column_names_the_file_and_the_column():
     with pytest.raises(InputError) as caught:
-        clean_transactions(raw([["a", "2024-01-01"]], ("customer_id", "date")), data=DataConfig(), source="t.csv")
+        clean_transactions(
+            raw([["a", "2024-01-01"]], ("customer_id", "date")), data=DataConfig(), source="t.csv"
+        )
     assert str(caught.value).startswith("t.csv, column 'timestamp': required column missing")
     assert "data.columns" in str(caught.value)
 
 
 def test_columns_are_mapped_by_config():
-    data = DataConfig(columns=TransactionColumns(customer_id="cust", timestamp="when", amount="value"))
-    result = clean_transactions(raw([["a", "2024-01-01", "3"]], ("cust", "when", "value")), data=data, source="t.csv")
+    data = DataConfig(
+        columns=TransactionColumns(customer_id="cust", timestamp="when", amount="value")
+    )
+    result = clean_transactions(
+        raw([["a", "2024-01-01", "3"]], ("cust", "when", "value")), data=data, source="t.csv"
+    )
     assert result.transactions["amount"].tolist() == [3.0]
 
 
@@ -55,7 +68,11 @@ def test_a_configured_date_format_reads_the_dates():
 
 def test_a_non_numeric_amount_is_an_error_naming_its_row():
     with pytest.raises(InputError, match=r"column 'amount', row 2: cannot read '\$5' as a number"):
-        clean_transactions(raw([["a", "2024-01-01", "1"], ["a", "2024-01-02", "$5"]]), data=DataConfig(), source="t.csv")
+        clean_transactions(
+            raw([["a", "2024-01-01", "1"], ["a", "2024-01-02", "$5"]]),
+            data=DataConfig(),
+            source="t.csv",
+        )
 
 
 def test_an_empty_table_is_an_error():
@@ -67,7 +84,9 @@ def test_negative_amounts_stop_the_run_unless_configured_to_be_set_aside():
     rows = [["a", "2024-01-01", "10"], ["a", "2024-01-02", "-4"]]
     with pytest.raises(InputError, match=r"row 2: negative amount -4"):
         clean_transactions(raw(rows), data=DataConfig(), source="t.csv")
-    result = clean_transactions(raw(rows), data=DataConfig(negative_amounts="quarantine"), source="t.csv")
+    result = clean_transactions(
+        raw(rows), data=DataConfig(negative_amounts="quarantine"), source="t.csv"
+    )
     assert result.quarantine["reason"].tolist() == ["negative_amount"]
     assert result.quarantine["source_row"].tolist() == [2]
 
@@ -91,28 +110,52 @@ def test_rows_set_aside_are_counted_by_reason_and_none_vanish():
         ["a", "2024-02-01 00:00:01", "3"],
         ["a", "2024-01-31 23:59:59", "3"],
     ]
-    result = clean_transactions(raw(rows), data=DataConfig(), source="t.csv", as_of=pd.Timestamp("2024-01-31"))
+    result = clean_transactions(
+        raw(rows), data=DataConfig(), source="t.csv", as_of=pd.Timestamp("2024-01-31")
+    )
     assert result.counts_by_reason() == {
-        "after_as_of": 1, "missing_amount": 1, "missing_customer_id": 1, "missing_timestamp": 1
+        "after_as_of": 1,
+        "missing_amount": 1,
+        "missing_customer_id": 1,
+        "missing_timestamp": 1,
     }
     assert result.rows_in == len(result.transactions) + len(result.quarantine) == 6
     # the as-of day is observed up to its end
     assert result.transactions["timestamp"].max() == pd.Timestamp("2024-01-31 23:59:59")
-    assert set(result.quarantine.columns) >= {"source_row", "reason", "customer_id", "timestamp", "amount"}
+    assert set(result.quarantine.columns) >= {
+        "source_row",
+        "reason",
+        "customer_id",
+        "timestamp",
+        "amount",
+    }
 
 
 def test_float_customer_ids_from_parquet_are_read_as_their_integer():
-    frame = pd.DataFrame({"customer_id": [12346.0, 12346.0], "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]), "amount": [1.0, 2.0]})
+    frame = pd.DataFrame(
+        {
+            "customer_id": [12346.0, 12346.0],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "amount": [1.0, 2.0],
+        }
+    )
     result = clean_transactions(frame, data=DataConfig(), source="t.parquet")
     assert result.transactions["customer_id"].unique().tolist() == ["12346"]
 
 
 def test_timezone_aware_timestamps_are_compared_in_utc():
-    frame = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01T23:30:00-02:00"], "amount": ["1"]})
+    frame = pd.DataFrame(
+        {"customer_id": ["a"], "timestamp": ["2024-01-01T23:30:00-02:00"], "amount": ["1"]}
+    )
     result = clean_transactions(frame, data=DataConfig(), source="t.csv")
     assert result.transactions["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 01:30:00")
 
 
 def test_nothing_left_before_the_as_of_date_is_an_error():
     with pytest.raises(InputError, match="no transactions on or before"):
-        clean_transactions(raw([["a", "2024-05-01", "1"]]), data=DataConfig(), source="t.csv", as_of=pd.Timestamp("2024-01-01"))
+        clean_transactions(
+            raw([["a", "2024-05-01", "1"]]),
+            data=DataConfig(),
+            source="t.csv",
+            as_of=pd.Timestamp("2024-01-01"),
+        )

@@ -1,0 +1,105 @@
+"""The fitted bundle: everything needed to segment customers again without refitting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from pipeline.clv import CustomerValueModel
+from pipeline.config import Config
+from pipeline.features import build_features
+from pipeline.labeling import CLUSTER, StatusLabeler
+from pipeline.schema import CUSTOMER_ID
+
+# The segment table's leading columns: a contract with notebooks, schedulers and scoring.
+SEGMENT_COLUMNS = (
+    CUSTOMER_ID,
+    "status",
+    "status_reason",
+    "status_source",
+    CLUSTER,
+    "value_trend",
+    "trend_ratio",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "frequency",
+    "recency_days",
+    "tenure_days",
+    "monetary",
+    "days_since_last_purchase",
+)
+
+
+def assemble_segments(
+    features: pd.DataFrame,
+    clusters: np.ndarray,
+    values: pd.DataFrame,
+    statuses: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """One row per customer: contract columns first, then every feature, then the as-of date."""
+    table = pd.concat(
+        [
+            features.reset_index(drop=True),
+            values.reset_index(drop=True),
+            statuses.reset_index(drop=True),
+        ],
+        axis=1,
+    )
+    table[CLUSTER] = clusters
+    table["as_of"] = pd.Timestamp(as_of).normalize()
+    rest = [c for c in table.columns if c not in SEGMENT_COLUMNS]
+    return (
+        table[list(SEGMENT_COLUMNS) + rest]
+        .sort_values(CUSTOMER_ID, kind="mergesort")
+        .reset_index(drop=True)
+    )
+
+
+@dataclass
+class SegmentationModel:
+    """A fitted segmentation: feature settings, clusterer, value model and labeler."""
+
+    config: Config
+    trained_as_of: pd.Timestamp
+    prior_gap_days: float
+    clusterer: Pipeline
+    value_model: CustomerValueModel
+    labeler: StatusLabeler
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, transactions: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+        return build_features(
+            transactions,
+            as_of=as_of,
+            recent_window_days=self.config.features.recent_window_days,
+            prior_gap_days=self.prior_gap_days,
+        )
+
+    def segment_features(
+        self, features: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int
+    ) -> pd.DataFrame:
+        """Apply the fitted stages to per-customer features."""
+        clusters = self.clusterer.predict(features).astype("int64")
+        values = self.value_model.predict(features, horizon_days=horizon_days)
+        signals = pd.concat(
+            [features.reset_index(drop=True), values.reset_index(drop=True)], axis=1
+        )
+        signals[CLUSTER] = clusters
+        statuses = self.labeler.predict(signals)
+        return assemble_segments(features, clusters, values, statuses, as_of=as_of)
+
+    def segment(
+        self, transactions: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int | None = None
+    ) -> pd.DataFrame:
+        """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``."""
+        features = self.features(transactions, as_of=as_of)
+        return self.segment_features(
+            features, as_of=as_of, horizon_days=horizon_days or self.config.horizon_days
+        )

@@ -1,0 +1,133 @@
+"""Figures people would rather look at than read. Each function returns a matplotlib Figure;
+the orchestrator decides where it goes (the output folder, MLflow)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and schedulers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from pipeline.config import STATUSES  # noqa: E402
+
+if TYPE_CHECKING:
+    from pipeline.train import TrainingResult
+
+STATUS_COLOURS = {
+    "new": "#4e79a7",
+    "active": "#59a14f",
+    "loyal": "#b07aa1",
+    "occasional": "#9c755f",
+    "at_risk": "#f28e2b",
+    "declining": "#edc948",
+    "lost": "#e15759",
+}
+PROFILE_FEATURES = (
+    "repeat_purchases_per_year",
+    "days_since_last_purchase",
+    "overdue_ratio",
+    "tenure_days",
+    "avg_order_value",
+    "spend_change",
+    "p_alive",
+    "expected_spend",
+)
+
+
+def _present(segments: pd.DataFrame) -> list[str]:
+    return [s for s in STATUSES if s in set(segments["status"])]
+
+
+def status_sizes(segments: pd.DataFrame) -> Figure:
+    """Customers and share of expected value per status, side by side."""
+    order = _present(segments)
+    grouped = segments.groupby("status")
+    counts = grouped.size().reindex(order)
+    value = grouped["expected_spend"].sum().reindex(order)
+    value_share = value / value.sum() if value.sum() > 0 else value * 0
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    colours = [STATUS_COLOURS[s] for s in order]
+    axes[0].barh(order, counts, color=colours)
+    axes[0].set_title("Customers per status")
+    for y, count in enumerate(counts):
+        axes[0].text(count, y, f" {count:,} ({count / counts.sum():.0%})", va="center", fontsize=8)
+    axes[1].barh(order, value_share, color=colours)
+    axes[1].set_title("Share of expected spend over the horizon")
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    for ax in axes:
+        ax.invert_yaxis()
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def status_profiles(segments: pd.DataFrame) -> Figure:
+    """Median of each key feature per status, coloured by its percentile in the population."""
+    order = _present(segments)
+    features = [f for f in PROFILE_FEATURES if f in segments.columns]
+    medians = segments.groupby("status")[features].median().reindex(order)
+    ranks = segments[features].rank(pct=True).groupby(segments["status"]).median().reindex(order)
+    fig, ax = plt.subplots(
+        figsize=(1.3 * len(features) + 2, 0.55 * len(order) + 1.8), constrained_layout=True
+    )
+    image = ax.imshow(ranks.to_numpy(), cmap="RdYlBu_r", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(features)), [f.replace("_", "\n") for f in features], fontsize=8)
+    ax.set_yticks(range(len(order)), order)
+    for (row, col), value in np.ndenumerate(medians.to_numpy()):
+        ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=8)
+    ax.set_title("Profile per status: median value (colour = percentile in the population)")
+    fig.colorbar(image, ax=ax, label="median percentile")
+    return fig
+
+
+def p_alive_by_status(segments: pd.DataFrame) -> Figure:
+    """Distribution of the probability of still being a customer, per status."""
+    order = _present(segments)
+    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    data = [segments.loc[segments["status"] == s, "p_alive"].to_numpy() for s in order]
+    parts = ax.boxplot(data, vert=False, patch_artist=True, showfliers=False)
+    ax.set_yticks(range(1, len(order) + 1), order)
+    for patch, status in zip(parts["boxes"], order, strict=True):
+        patch.set_facecolor(STATUS_COLOURS[status])
+    ax.set_xlabel("P(alive) from BG/NBD")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_title("How likely each status's customers are to still be customers")
+    return fig
+
+
+def confusion(matrix: pd.DataFrame) -> Figure:
+    """Planted (rows) against found (columns) statuses, as shares of each planted status."""
+    shares = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
+    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
+    ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(matrix.index)), matrix.index)
+    ax.set_xlabel("found")
+    ax.set_ylabel("planted")
+    for (row, col), count in np.ndenumerate(matrix.to_numpy()):
+        colour = "white" if shares.iloc[row, col] > 0.6 else "black"
+        ax.text(col, row, f"{count}", ha="center", va="center", fontsize=8, color=colour)
+    ax.set_title("Planted statuses recovered")
+    return fig
+
+
+def training_figures(result: TrainingResult) -> dict[str, Figure]:
+    figures = {
+        "status_sizes": status_sizes(result.segments),
+        "status_profiles": status_profiles(result.segments),
+        "p_alive_by_status": p_alive_by_status(result.segments),
+    }
+    if result.confusion is not None:
+        figures["planted_confusion"] = confusion(result.confusion)
+    return figures
+
+
+def close(figures: dict[str, Figure]) -> None:
+    for figure in figures.values():
+        plt.close(figure)

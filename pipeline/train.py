@@ -1,0 +1,268 @@
+"""Training: the stages composed in one visible place.
+
+`fit_segmentation` is the whole model, from clean transactions to the segment table, with no
+I/O. `run_training` adds the edges: reading and validating the input, writing outputs
+atomically, keeping the last good model, and tracking the run in MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import io, plots, tracking
+from pipeline.clustering import cluster_metrics, fit_clusters
+from pipeline.clv import CustomerValueModel
+from pipeline.config import Config, load_rules
+from pipeline.evaluate import planted_recovery, status_shares, status_summary
+from pipeline.features import build_features
+from pipeline.features.behaviour import population_gap_prior
+from pipeline.labeling import CLUSTER, StatusLabeler
+from pipeline.model import SegmentationModel, assemble_segments
+from pipeline.schema import CleanTransactions, clean_transactions
+from pipeline.synthetic import generate_transactions
+
+log = logging.getLogger(__name__)
+
+StageCallback = Callable[[str], None]
+
+
+@dataclass
+class TrainingResult:
+    """What one fit produced: the table, the bundle and each stage's metrics."""
+
+    segments: pd.DataFrame
+    model: SegmentationModel
+    stage_metrics: dict[str, dict[str, float]]
+    cluster_profiles: pd.DataFrame
+    summary: pd.DataFrame
+    confusion: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """All stage metrics in one flat dict (names are unique across stages)."""
+        return {
+            name: value for stage in self.stage_metrics.values() for name, value in stage.items()
+        }
+
+
+def make_labeler(config: Config) -> StatusLabeler:
+    shipped = load_rules()
+    labeling = config.labeling
+    return StatusLabeler(
+        cluster_rules=labeling.cluster_rules
+        if labeling.cluster_rules is not None
+        else shipped["cluster_rules"],
+        customer_rules=labeling.customer_rules
+        if labeling.customer_rules is not None
+        else shipped["customer_rules"],
+        default_status=labeling.default_status,
+        parameters={"new_window_days": labeling.new_window_days},
+    )
+
+
+def fit_segmentation(
+    clean: CleanTransactions, config: Config, *, on_stage: StageCallback | None = None
+) -> TrainingResult:
+    """Fit every stage on clean transactions and segment the same customers.
+
+    features -> clusters -> customer value (BG/NBD + Gamma-Gamma) -> statuses.
+    """
+    stage = on_stage or (lambda name: None)
+    as_of, seed = clean.as_of, config.seed
+
+    stage("features")
+    features = build_features(
+        clean.transactions, as_of=as_of, recent_window_days=config.features.recent_window_days
+    )
+    prior_gap_days = population_gap_prior(features)
+
+    stage("clustering")
+    clusterer, clusters = fit_clusters(features, config.clustering, random_state=seed)
+
+    stage("clv")
+    value_model = CustomerValueModel(
+        penalizer=config.clv.penalizer,
+        monetary_penalizer=config.clv.monetary_penalizer,
+        trend_window_days=config.features.recent_window_days,
+        declining_below=config.clv.declining_below,
+        rising_above=config.clv.rising_above,
+        random_state=seed,
+    ).fit(features)
+    values = value_model.predict(features, horizon_days=config.horizon_days)
+
+    stage("labeling")
+    signals = pd.concat([features, values.reset_index(drop=True)], axis=1).assign(
+        **{CLUSTER: clusters}
+    )
+    labeler = make_labeler(config).fit(signals)
+    statuses = labeler.predict(signals)
+    segments = assemble_segments(features, clusters, values, statuses, as_of=as_of)
+
+    model = SegmentationModel(
+        config=config,
+        trained_as_of=as_of,
+        prior_gap_days=prior_gap_days,
+        clusterer=clusterer,
+        value_model=value_model,
+        labeler=labeler,
+    )
+    summary = status_summary(segments)
+    stage_metrics = {
+        "data": {
+            "rows_in": float(clean.rows_in),
+            "rows_used": float(len(clean.transactions)),
+            "rows_quarantined": float(len(clean.quarantine)),
+            **{f"quarantined_{k}": float(v) for k, v in clean.counts_by_reason().items()},
+            "customers": float(len(features)),
+            "prior_gap_days": prior_gap_days,
+        },
+        "clustering": cluster_metrics(
+            clusterer,
+            features,
+            clusters,
+            sample_size=config.clustering.silhouette_sample_size,
+            random_state=seed,
+        ),
+        "clv": {
+            **{k: float(v) for k, v in value_model.metrics_.items()},
+            "mean_p_alive": float(segments["p_alive"].mean()),
+            "total_expected_spend": float(segments["expected_spend"].sum()),
+            "share_declining_value": float((segments["value_trend"] == "declining").mean()),
+        },
+        "labeling": {
+            **status_shares(segments),
+            "customer_rule_overrides": float((segments["status_source"] == "customer_rule").sum()),
+            "statuses_found": float(segments["status"].nunique()),
+        },
+    }
+    return TrainingResult(
+        segments=segments,
+        model=model,
+        stage_metrics=stage_metrics,
+        cluster_profiles=labeler.cluster_profiles_.reset_index(),
+        summary=summary,
+    )
+
+
+# -- the edges: data in, outputs out ------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSource:
+    """Where the transactions come from, and the planted truth when there is one."""
+
+    path: str
+    truth_path: Path | None = None
+    default_as_of: pd.Timestamp | None = None
+
+
+def prepare_embedded_sample(config: Config) -> DataSource:
+    """Generate the planted sample once per generator setting and reuse it afterwards."""
+    settings = config.embedded
+    directory = settings.directory
+    manifest = {
+        "generator": "pipeline.synthetic.generate_transactions",
+        "n_customers": settings.n_customers,
+        "as_of": settings.as_of.isoformat(),
+        "history_days": settings.history_days,
+        "seed": settings.seed,
+    }
+    transactions_path = directory / "transactions.csv"
+    truth_path = directory / "planted_truth.csv"
+    manifest_path = directory / "manifest.json"
+    current = io.read_json(manifest_path) if manifest_path.exists() else None
+    if current != manifest or not transactions_path.exists() or not truth_path.exists():
+        log.info(
+            "generating the embedded sample (%d customers) in %s", settings.n_customers, directory
+        )
+        transactions, truth = generate_transactions(
+            settings.n_customers,
+            as_of=pd.Timestamp(settings.as_of),
+            history_days=settings.history_days,
+            random_state=settings.seed,
+        )
+        with io.atomic_directory(directory) as staging:
+            io.write_frame(transactions, staging / transactions_path.name)
+            io.write_frame(truth, staging / truth_path.name)
+            io.write_json(manifest, staging / manifest_path.name)
+    return DataSource(str(transactions_path), truth_path, pd.Timestamp(settings.as_of))
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    result: TrainingResult
+    output: Path
+    run_id: str | None
+    model_version: str | None
+    source: DataSource
+
+
+def run_training(
+    config: Config, *, trigger: str = "manual", on_stage: StageCallback | None = None
+) -> TrainingOutcome:
+    """Read, validate, fit, write the outputs atomically and track the run.
+
+    Raises
+    ------
+    pipeline.errors.InputError
+        The input cannot be used; nothing has been written.
+    """
+    stage = on_stage or (lambda name: None)
+    stage("data")
+    source = (
+        DataSource(config.data.transactions)
+        if config.data.transactions
+        else prepare_embedded_sample(config)
+    )
+    raw = io.read_table(source.path, string_columns=(config.data.columns.customer_id,))
+    as_of = pd.Timestamp(config.as_of) if config.as_of else source.default_as_of
+    clean = clean_transactions(raw, data=config.data, source=source.path, as_of=as_of)
+    # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
+    config = config.model_copy(update={"as_of": clean.as_of.date()})
+    result = fit_segmentation(clean, config, on_stage=stage)
+    result.model.metadata.update(
+        {"data_fingerprint": io.fingerprint(raw), "source": source.path, "trigger": trigger}
+    )
+    if source.truth_path is not None:
+        truth = pd.read_csv(source.truth_path, dtype={"customer_id": "string"})
+        recovery, confusion = planted_recovery(result.segments, truth)
+        result.stage_metrics["labeling"].update(recovery)
+        result.confusion = confusion
+
+    stage("outputs")
+    with io.atomic_directory(config.output) as staging:
+        io.write_frame(result.segments, staging / "segments.parquet")
+        io.write_frame(clean.quarantine, staging / "quarantine.csv")
+        io.write_frame(result.summary, staging / "status_summary.csv")
+        io.write_frame(result.cluster_profiles, staging / "cluster_profiles.csv")
+        if result.confusion is not None:
+            io.write_frame(result.confusion.reset_index(), staging / "planted_confusion.csv")
+        io.write_json(
+            {"as_of": str(clean.as_of.date()), "metrics": result.metrics, "source": source.path},
+            staging / "metrics.json",
+        )
+        io.save_bundle(result.model, staging / "model.joblib")
+        figures = plots.training_figures(result)
+        for name, figure in figures.items():
+            io.write_figure(figure, staging / "plots" / f"{name}.png")
+        run_id = model_version = None
+        if config.tracking.enabled:
+            stage("tracking")
+            run_id, model_version = tracking.log_training(
+                result,
+                config,
+                output_dir=staging,
+                figures=figures,
+                data_fingerprint=result.model.metadata["data_fingerprint"],
+                source=source.path,
+                trigger=trigger,
+            )
+            io.write_json({"run_id": run_id, "model_version": model_version}, staging / "run.json")
+        plots.close(figures)
+    # Only a run that got this far replaces the last good model.
+    io.save_bundle(result.model, config.model_path)
+    return TrainingOutcome(result, Path(config.output), run_id, model_version, source)

@@ -1,0 +1,200 @@
+"""`train` end to end: the command line, the outputs, MLflow, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from pipeline.cli import main
+from pipeline.model import SEGMENT_COLUMNS
+
+PROJECT = Path(__file__).resolve().parents[2]
+SMALL = ["--seed", "3"]
+
+
+def small_config(tmp_path: Path, extra: str = "") -> Path:
+    """The default config on a smaller embedded sample, everything inside tmp_path."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""
+output: {tmp_path / "out"}
+model_path: {tmp_path / "models" / "bundle.joblib"}
+embedded: {{n_customers: 1500, directory: {tmp_path / "embedded"}}}
+clustering: {{n_init: 3}}
+{extra}
+"""
+    )
+    return path
+
+
+def run_cli(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)  # mlartifacts/ lands beside the temporary store
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path, tracking_uri):
+    config = small_config(tmp_path)
+    result = run_cli(["train", "--config", str(config), "--tracking-uri", tracking_uri, *SMALL])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert {"segments.parquet", "model.joblib", "metrics.json", "quarantine.csv"} <= {
+        p.name for p in out.iterdir()
+    }
+    segments = pd.read_parquet(out / "segments.parquet")
+    assert list(segments.columns[: len(SEGMENT_COLUMNS)]) == list(SEGMENT_COLUMNS)
+    assert len(segments) == 1500 and segments["customer_id"].is_unique
+    assert set(segments["value_trend"]) <= {"rising", "stable", "declining"}
+    assert segments[["p_alive", "expected_purchases", "expected_spend"]].notna().all().all()
+    assert (tmp_path / "models" / "bundle.joblib").exists()
+
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["rows_in"] == metrics["rows_used"] + metrics["rows_quarantined"]
+    assert 0 <= metrics["planted_macro_f1"] <= 1
+    assert "planted statuses recovered: macro-F1" in result.output
+
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.data.tags["seed"] == "3" and run.data.tags["as_of"] == "2025-12-31"
+    assert run.data.params["clustering.n_init"] == "3"
+    assert run.data.metrics["planted_macro_f1"] == pytest.approx(metrics["planted_macro_f1"])
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert {c.data.tags["stage"] for c in children} == {"data", "clustering", "clv", "labeling"}
+    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/status_sizes.png", "plots/status_profiles.png"} <= artifacts
+    assert "outputs/segments.parquet" in {a.path for a in client.list_artifacts(run_id, "outputs")}
+    champion = client.get_model_version_by_alias("loyalty-segmentation", "champion")
+    assert champion.run_id == run_id
+
+    # The registered model works as a pyfunc on raw transactions.
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/loyalty-segmentation@champion")
+    transactions = pd.read_csv(
+        tmp_path / "embedded" / "transactions.csv", dtype={"customer_id": "string"}
+    )
+    scored = model.predict(transactions, params={"as_of": "2025-12-31"})
+    pd.testing.assert_series_equal(
+        scored["status"].reset_index(drop=True), segments["status"].reset_index(drop=True)
+    )
+
+
+def test_the_same_seed_gives_identical_segments(tmp_path):
+    tables = []
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        result = run_cli(
+            [
+                "train",
+                "--config",
+                str(small_config(tmp_path)),
+                "--no-tracking",
+                "--output",
+                str(out),
+                *SMALL,
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        tables.append((out / "segments.parquet").read_bytes())
+    assert tables[0] == tables[1]
+
+
+def test_any_csv_with_the_default_columns_trains(tmp_path):
+    rows = []
+    for customer in range(300):
+        for purchase in range(1 + customer % 6):
+            day = pd.Timestamp("2023-01-01") + pd.Timedelta(
+                days=(customer * 7 + purchase * (20 + customer % 40)) % 700
+            )
+            rows.append((f"x{customer}", day, 5.0 + customer % 17 + purchase))
+    path = tmp_path / "X.csv"
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    result = run_cli(
+        [
+            "train",
+            "--config",
+            str(small_config(tmp_path)),
+            "--transactions",
+            str(path),
+            "--as-of",
+            "2024-12-31",
+            "--horizon-days",
+            "180",
+            "--output",
+            str(tmp_path / "o"),
+            "--no-tracking",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    segments = pd.read_parquet(tmp_path / "o" / "segments.parquet")
+    assert len(segments) == 300
+    assert (segments["as_of"] == pd.Timestamp("2024-12-31")).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "customer_id,when,amount\na,2024-01-01,1\n",
+            "column 'timestamp': required column missing",
+        ),
+        (
+            "customer_id,timestamp,amount\na,2024-01-01,1\nb,yesterday,2\n",
+            "column 'timestamp', row 2: cannot read 'yesterday'",
+        ),
+        ("", "the file is empty"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, content, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    out = tmp_path / "o"
+    # A real process: stderr, exit code and the absence of a traceback are what a user sees.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train",
+            "--transactions",
+            str(path),
+            "--output",
+            str(out),
+            "--no-tracking",
+            "--config",
+            str(small_config(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {path}") and expected in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not out.exists() and not (tmp_path / "models").exists()
+
+
+def test_an_unknown_config_key_is_exit_2_naming_it(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("clusterin:\n  n_clusters: 4\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown key 'clusterin'" in result.output
