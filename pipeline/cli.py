@@ -39,9 +39,6 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Third-party chatter that says nothing about the user's run.
-    for noisy in ("alembic", "mlflow", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -139,7 +136,12 @@ def train(
                 "tracking.enabled": False if no_tracking else None,
             },
         )
-        from pipeline.train import run_training  # heavy imports only once the input is known good
+        from pipeline.train import run_training  # heavy imports only once the config is known good
+
+        # Third-party chatter that says nothing about the user's run (set after the import:
+        # mlflow configures its own loggers when imported).
+        for noisy in ("alembic", "mlflow", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
         with console.status("Starting") as status:
             outcome = run_training(

@@ -64,25 +64,45 @@ class StatusLabeler(BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, y: None = None) -> StatusLabeler:
-        """Learn the mapping from one row per customer with a ``cluster`` column and signals."""
+        """Learn the mapping from one row per customer with a ``cluster`` column and signals.
+
+        Customers that a customer rule decides (e.g. the new) are left out of the profiles and
+        the ranks: a cluster is named by the members whose status it actually decides.
+        """
         if CLUSTER not in customers.columns:
             raise ValueError(f"the labeler needs a '{CLUSTER}' column")
         signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
         self._check_rule_signals(signals.columns)
+        clusters = customers[CLUSTER].to_numpy()
+        overridden = self._customer_rule_status(signals, ranks_from=None)
+        judged = overridden.isna().to_numpy()
+        if not judged.any():
+            judged[:] = True  # everyone matched a customer rule: profile them all
+        population = signals.loc[judged]
         # Sorted reference values let customers scored later be ranked against this population.
         self.reference_ = {
-            name: np.sort(signals[name].dropna().to_numpy()) for name in signals.columns
+            name: np.sort(population[name].dropna().to_numpy()) for name in signals.columns
         }
-        ranks = signals.rank(pct=True).add_prefix(RANK_PREFIX)
-        grouped = pd.concat([signals, ranks], axis=1).groupby(customers[CLUSTER].to_numpy())
-        profiles = grouped.median()
-        profiles.insert(0, "customers", grouped.size())
+        ranks = population.rank(pct=True).add_prefix(RANK_PREFIX)
+        grouped = pd.concat([population, ranks], axis=1).groupby(clusters[judged])
+        profiles = grouped.median().reindex(np.unique(clusters))
+        profiles.insert(0, "customers", pd.Series(clusters).value_counts().sort_index())
         profiles.insert(1, "share", profiles["customers"] / len(customers))
+        profiles.insert(
+            2,
+            "customers_profiled",
+            grouped.size().reindex(profiles.index).fillna(0).astype("int64"),
+        )
         profiles.index.name = CLUSTER
 
         statuses, reasons = {}, {}
         for cluster, profile in profiles.iterrows():
-            statuses[int(cluster)], reasons[int(cluster)] = self._name_profile(profile)
+            if profile["customers_profiled"] == 0:
+                decided = overridden[clusters == cluster].mode().iloc[0]
+                statuses[int(cluster)] = decided
+                reasons[int(cluster)] = f"every member matched the customer rule for '{decided}'"
+            else:
+                statuses[int(cluster)], reasons[int(cluster)] = self._name_profile(profile)
         profiles["status"] = pd.Series(statuses)
         profiles["status_reason"] = pd.Series(reasons)
         self.cluster_profiles_ = profiles
@@ -142,15 +162,23 @@ class StatusLabeler(BaseEstimator):
         return self.default_status, "no rule matched: default status"
 
     # -- applying --------------------------------------------------------------------------
-    def _customer_values(self, customers: pd.DataFrame) -> pd.DataFrame:
-        values = customers.drop(columns=[CLUSTER], errors="ignore").select_dtypes("number")
+    def _customer_rule_status(self, signals: pd.DataFrame, ranks_from: dict | None) -> pd.Series:
+        """Status given by the first matching customer rule, NA where none matches."""
+        values = signals.copy()
         needed = {s for rule in self.customer_rules for s in rule.when if s.startswith(RANK_PREFIX)}
         for name in needed:
-            reference = self.reference_[name.removeprefix(RANK_PREFIX)]
             raw = values[name.removeprefix(RANK_PREFIX)].to_numpy(dtype="float64")
-            ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
+            if ranks_from is None:
+                ranked = pd.Series(raw).rank(pct=True).to_numpy()
+            else:
+                reference = ranks_from[name.removeprefix(RANK_PREFIX)]
+                ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
             values[name] = np.where(np.isnan(raw), np.nan, ranked)
-        return values
+        decided = pd.Series(pd.NA, index=signals.index, dtype="object")
+        for rule in self.customer_rules:
+            hit = self._evaluate(values, rule) & decided.isna()
+            decided[hit] = rule.status
+        return decided
 
     def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
         """Status of each customer.
@@ -174,13 +202,16 @@ class StatusLabeler(BaseEstimator):
             },
             index=customers.index,
         )
-        values = self._customer_values(customers)
-        decided = pd.Series(False, index=customers.index)
-        for rule in self.customer_rules:
-            hit = self._evaluate(values, rule) & ~decided
-            if hit.any():
-                result.loc[hit, "status"] = rule.status
-                result.loc[hit, "status_reason"] = f"customer rule: {rule.reason or rule.status}"
-                result.loc[hit, "status_source"] = "customer_rule"
-                decided |= hit
+        signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
+        decided = self._customer_rule_status(signals, ranks_from=self.reference_)
+        reasons = {
+            rule.status: rule.reason or rule.status for rule in reversed(self.customer_rules)
+        }
+        hit = decided.notna()
+        if hit.any():
+            result.loc[hit, "status"] = decided[hit]
+            result.loc[hit, "status_reason"] = "customer rule: " + decided[hit].map(reasons).astype(
+                str
+            )
+            result.loc[hit, "status_source"] = "customer_rule"
         return result

@@ -8,6 +8,8 @@ aliases, no stages).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import subprocess
@@ -62,7 +64,9 @@ def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
         return experiment.experiment_id
     # A local store keeps artifacts in the git-ignored mlartifacts/; a server chooses its own
     # (mlflow-artifacts:/ roots), which the client must not override.
-    location = DEFAULT_ARTIFACT_ROOT.resolve().as_uri() if _is_local_store(tracking_uri) else None
+    location = (
+        (DEFAULT_ARTIFACT_ROOT / name).resolve().as_uri() if _is_local_store(tracking_uri) else None
+    )
     return client.create_experiment(name, artifact_location=location)
 
 
@@ -121,15 +125,19 @@ def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str 
     signature = infer_signature(
         example, result.segments.head(2), params={"as_of": str(config.as_of)}
     )
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=LoyaltySegmentationModel(),
-        artifacts={"bundle": str(output_dir / "model.joblib")},
-        code_paths=[str(Path(__file__).parent)],
-        pip_requirements=_pip_requirements(),
-        signature=signature,
-        registered_model_name=config.tracking.registered_model,
-    )
+    # MLflow prints registry progress straight to stderr; keep it in the log instead.
+    chatter = io.StringIO()
+    with contextlib.redirect_stderr(chatter):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LoyaltySegmentationModel(),
+            artifacts={"bundle": str(output_dir / "model.joblib")},
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=_pip_requirements(),
+            signature=signature,
+            registered_model_name=config.tracking.registered_model,
+        )
+    log.info(chatter.getvalue().strip())
     return str(info.registered_model_version) if info.registered_model_version is not None else None
 
 
@@ -158,6 +166,8 @@ def log_training(
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(client, config.tracking.experiment, uri)
+    # Child runs inherit the active experiment, not the parent's: set it for both.
+    mlflow.set_experiment(experiment_id=experiment_id)
     as_of = str(config.as_of)
     tags = {
         "trigger": trigger,

@@ -26,7 +26,7 @@ def customers(cluster_ids: tuple[int, int, int]) -> pd.DataFrame:
         {
             "cluster": [gone, gone, frequent, frequent, rare, rare],
             "overdue_ratio": [9.0, 11.0, 0.5, 1.0, 1.5, 1.0],
-            "frequency": [1, 2, 30, 40, 3, 2],
+            "frequency": [1, 2, 30, 40, 2, 1],
             "tenure_days": [500, 600, 400, 30, 300, 200],
         }
     )
@@ -113,13 +113,34 @@ def test_it_follows_the_scikit_learn_contract():
 
 def test_the_shipped_rules_load_and_cover_every_status():
     rules = load_rules()
-    assert {r.status for r in rules["cluster_rules"]} == {
-        "new",
-        "active",
-        "loyal",
-        "occasional",
-        "at_risk",
-        "declining",
-        "lost",
-    }
+    named = {r.status for r in rules["cluster_rules"]} | {r.status for r in rules["customer_rules"]}
+    assert named == {"new", "active", "loyal", "occasional", "at_risk", "declining", "lost"}
     assert [r.status for r in rules["customer_rules"]] == ["new"]
+
+
+def test_customers_decided_by_a_customer_rule_do_not_shape_their_clusters_name():
+    frame = customers((0, 1, 2))
+    # the frequent cluster is mostly newcomers: named by its one judged member, not by them
+    frame.loc[[2, 3], "tenure_days"] = 20
+    frame.loc[6] = {"cluster": 1, "overdue_ratio": 0.5, "frequency": 50, "tenure_days": 400}
+    labeler = fit(frame, customer_rules=NEW_RULE)
+    assert labeler.cluster_profiles_.loc[1, "customers"] == 3
+    assert labeler.cluster_profiles_.loc[1, "customers_profiled"] == 1
+    assert labeler.cluster_profiles_.loc[1, "tenure_days"] == 400
+    assert labeler.predict(frame)["status"].tolist() == [
+        "lost",
+        "lost",
+        "new",
+        "new",
+        "occasional",
+        "occasional",
+        "loyal",
+    ]
+
+
+def test_a_cluster_of_only_rule_decided_customers_takes_their_status():
+    frame = customers((0, 1, 2))
+    frame.loc[[2, 3], "tenure_days"] = 20
+    labeler = fit(frame, customer_rules=NEW_RULE)
+    assert labeler.mapping_[1] == "new"
+    assert labeler.reasons_[1] == "every member matched the customer rule for 'new'"
