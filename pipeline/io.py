@@ -15,7 +15,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,6 @@ BUILTIN_SOURCES = {
     "lifetimes:cdnow": "CDNOW_master.txt",
 }
 _PARQUET_MAGIC = b"PAR1"
-
-
-def _lifetimes_data_file(name: str) -> Path:
-    # importlib.resources, not lifetimes.datasets: the latter needs pkg_resources, which
-    # setuptools >= 82 no longer provides.
-    return Path(str(resources.files("lifetimes") / "datasets" / name))
 
 
 def _read_cdnow(path: Path) -> pd.DataFrame:
@@ -59,7 +52,9 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
         The file is missing, empty, or not in the format its name says.
     """
     if source in BUILTIN_SOURCES:
-        return _read_cdnow(_lifetimes_data_file(BUILTIN_SOURCES[source]))
+        from pipeline.clv import lifetimes_dataset_path  # the one place that knows lifetimes
+
+        return _read_cdnow(lifetimes_dataset_path(BUILTIN_SOURCES[source]))
     path = Path(source)
     name = path.name.lower()
     if not path.exists():
