@@ -7,6 +7,8 @@ atomically, keeping the last good model, and tracking the run in MLflow.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import io, plots, tracking
+from pipeline import io, plots, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.clv import CustomerValueModel
 from pipeline.config import Config, load_rules
@@ -24,7 +26,6 @@ from pipeline.features.behaviour import population_gap_prior
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments
 from pipeline.schema import CleanTransactions, clean_transactions
-from pipeline.synthetic import generate_transactions
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ def prepare_embedded_sample(config: Config) -> DataSource:
     directory = settings.directory
     manifest = {
         "generator": "pipeline.synthetic.generate_transactions",
+        # A change to the generator's code must regenerate the sample, not reuse a stale one.
+        "generator_code": hashlib.sha256(inspect.getsource(synthetic).encode()).hexdigest()[:16],
         "n_customers": settings.n_customers,
         "as_of": settings.as_of.isoformat(),
         "history_days": settings.history_days,
@@ -179,7 +182,7 @@ def prepare_embedded_sample(config: Config) -> DataSource:
         log.info(
             "generating the embedded sample (%d customers) in %s", settings.n_customers, directory
         )
-        transactions, truth = generate_transactions(
+        transactions, truth = synthetic.generate_transactions(
             settings.n_customers,
             as_of=pd.Timestamp(settings.as_of),
             history_days=settings.history_days,

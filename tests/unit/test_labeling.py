@@ -115,7 +115,7 @@ def test_the_shipped_rules_load_and_cover_every_status():
     rules = load_rules()
     named = {r.status for r in rules["cluster_rules"]} | {r.status for r in rules["customer_rules"]}
     assert named == {"new", "active", "loyal", "occasional", "at_risk", "declining", "lost"}
-    assert [r.status for r in rules["customer_rules"]] == ["new"]
+    assert [r.status for r in rules["customer_rules"]] == ["new", "lost"]
 
 
 def test_customers_decided_by_a_customer_rule_do_not_shape_their_clusters_name():

@@ -1,0 +1,75 @@
+"""Behaviour of a trained model on data with a known answer (the planted sample)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from pipeline.config import Config, EmbeddedDataConfig
+from pipeline.evaluate import planted_recovery
+from pipeline.schema import clean_transactions
+from pipeline.synthetic import generate_transactions
+from pipeline.train import fit_segmentation
+
+AS_OF = pd.Timestamp("2025-12-31")
+
+
+def clean(transactions: pd.DataFrame, as_of: pd.Timestamp = AS_OF):
+    return clean_transactions(transactions, data=Config().data, source="planted", as_of=as_of)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[pd.DataFrame, pd.DataFrame]:
+    # A different seed from the embedded default: the model must not be tuned to one sample.
+    return generate_transactions(4000, as_of=AS_OF, random_state=2024)
+
+
+@pytest.fixture(scope="module")
+def trained(planted):
+    transactions, _ = planted
+    return fit_segmentation(clean(transactions), Config(embedded=EmbeddedDataConfig(n_customers=4000)))
+
+
+def test_planted_statuses_are_recovered(trained, planted):
+    _, truth = planted
+    metrics, confusion = planted_recovery(trained.segments, truth)
+    assert metrics["planted_macro_f1"] >= 0.9, confusion
+    for status in ("new", "loyal", "at_risk", "declining", "lost"):
+        assert metrics[f"planted_f1_{status}"] >= 0.85, (status, confusion)
+
+
+def test_another_seed_changes_almost_no_status(trained, planted):
+    transactions, _ = planted
+    other = fit_segmentation(clean(transactions), Config(seed=99))
+    assert adjusted_rand_score(trained.segments["status"], other.segments["status"]) >= 0.95
+
+
+def test_a_loyal_customer_who_stops_buying_moves_towards_at_risk_then_lost(trained, planted):
+    transactions, truth = planted
+    model = trained.model
+    loyal = truth.loc[truth["status"] == "loyal", "customer_id"].head(40)
+    # The same history observed later, with no purchase since: 4 and then 14 months of silence.
+    history = clean(transactions).transactions
+    statuses = {}
+    for months in (4, 14):
+        later = AS_OF + pd.DateOffset(months=months)
+        segments = model.segment(history, as_of=later).set_index("customer_id")
+        statuses[months] = segments.loc[loyal, "status"].value_counts(normalize=True)
+    assert statuses[4].get("at_risk", 0) + statuses[4].get("lost", 0) >= 0.9, statuses[4]
+    assert statuses[14].get("lost", 0) >= 0.9, statuses[14]
+
+
+def test_scoring_with_the_bundle_reproduces_the_training_statuses(trained, planted):
+    transactions, _ = planted
+    rescored = trained.model.segment(clean(transactions).transactions, as_of=AS_OF)
+    pd.testing.assert_frame_equal(rescored, trained.segments)
+
+
+def test_value_trend_separates_declining_big_spenders_from_occasional_buyers(trained, planted):
+    _, truth = planted
+    joined = trained.segments.merge(truth, on="customer_id", suffixes=("", "_planted"))
+    share_declining = joined.groupby("status_planted")["value_trend"].apply(lambda s: (s == "declining").mean())
+    assert share_declining["declining"] >= 0.8
+    assert share_declining["occasional"] <= 0.3
+    assert share_declining["loyal"] <= 0.2
