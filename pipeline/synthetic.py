@@ -53,7 +53,8 @@ NEW_WINDOW_DAYS = 90
 # The feature default (`features.recent_window_days`): `declining` customers change
 # behaviour inside it, so spend_change compares a low recent window with a high earlier one.
 RECENT_WINDOW_DAYS = 180
-# An at-risk customer is overdue, not gone: their silence stays below this many days.
+# An at-risk customer is overdue, not gone: their silence stays below this many days (for
+# the reference history).
 AT_RISK_MAX_SILENCE_DAYS = 240
 # `lost` customers are silent for at least this many of their own mean gaps.
 LOST_MIN_OVERDUE = 8.0
@@ -363,9 +364,11 @@ def _declining(rng: np.random.Generator, count: int, plan: _Plan) -> _Purchases:
     late_mean = early_mean * rng.uniform(0.25, 0.45, count)
     last = np.rint(late_gap * _gap_age(rng, cvs, 1.2)).astype(np.int64)
 
-    # Recent purchases, walking back from the last one with the longer gaps; a gap of at
-    # least 12 * 1.3 days bounds how many fit in the window.
-    width = int(math.ceil(RECENT_WINDOW_DAYS / (12 * 1.3))) + 1
+    # Recent purchases, walking back from the last one with the longer gaps (mean >= 12 * 1.3
+    # days). Three times the steps the window holds on average leaves the walk short of the
+    # window's start with negligible chance; even then every constraint holds, the earlier
+    # rhythm just reaches a little into the window.
+    width = 3 * int(math.ceil(RECENT_WINDOW_DAYS / (12 * 1.3)))
     shape = _gamma_shape(cvs)[:, None]
     steps = np.maximum(np.rint(rng.gamma(shape, late_gap[:, None] / shape, (count, width))), 1)
     recent = last[:, None] + np.concatenate(

@@ -28,7 +28,9 @@ def planted() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def trained(planted):
     transactions, _ = planted
-    return fit_segmentation(clean(transactions), Config(embedded=EmbeddedDataConfig(n_customers=4000)))
+    return fit_segmentation(
+        clean(transactions), Config(embedded=EmbeddedDataConfig(n_customers=4000))
+    )
 
 
 def test_planted_statuses_are_recovered(trained, planted):
@@ -69,7 +71,9 @@ def test_scoring_with_the_bundle_reproduces_the_training_statuses(trained, plant
 def test_value_trend_separates_declining_big_spenders_from_occasional_buyers(trained, planted):
     _, truth = planted
     joined = trained.segments.merge(truth, on="customer_id", suffixes=("", "_planted"))
-    share_declining = joined.groupby("status_planted")["value_trend"].apply(lambda s: (s == "declining").mean())
+    share_declining = joined.groupby("status_planted")["value_trend"].apply(
+        lambda s: (s == "declining").mean()
+    )
     assert share_declining["declining"] >= 0.8
     assert share_declining["occasional"] <= 0.3
     assert share_declining["loyal"] <= 0.2

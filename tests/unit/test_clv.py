@@ -13,15 +13,19 @@ from pipeline.features import purchase_days, rfm_features
 def cdnow_sample_calibration() -> pd.DataFrame:
     """The CDNOW 1/10 sample of Fader, Hardie & Lee (2005), calibration period to 1997-09-30."""
     raw = pd.read_csv(
-        lifetimes_dataset_path("CDNOW_sample.txt"), sep=r"\s+", header=None,
+        lifetimes_dataset_path("CDNOW_sample.txt"),
+        sep=r"\s+",
+        header=None,
         names=["customer_id", "customer_index", "date", "number_of_cds", "dollar_value"],
         dtype={"customer_id": "string"},
     )
-    transactions = pd.DataFrame({
-        "customer_id": raw["customer_id"],
-        "timestamp": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d"),
-        "amount": raw["dollar_value"],
-    })
+    transactions = pd.DataFrame(
+        {
+            "customer_id": raw["customer_id"],
+            "timestamp": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d"),
+            "amount": raw["dollar_value"],
+        }
+    )
     calibration = transactions[transactions["timestamp"] <= "1997-09-30"]
     return rfm_features(purchase_days(calibration), as_of=pd.Timestamp("1997-09-30"))
 
@@ -38,7 +42,9 @@ def cdnow() -> pd.DataFrame:
 def test_bgnbd_reproduces_the_published_cdnow_parameters(cdnow):
     assert len(cdnow) == 2357
     # The paper works in weeks; alpha is a rate scale, so in days it is 7x larger.
-    weeks = cdnow.assign(recency_days=cdnow["recency_days"] / 7, tenure_days=cdnow["tenure_days"] / 7)
+    weeks = cdnow.assign(
+        recency_days=cdnow["recency_days"] / 7, tenure_days=cdnow["tenure_days"] / 7
+    )
     model = CustomerValueModel(penalizer=0.0, monetary_penalizer=0.0).fit(with_trend_inputs(weeks))
     published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
     for name, value in published.items():
@@ -56,8 +62,15 @@ def test_gamma_gamma_reproduces_the_published_cdnow_parameters(cdnow):
 
 
 def customers(**columns) -> pd.DataFrame:
-    base = {"customer_id": ["x"], "frequency": [4], "recency_days": [200.0], "tenure_days": [220.0],
-            "monetary": [30.0], "spend_recent": [60.0], "total_spend": [150.0]}
+    base = {
+        "customer_id": ["x"],
+        "frequency": [4],
+        "recency_days": [200.0],
+        "tenure_days": [220.0],
+        "monetary": [30.0],
+        "spend_recent": [60.0],
+        "total_spend": [150.0],
+    }
     base.update({k: [v] if not isinstance(v, list) else v for k, v in columns.items()})
     return pd.DataFrame(base)
 
@@ -69,17 +82,21 @@ def fitted(cdnow) -> CustomerValueModel:
 
 
 def test_predictions_are_finite_and_in_range_even_for_extreme_customers(fitted):
-    extreme = pd.DataFrame({
-        "customer_id": ["heavy", "never-back", "fresh", "zero-spend"],
-        "frequency": [300, 0, 0, 3],
-        "recency_days": [273.0, 0.0, 0.0, 100.0],
-        "tenure_days": [273.0, 5000.0, 0.0, 200.0],
-        "monetary": [20.0, 0.0, 0.0, 0.0],
-        "spend_recent": [3000.0, 0.0, 10.0, 0.0],
-        "total_spend": [6000.0, 10.0, 10.0, 0.0],
-    })
+    extreme = pd.DataFrame(
+        {
+            "customer_id": ["heavy", "never-back", "fresh", "zero-spend"],
+            "frequency": [300, 0, 0, 3],
+            "recency_days": [273.0, 0.0, 0.0, 100.0],
+            "tenure_days": [273.0, 5000.0, 0.0, 200.0],
+            "monetary": [20.0, 0.0, 0.0, 0.0],
+            "spend_recent": [3000.0, 0.0, 10.0, 0.0],
+            "total_spend": [6000.0, 10.0, 10.0, 0.0],
+        }
+    )
     predicted = fitted.predict(extreme, horizon_days=180)
-    numbers = predicted[["p_alive", "expected_purchases", "expected_spend", "trend_ratio"]].to_numpy()
+    numbers = predicted[
+        ["p_alive", "expected_purchases", "expected_spend", "trend_ratio"]
+    ].to_numpy()
     assert np.isfinite(numbers).all()
     assert predicted["p_alive"].between(0, 1).all()
     assert (predicted["expected_spend"] >= 0).all()
@@ -90,13 +107,21 @@ def test_customers_without_repeat_spend_get_the_population_mean_per_purchase(fit
     assert fitted.population_mean_spend_ == pytest.approx(p * v / (q - 1))
     one_timer = customers(frequency=0, recency_days=0.0, monetary=0.0)
     predicted = fitted.predict(one_timer, horizon_days=90).iloc[0]
-    assert predicted["expected_spend"] == pytest.approx(predicted["expected_purchases"] * fitted.population_mean_spend_)
+    assert predicted["expected_spend"] == pytest.approx(
+        predicted["expected_purchases"] * fitted.population_mean_spend_
+    )
 
 
 def test_a_customer_silent_since_long_ago_is_less_likely_alive_than_a_recent_one(fitted):
-    both = customers(customer_id=["recent", "silent"], frequency=[8, 8], recency_days=[250.0, 60.0],
-                     tenure_days=[260.0, 260.0], monetary=[30.0, 30.0], spend_recent=[90.0, 0.0],
-                     total_spend=[270.0, 270.0])
+    both = customers(
+        customer_id=["recent", "silent"],
+        frequency=[8, 8],
+        recency_days=[250.0, 60.0],
+        tenure_days=[260.0, 260.0],
+        monetary=[30.0, 30.0],
+        spend_recent=[90.0, 0.0],
+        total_spend=[270.0, 270.0],
+    )
     predicted = fitted.predict(both, horizon_days=180)
     assert predicted.loc[1, "p_alive"] < 0.5 * predicted.loc[0, "p_alive"]
     assert predicted.loc[1, "expected_purchases"] < predicted.loc[0, "expected_purchases"]
@@ -105,9 +130,15 @@ def test_a_customer_silent_since_long_ago_is_less_likely_alive_than_a_recent_one
 def test_value_trend_compares_recent_and_forecast_rates_with_the_customers_past():
     model = CustomerValueModel(trend_window_days=100, declining_below=0.7, rising_above=1.3)
     # past rate: (total - recent) / (tenure - window) = 300 / 300 = 1 per day
-    frame = customers(customer_id=["steady", "slowing", "short"], tenure_days=[400.0, 400.0, 150.0],
-                      recency_days=[390.0, 390.0, 140.0], total_spend=[400.0, 330.0, 150.0],
-                      spend_recent=[100.0, 30.0, 150.0], frequency=[10, 10, 5], monetary=[40.0, 33.0, 30.0])
+    frame = customers(
+        customer_id=["steady", "slowing", "short"],
+        tenure_days=[400.0, 400.0, 150.0],
+        recency_days=[390.0, 390.0, 140.0],
+        total_spend=[400.0, 330.0, 150.0],
+        spend_recent=[100.0, 30.0, 150.0],
+        frequency=[10, 10, 5],
+        monetary=[40.0, 33.0, 30.0],
+    )
     expected_spend = np.array([100.0, 30.0, 150.0])  # forecast over a 100-day horizon
     ratio = model._trend_ratio(frame, expected_spend, horizon_days=100)
     # steady: mean(1, 1) / 1; slowing: mean(0.3, 0.3) / 1; short history: forecast 1.5/day vs lifetime 1/day
@@ -115,9 +146,18 @@ def test_value_trend_compares_recent_and_forecast_rates_with_the_customers_past(
 
 
 def test_value_trend_classes_follow_the_thresholds(fitted):
-    frame = fitted.predict(customers(customer_id=["a", "b"], frequency=[4, 4], recency_days=[200.0, 200.0],
-                                     tenure_days=[400.0, 400.0], monetary=[30.0, 30.0],
-                                     spend_recent=[0.0, 400.0], total_spend=[150.0, 550.0]), horizon_days=180)
+    frame = fitted.predict(
+        customers(
+            customer_id=["a", "b"],
+            frequency=[4, 4],
+            recency_days=[200.0, 200.0],
+            tenure_days=[400.0, 400.0],
+            monetary=[30.0, 30.0],
+            spend_recent=[0.0, 400.0],
+            total_spend=[150.0, 550.0],
+        ),
+        horizon_days=180,
+    )
     assert frame.loc[0, "value_trend"] == "declining" and frame.loc[0, "trend_ratio"] < 0.7
     strict = clone(fitted).set_params(declining_below=0.0001, rising_above=1000)
     strict.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
@@ -146,10 +186,12 @@ def test_a_failing_fit_is_retried_with_a_stronger_penalizer(cdnow, monkeypatch, 
     from lifetimes import BetaGeoFitter
 
     original = BetaGeoFitter.fit
+
     def fail_without_penalty(self, *args, **kwargs):
         if self.penalizer_coef < 0.01:
             raise np.linalg.LinAlgError("singular")
         return original(self, *args, **kwargs)
+
     monkeypatch.setattr(BetaGeoFitter, "fit", fail_without_penalty)
     model = CustomerValueModel(penalizer=0.001).fit(with_trend_inputs(cdnow))
     assert model.metrics_["bgnbd_penalizer"] == pytest.approx(0.01)
