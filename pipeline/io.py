@@ -164,13 +164,14 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(backup)
 
 
-def save_bundle(bundle: Any, path: Path) -> None:
-    """Persist a fitted bundle with joblib, atomically."""
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path that is renamed onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        joblib.dump(bundle, temporary, compress=3)
+        yield temporary
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -178,13 +179,20 @@ def save_bundle(bundle: Any, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def save_bundle(bundle: Any, path: Path) -> None:
+    """Persist a fitted bundle with joblib, atomically."""
+    with _atomic_file(path) as temporary:
+        joblib.dump(bundle, temporary, compress=3)
+
+
 def load_bundle(path: Path) -> Any:
     return joblib.load(path)
 
 
-def copy_file(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, destination)
+def publish_copy(source: Path, destination: Path) -> None:
+    """Copy a finished file into place atomically (the last good model is never half-written)."""
+    with _atomic_file(destination) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def write_figure(figure: Any, path: Path) -> None:

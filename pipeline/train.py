@@ -267,5 +267,5 @@ def run_training(
             io.write_json({"run_id": run_id, "model_version": model_version}, staging / "run.json")
         plots.close(figures)
     # Only a run that got this far replaces the last good model.
-    io.save_bundle(result.model, config.model_path)
+    io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
     return TrainingOutcome(result, Path(config.output), run_id, model_version, source)

@@ -90,3 +90,12 @@ def test_fingerprint_changes_with_the_data_and_only_with_it():
     a = pd.DataFrame({"x": [1, 2]})
     assert io.fingerprint(a) == io.fingerprint(a.copy())
     assert io.fingerprint(a) != io.fingerprint(pd.DataFrame({"x": [1, 3]}))
+
+
+def test_a_published_copy_replaces_the_destination_whole(tmp_path):
+    source, destination = tmp_path / "new.joblib", tmp_path / "models" / "m.joblib"
+    io.save_bundle({"version": 1}, destination)
+    io.save_bundle({"version": 2}, source)
+    io.publish_copy(source, destination)
+    assert io.load_bundle(destination) == {"version": 2}
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["m.joblib"]
