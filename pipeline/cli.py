@@ -33,6 +33,11 @@ STAGE_LABELS = {
 console = Console(stderr=True)
 
 
+def _stdout() -> Console:
+    # Tables are wide; when piped (a scheduler's log) do not squeeze them to 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -106,6 +111,18 @@ def main() -> None:
     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
 )
 @click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+@click.option(
+    "--trigger",
+    type=click.Choice(["manual", "scheduled"]),
+    default="manual",
+    show_default=True,
+    help="Recorded on the run, so scheduled retrainings can be told apart.",
+)
+@click.option(
+    "--allow-share-shift",
+    is_flag=True,
+    help="Let the new model become champion although status shares moved beyond the gate.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def train(
     config_path: Path,
@@ -116,6 +133,8 @@ def train(
     seed: int | None,
     tracking_uri: str | None,
     no_tracking: bool,
+    trigger: str,
+    allow_share_shift: bool,
     verbose: bool,
 ) -> None:
     """Fit features, clusters, customer value and statuses; write the segment table."""
@@ -134,6 +153,7 @@ def train(
                 "seed": seed,
                 "tracking.tracking_uri": tracking_uri,
                 "tracking.enabled": False if no_tracking else None,
+                "promotion.allow_share_shift": True if allow_share_shift else None,
             },
         )
         from pipeline.train import run_training  # heavy imports only once the config is known good
@@ -145,14 +165,16 @@ def train(
 
         with console.status("Starting") as status:
             outcome = run_training(
-                config, on_stage=lambda name: status.update(STAGE_LABELS.get(name, name))
+                config,
+                trigger=trigger,
+                on_stage=lambda name: status.update(STAGE_LABELS.get(name, name)),
             )
     except UserFacingError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
 
     result = outcome.result
-    out = Console()
+    out = _stdout()
     out.print(_summary_table(result.summary, result.metrics))
     metrics = result.metrics
     lines = [
@@ -164,13 +186,142 @@ def train(
     if "planted_macro_f1" in metrics:
         lines.append(f"planted statuses recovered: macro-F1 {metrics['planted_macro_f1']:.3f}")
     lines.append(f"outputs: {outcome.output}/   model: {config.model_path}")
-    if outcome.run_id:
+    tracked = outcome.tracked
+    if tracked:
+        role = "champion" if tracked.promoted else "challenger, not promoted"
         lines.append(
-            f"MLflow run {outcome.run_id}, model version {outcome.model_version} (make ui to browse)"
+            f"MLflow run {tracked.run_id}: model version {tracked.model_version} is {role}"
         )
+        lines.extend(f"  gate {g.name}: {g.verdict}, {g.detail}" for g in tracked.gates)
+        lines.append("  browse it with: make ui")
     lines.append(f"done in {time.perf_counter() - started:.1f} s")
     for line in lines:
         out.print(line, highlight=False)
+
+
+def _tracking_options(function):
+    function = click.option(
+        "--tracking-uri",
+        type=str,
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+    )(function)
+    function = click.option("--experiment", default="loyalty-segmentation", show_default=True)(
+        function
+    )
+    return click.option("--model-name", default="loyalty-segmentation", show_default=True)(function)
+
+
+def _format(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+@main.command()
+@click.option("-n", "--last", "last", type=click.IntRange(min=1), default=20, show_default=True)
+@_tracking_options
+def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) -> None:
+    """List training runs, newest first, with their key figures."""
+    _configure_logging(False)
+    from pipeline.tracking import training_runs
+
+    table = training_runs(
+        tracking_uri=tracking_uri, experiment=experiment, model_name=model_name, max_runs=last
+    )
+    if table.empty:
+        console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
+        return
+    columns = [
+        "run_id",
+        "started",
+        "as_of",
+        "trigger",
+        "model_version",
+        "aliases",
+        "customers",
+        "planted_macro_f1",
+        "seed_stability_ari",
+        "silhouette",
+        "share_loyal",
+        "share_at_risk",
+        "share_lost",
+    ]
+    out = Table(title=f"Training runs in '{experiment}'", title_justify="left")
+    for column in columns:
+        out.add_column(
+            column.replace("share_", "% "),
+            justify="left" if column in {"run_id", "aliases"} else "right",
+        )
+    for row in table.to_dict("records"):
+        row["run_id"] = row["run_id"][:12]
+        out.add_row(*(_format(row[c]) for c in columns))
+    _stdout().print(out)
+
+
+@main.command()
+@click.argument("run_ids", nargs=-1)
+@click.option(
+    "-n",
+    "--last",
+    "last",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Compare the last N runs when no run ids are given.",
+)
+@_tracking_options
+def compare(
+    run_ids: tuple[str, ...], last: int, tracking_uri: str | None, experiment: str, model_name: str
+) -> None:
+    """Show runs side by side: metrics, status shares and which one is champion."""
+    _configure_logging(False)
+    from pipeline.tracking import training_runs
+
+    table = training_runs(
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        model_name=model_name,
+        max_runs=last,
+        run_ids=list(run_ids) or None,
+    )
+    if table.empty:
+        console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
+        return
+    out = Table(title="Runs side by side", title_justify="left")
+    out.add_column("")
+    for row in table.itertuples():
+        out.add_column(row.run_id[:12], justify="right")
+    for column in table.columns.drop("run_id"):
+        out.add_row(column, *(_format(value) for value in table[column]))
+    _stdout().print(out)
+
+
+@main.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="Why this version should be the champion (recorded).")
+@_tracking_options
+def promote(
+    version: str, reason: str, tracking_uri: str | None, experiment: str, model_name: str
+) -> None:
+    """Make model VERSION the champion by hand, with a recorded reason."""
+    _configure_logging(False)
+    import mlflow
+
+    from pipeline.tracking import promote as promote_version
+
+    try:
+        promote_version(version, reason=reason, tracking_uri=tracking_uri, model_name=model_name)
+    except mlflow.exceptions.MlflowException as error:
+        console.print(
+            f"[bold red]error:[/] model '{model_name}' version {version}: {' '.join(error.message.split())}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
+    _stdout().print(f"model '{model_name}' version {version} is now champion ({reason})")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ class ClusteringConfig(_Section):
         description="Right-skewed features that are log1p-transformed before scaling.",
     )
     silhouette_sample_size: int = Field(default=5000, ge=100)
+    check_seed_stability: bool = Field(
+        default=True,
+        description="refit with another seed and report how many statuses change (adjusted Rand index)",
+    )
 
     @model_validator(mode="after")
     def _log_features_are_clustered(self) -> ClusteringConfig:
@@ -165,6 +169,28 @@ class LabelingConfig(_Section):
     default_status: Status = "occasional"
 
 
+class PromotionConfig(_Section):
+    """Quality gates a new model must pass to become the champion (MLflow alias).
+
+    A gate whose metric the run does not have (no planted truth, no champion yet) is skipped
+    and says so; every other gate must pass.
+    """
+
+    min_planted_macro_f1: float = Field(default=0.85, ge=0, le=1)
+    min_seed_stability: float = Field(
+        default=0.9, ge=-1, le=1, description="adjusted Rand index of statuses between two seeds"
+    )
+    max_status_share_shift: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="largest allowed change of one status's share vs the champion",
+    )
+    allow_share_shift: bool = Field(
+        default=False, description="set (or --allow-share-shift) when a large shift is expected"
+    )
+
+
 class TrackingConfig(_Section):
     tracking_uri: str | None = Field(
         default=None,
@@ -198,6 +224,7 @@ class Config(_Section):
     clv: CLVConfig = CLVConfig()
     labeling: LabelingConfig = LabelingConfig()
     tracking: TrackingConfig = TrackingConfig()
+    promotion: PromotionConfig = PromotionConfig()
 
     @field_validator("as_of", mode="before")
     @classmethod

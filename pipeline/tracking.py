@@ -13,16 +13,20 @@ import io
 import logging
 import os
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+import mlflow.data
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import Config, DataConfig, config_as_flat_dict
+from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
+from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_ROOT = Path("mlartifacts")
 CHAMPION, CHALLENGER = "champion", "challenger"
+RUN_KIND_TAG = "run_kind"
 STAGES = ("data", "clustering", "clv", "labeling")
 _REQUIREMENTS = (
     "numpy",
@@ -141,13 +146,41 @@ def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str 
     return str(info.registered_model_version) if info.registered_model_version is not None else None
 
 
-def _set_aliases(client: MlflowClient, name: str, version: str) -> None:
-    client.set_registered_model_alias(name, CHALLENGER, version)
+def _champion_metrics(client: MlflowClient, name: str) -> dict[str, float] | None:
     try:
-        client.get_model_version_by_alias(name, CHAMPION)
+        champion = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
-        # The first model has nothing to beat; later issues gate promotion on quality.
+        return None
+    return dict(client.get_run(champion.run_id).data.metrics) if champion.run_id else None
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    gates: tuple[GateResult, ...]
+
+
+def _apply_gates(
+    client: MlflowClient, config: Config, run_id: str, version: str, metrics: dict[str, float]
+) -> tuple[bool, list[GateResult]]:
+    """Every new version is the challenger; the gates decide whether it is also the champion."""
+    name = config.tracking.registered_model
+    gates = evaluate_gates(metrics, _champion_metrics(client, name), config.promotion)
+    promoted = promotion_verdict(gates)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    for gate in gates:
+        text = f"{gate.verdict}: {gate.detail}"
+        client.set_tag(run_id, f"gate.{gate.name}", text)
+        client.set_model_version_tag(name, version, f"gate.{gate.name}", text)
+    client.set_tag(run_id, "promoted", str(promoted).lower())
+    client.set_model_version_tag(
+        name, version, "promoted", "gates passed" if promoted else "gates failed"
+    )
+    if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
+    return promoted, gates
 
 
 def log_training(
@@ -156,11 +189,12 @@ def log_training(
     *,
     output_dir: Path,
     figures: dict[str, Figure],
+    data: pd.DataFrame,
     data_fingerprint: str,
     source: str,
     trigger: str,
-) -> tuple[str, str | None]:
-    """Track one training; return (parent run id, registered model version)."""
+) -> TrackedRun:
+    """Track one training: parent run, a child run per stage, artifacts, model, gates."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -170,6 +204,7 @@ def log_training(
     mlflow.set_experiment(experiment_id=experiment_id)
     as_of = str(config.as_of)
     tags = {
+        RUN_KIND_TAG: "training",
         "trigger": trigger,
         "git_commit": _git_commit(),
         "data_fingerprint": data_fingerprint,
@@ -179,8 +214,13 @@ def log_training(
     }
     run_name = f"train {as_of} seed {config.seed}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as parent:
+        run_id = parent.info.run_id
         mlflow.log_params(config_as_flat_dict(config))
         mlflow.log_metrics(result.metrics)
+        dataset = mlflow.data.from_pandas(
+            data, source=source, name=Path(source).name or source, digest=data_fingerprint
+        )
+        mlflow.log_input(dataset, context="training")
         for stage in STAGES:
             with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):
                 mlflow.log_metrics(result.stage_metrics.get(stage, {}))
@@ -194,6 +234,121 @@ def log_training(
             if path.is_file() and path.name != "model.joblib":
                 mlflow.log_artifact(str(path), artifact_path="outputs")
         version = _log_model(result, config, output_dir)
-        if version is not None:
-            _set_aliases(client, config.tracking.registered_model, version)
-        return parent.info.run_id, version
+    promoted, gates = (False, [])
+    if version is not None:
+        promoted, gates = _apply_gates(client, config, run_id, version, result.metrics)
+    return TrackedRun(run_id, version, promoted, tuple(gates))
+
+
+# -- reading runs back: the analyst's view -------------------------------------------------------
+KEY_METRICS = (
+    "customers",
+    "n_clusters",
+    "silhouette",
+    "seed_stability_ari",
+    "planted_macro_f1",
+    "mean_p_alive",
+    "total_expected_spend",
+)
+
+
+def training_runs(
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "loyalty-segmentation",
+    model_name: str = "loyalty-segmentation",
+    max_runs: int = 20,
+    run_ids: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per training run, newest first: when, on what, key metrics, status shares, aliases."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return pd.DataFrame()
+    if run_ids:
+        runs = [client.get_run(run_id) for run_id in run_ids]
+    else:
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.{RUN_KIND_TAG} = 'training'",
+            order_by=["attributes.start_time DESC"],
+            max_results=max_runs,
+        )
+    aliases = _aliases_by_run(client, model_name)
+    rows = []
+    for run in runs:
+        metrics, tags = run.data.metrics, run.data.tags
+        row = {
+            "run_id": run.info.run_id,
+            "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
+            "status": run.info.status,
+            "as_of": tags.get("as_of"),
+            "seed": tags.get("seed"),
+            "trigger": tags.get("trigger"),
+            "data": tags.get("data_fingerprint"),
+            "model_version": aliases.get(run.info.run_id, ("", ""))[0],
+            "aliases": aliases.get(run.info.run_id, ("", ""))[1],
+        }
+        row.update({name: metrics.get(name) for name in KEY_METRICS})
+        row.update({f"share_{s}": metrics.get(f"share_{s}") for s in STATUSES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _aliases_by_run(client: MlflowClient, model_name: str) -> dict[str, tuple[str, str]]:
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+        # search_model_versions leaves aliases empty on some stores; the registered model has them.
+        aliases = client.get_registered_model(model_name).aliases
+    except mlflow.exceptions.MlflowException:
+        return {}
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    return {
+        v.run_id: (str(v.version), ",".join(sorted(by_version.get(str(v.version), []))))
+        for v in versions
+        if v.run_id
+    }
+
+
+def load_run_segments(run_id: str, *, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The segment table a training run logged."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="outputs/segments.parquet", dst_path=folder
+        )
+        return pd.read_parquet(path)
+
+
+def champion_run_id(
+    *, tracking_uri: str | None = None, model_name: str = "loyalty-segmentation"
+) -> str:
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    return client.get_model_version_by_alias(model_name, CHAMPION).run_id
+
+
+def load_champion_segments(
+    *, tracking_uri: str | None = None, model_name: str = "loyalty-segmentation"
+) -> pd.DataFrame:
+    """The segment table of the model version that holds the champion alias."""
+    return load_run_segments(
+        champion_run_id(tracking_uri=tracking_uri, model_name=model_name), tracking_uri=tracking_uri
+    )
+
+
+def promote(
+    version: str,
+    *,
+    reason: str,
+    tracking_uri: str | None = None,
+    model_name: str = "loyalty-segmentation",
+) -> None:
+    """Make a model version the champion by hand, recording who decided and why."""
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    client.get_model_version(model_name, version)  # raises if it does not exist
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(model_name, version, "promoted", "by hand")
+    client.set_model_version_tag(model_name, version, "promotion_reason", reason)

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_rand_score
 
 from pipeline import io, plots, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
@@ -67,6 +69,15 @@ def make_labeler(config: Config) -> StatusLabeler:
     )
 
 
+def label_clusters(
+    signals: pd.DataFrame, clusters: np.ndarray, config: Config
+) -> tuple[StatusLabeler, pd.DataFrame]:
+    """Fit the labeler on per-customer signals and their clusters; return it and the statuses."""
+    with_clusters = signals.assign(**{CLUSTER: clusters})
+    labeler = make_labeler(config).fit(with_clusters)
+    return labeler, labeler.predict(with_clusters)
+
+
 def fit_segmentation(
     clean: CleanTransactions, config: Config, *, on_stage: StageCallback | None = None
 ) -> TrainingResult:
@@ -98,11 +109,16 @@ def fit_segmentation(
     values = value_model.predict(features, horizon_days=config.horizon_days)
 
     stage("labeling")
-    signals = pd.concat([features, values.reset_index(drop=True)], axis=1).assign(
-        **{CLUSTER: clusters}
-    )
-    labeler = make_labeler(config).fit(signals)
-    statuses = labeler.predict(signals)
+    signals = pd.concat([features, values.reset_index(drop=True)], axis=1)
+    labeler, statuses = label_clusters(signals, clusters, config)
+    stability = {}
+    if config.clustering.check_seed_stability:
+        # Names must not hinge on the seed: refit clusters and names with another one.
+        _, other_clusters = fit_clusters(features, config.clustering, random_state=seed + 1)
+        _, other_statuses = label_clusters(signals, other_clusters, config)
+        stability["seed_stability_ari"] = float(
+            adjusted_rand_score(statuses["status"], other_statuses["status"])
+        )
     segments = assemble_segments(features, clusters, values, statuses, as_of=as_of)
 
     model = SegmentationModel(
@@ -123,13 +139,16 @@ def fit_segmentation(
             "customers": float(len(features)),
             "prior_gap_days": prior_gap_days,
         },
-        "clustering": cluster_metrics(
-            clusterer,
-            features,
-            clusters,
-            sample_size=config.clustering.silhouette_sample_size,
-            random_state=seed,
-        ),
+        "clustering": {
+            **cluster_metrics(
+                clusterer,
+                features,
+                clusters,
+                sample_size=config.clustering.silhouette_sample_size,
+                random_state=seed,
+            ),
+            **stability,
+        },
         "clv": {
             **{k: float(v) for k, v in value_model.metrics_.items()},
             "mean_p_alive": float(segments["p_alive"].mean()),
@@ -199,8 +218,7 @@ def prepare_embedded_sample(config: Config) -> DataSource:
 class TrainingOutcome:
     result: TrainingResult
     output: Path
-    run_id: str | None
-    model_version: str | None
+    tracked: tracking.TrackedRun | None
     source: DataSource
 
 
@@ -230,7 +248,9 @@ def run_training(
     result.model.metadata.update(
         {"data_fingerprint": io.fingerprint(raw), "source": source.path, "trigger": trigger}
     )
-    if source.truth_path is not None:
+    # The planted truth describes customers as of the sample's end; at another as-of date
+    # (a backtest) it is not the right answer, so recovery is not measured there.
+    if source.truth_path is not None and clean.as_of == source.default_as_of:
         truth = pd.read_csv(source.truth_path, dtype={"customer_id": "string"})
         recovery, confusion = planted_recovery(result.segments, truth)
         result.stage_metrics["labeling"].update(recovery)
@@ -252,20 +272,29 @@ def run_training(
         figures = plots.training_figures(result)
         for name, figure in figures.items():
             io.write_figure(figure, staging / "plots" / f"{name}.png")
-        run_id = model_version = None
+        tracked = None
         if config.tracking.enabled:
             stage("tracking")
-            run_id, model_version = tracking.log_training(
+            tracked = tracking.log_training(
                 result,
                 config,
                 output_dir=staging,
                 figures=figures,
+                data=raw,
                 data_fingerprint=result.model.metadata["data_fingerprint"],
                 source=source.path,
                 trigger=trigger,
             )
-            io.write_json({"run_id": run_id, "model_version": model_version}, staging / "run.json")
+            io.write_json(
+                {
+                    "run_id": tracked.run_id,
+                    "model_version": tracked.model_version,
+                    "promoted": tracked.promoted,
+                    "gates": {g.name: f"{g.verdict}: {g.detail}" for g in tracked.gates},
+                },
+                staging / "run.json",
+            )
         plots.close(figures)
     # Only a run that got this far replaces the last good model.
     io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
-    return TrainingOutcome(result, Path(config.output), run_id, model_version, source)
+    return TrainingOutcome(result, Path(config.output), tracked, source)
