@@ -7,7 +7,6 @@ to a local store directly would break; training must work through the server unc
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -47,6 +46,7 @@ def post(url: str, payload: dict) -> dict:
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     port = free_port()
+    log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [
             str(MLFLOW),
@@ -63,7 +63,7 @@ def server(tmp_path_factory):
             "1",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "w"),
+        stderr=log,
         cwd=folder,
     )
     url = f"http://127.0.0.1:{port}"
@@ -82,6 +82,7 @@ def server(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(timeout=20)
+    log.close()
 
 
 def test_training_through_a_tracking_server_is_visible_in_its_rest_api(
