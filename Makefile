@@ -41,7 +41,8 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix pipeline tests
 
 ui: $(STAMP) ## Browse runs in the MLflow UI at http://127.0.0.1:$(MLFLOW_PORT)
-	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): experiment 'loyalty-segmentation', model 'loyalty-segmentation'"
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): Experiments > loyalty-segmentation > Training runs"
+	@echo "(expand a run for its stage runs; tick two and Compare); Models > loyalty-segmentation for the aliases"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
 		--host 127.0.0.1 --port $(MLFLOW_PORT)
 

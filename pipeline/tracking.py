@@ -39,6 +39,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_ROOT = Path("mlartifacts")
 CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_KIND_TAG = "run_kind"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 STAGES = ("data", "clustering", "clv", "labeling")
 _REQUIREMENTS = (
     "numpy",
@@ -65,14 +66,21 @@ def _is_local_store(uri: str) -> bool:
 
 def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    # A local store keeps artifacts in the git-ignored mlartifacts/; a server chooses its own
-    # (mlflow-artifacts:/ roots), which the client must not override.
-    location = (
-        (DEFAULT_ARTIFACT_ROOT / name).resolve().as_uri() if _is_local_store(tracking_uri) else None
-    )
-    return client.create_experiment(name, artifact_location=location)
+    if experiment is None:
+        # A local store keeps artifacts in the git-ignored mlartifacts/; a server chooses its own
+        # (mlflow-artifacts:/ roots), which the client must not override.
+        location = (
+            (DEFAULT_ARTIFACT_ROOT / name).resolve().as_uri()
+            if _is_local_store(tracking_uri)
+            else None
+        )
+        experiment_id = client.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:
+        # Without it, MLflow 3's UI opens the experiment on its GenAI trace view, not the runs.
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+    return experiment_id
 
 
 def _git_commit() -> str:
