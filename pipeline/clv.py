@@ -1,9 +1,15 @@
 """Customer value stage: the adapter over `lifetimes` (the only module that imports it).
 
-BG/NBD predicts how many purchases a customer makes over the horizon and the probability that
-they are still a customer; Gamma-Gamma predicts the value of each purchase. Time is in days
-throughout. lifetimes 0.11.3 is unmaintained, so every fit is checked (finite parameters,
-retried with a stronger penalizer on failure) and no NaN or infinite prediction leaves here.
+A purchase model (BG/NBD, Pareto/NBD or modified BG/NBD) predicts how many purchases a customer
+makes over the horizon and the probability that they are still a customer; Gamma-Gamma predicts
+the value of each purchase. Time is in days throughout (horizon in days, discount rate per
+year). lifetimes 0.11.3 is unmaintained, so every fit is checked (finite, plausible parameters;
+Pareto/NBD's optimiser restarted to confirm convergence; retried with a stronger penalizer on
+failure) and no NaN or infinite prediction leaves this module.
+
+Fits run on the distinct (frequency, recency, T) rows weighted by their counts, which gives
+the same likelihood as one row per customer at a fraction of the cost, and optionally on a
+seeded sample of customers (``fit_sample_size``) for very large bases.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -69,105 +75,248 @@ def _first_id(customers: pd.DataFrame, mask: pd.Series) -> str:
     return str(row["customer_id"]) if "customer_id" in customers.columns else str(row.name)
 
 
-def _fit_with_retries(make, fit_args: tuple, penalizer: float, name: str):
-    """Fit a lifetimes model; on failure or non-finite parameters retry with 10x the penalizer."""
+PURCHASE_MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
+_FITTERS = {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}
+# Parameters beyond this are not a customer base but a numerical accident.
+ABSURD_PARAMETER = 1e6
+CLV_STEP_DAYS = 30
+
+
+def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Distinct rows of the stacked columns, their counts, and the map back to every row."""
+    stacked = np.column_stack(columns)
+    unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    return [unique[:, i] for i in range(unique.shape[1])], counts, inverse.reshape(-1)
+
+
+def _check_parameters(params: dict[str, float], name: str) -> str | None:
+    values = np.array(list(params.values()), dtype="float64")
+    if not np.all(np.isfinite(values)):
+        return f"non-finite parameters {params}"
+    if np.any(values <= 0):
+        return f"non-positive parameters {params}"
+    if np.any(values > ABSURD_PARAMETER):
+        return f"absurd parameters {params} (above {ABSURD_PARAMETER:g})"
+    return None
+
+
+def _fit_with_retries(
+    fit_once, penalizer: float, name: str
+) -> tuple[dict[str, float], float, float]:
+    """Fit; on an error or implausible parameters retry with 10x the penalizer.
+
+    ``fit_once(penalizer)`` returns (parameters, negative log-likelihood). Returns the
+    parameters, the penalizer that worked and the negative log-likelihood.
+    """
     attempt_penalizer = penalizer
-    last_problem = "no attempt"
+    problem = "no attempt"
     for attempt in range(MAX_PENALIZER_RETRIES + 1):
-        model = make(attempt_penalizer)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                model.fit(*fit_args)
-            params = np.asarray(model.params_, dtype="float64")
-            if np.all(np.isfinite(params)) and np.all(params > 0):
-                return model, attempt_penalizer
-            last_problem = f"non-finite or non-positive parameters {dict(model.params_)}"
+                params, negative_ll = fit_once(attempt_penalizer)
+            problem = _check_parameters(params, name)
+            if problem is None:
+                return params, attempt_penalizer, negative_ll
         except Exception as error:  # lifetimes raises ConvergenceError, LinAlgError, ValueError...
-            last_problem = f"{error.__class__.__name__}: {error}"
+            problem = f"{error.__class__.__name__}: {error}"
         next_penalizer = max(attempt_penalizer * 10, 0.001)
         if attempt < MAX_PENALIZER_RETRIES:
             log.warning(
                 "%s fit failed with penalizer %g (%s); retrying with %g",
                 name,
                 attempt_penalizer,
-                last_problem,
+                problem,
                 next_penalizer,
             )
         attempt_penalizer = next_penalizer
     raise RuntimeError(
-        f"{name} could not be fitted after {MAX_PENALIZER_RETRIES} retries: {last_problem}"
+        f"{name} could not be fitted after {MAX_PENALIZER_RETRIES} retries: {problem}"
     )
 
 
+def _purchase_fitter(kind: str, params: dict[str, float] | None = None, penalizer: float = 0.0):
+    fitter = _FITTERS[kind](penalizer_coef=penalizer)
+    if params is not None:
+        fitter.params_ = pd.Series(params)
+    return fitter
+
+
+def fit_purchase_model(
+    kind: str,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    tenure: np.ndarray,
+    *,
+    penalizer: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, float], float, float]:
+    """Fit one purchase model on weighted distinct rows; return (params, penalizer, -loglik)."""
+    (f, r, t), counts, _ = _distinct_rows(frequency, recency, tenure)
+    label = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}[kind]
+
+    def fit_once(attempt_penalizer: float) -> tuple[dict[str, float], float]:
+        if kind != "pareto_nbd":
+            fitter = _purchase_fitter(kind, penalizer=attempt_penalizer)
+            fitter.fit(f, r, t, weights=counts)
+            return dict(fitter.params_), float(fitter._negative_log_likelihood_)
+        # Pareto/NBD divides its weighted likelihood by the mean weight, not the sum, so the
+        # penalizer is rescaled to mean what it means for one row per customer.
+        scaled = attempt_penalizer / counts.mean()
+        start = rng.normal(1.0, 0.05, size=4)  # lifetimes would draw this from global np.random
+        fitter = _purchase_fitter(kind, penalizer=scaled)
+        fitter.fit(f, r, t, weights=counts, initial_params=start, maxiter=4000)
+        # lifetimes never checks that Nelder-Mead converged: restart from the solution and
+        # accept only if the restart finds nothing better.
+        first = float(fitter._negative_log_likelihood_)
+        restart = _purchase_fitter(kind, penalizer=scaled)
+        restart.fit(
+            f, r, t, weights=counts, initial_params=np.log(fitter.params_.to_numpy()), maxiter=4000
+        )
+        second = float(restart._negative_log_likelihood_)
+        if second < first - 1e-6 * max(abs(first), 1.0):
+            log.warning("Pareto/NBD had not converged (-loglik %.6g, restart %.6g)", first, second)
+        best = restart if second <= first else fitter
+        return dict(best.params_), float(min(first, second))
+
+    params, used_penalizer, negative_ll = _fit_with_retries(fit_once, penalizer, label)
+    return {k: float(v) for k, v in params.items()}, used_penalizer, negative_ll
+
+
+def predict_purchases(
+    kind: str,
+    params: dict[str, float],
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    tenure: np.ndarray,
+    horizons: tuple[float, ...],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """P(alive) and expected purchases up to each horizon, evaluated on distinct rows.
+
+    Returns
+    -------
+    p_alive
+        Shape (n,).
+    purchases
+        Shape (n, len(horizons)): expected purchases from as-of up to each horizon.
+    repaired
+        How many non-finite values were replaced (lifetimes overflows for extreme customers).
+    """
+    (f, r, t), _, inverse = _distinct_rows(frequency, recency, tenure)
+    fitter = _purchase_fitter(kind, params)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        alive = np.asarray(fitter.conditional_probability_alive(f, r, t), dtype="float64")
+        purchases = np.column_stack(
+            [
+                np.asarray(
+                    fitter.conditional_expected_number_of_purchases_up_to_time(h, f, r, t),
+                    dtype="float64",
+                )
+                for h in horizons
+            ]
+        )
+    repaired = int((~np.isfinite(alive)).sum() + (~np.isfinite(purchases)).sum())
+    # Where a closed form overflows (the heaviest buyers), the customer's own observed rate
+    # is the sensible forecast and they are evidently alive.
+    own_rate = f / np.maximum(t, 0.5)
+    alive = np.clip(np.where(np.isfinite(alive), alive, 1.0), 0.0, 1.0)
+    fallback = own_rate[:, None] * np.asarray(horizons)[None, :]
+    purchases = np.where(np.isfinite(purchases), purchases, fallback).clip(min=0.0)
+    # Cumulative forecasts must not decrease with the horizon.
+    purchases = np.maximum.accumulate(purchases, axis=1)
+    return alive[inverse], purchases[inverse], repaired
+
+
 class CustomerValueModel(BaseEstimator):
-    """BG/NBD purchases and Gamma-Gamma spend, with a per-customer value trend.
+    """Purchases (BG/NBD, Pareto/NBD or MBG/NBD) and Gamma-Gamma spend, with a value trend.
 
     Parameters
     ----------
+    purchase_model
+        ``bgnbd``, ``pareto_nbd`` or ``mbgnbd``.
     penalizer, monetary_penalizer
-        L2 penalizers of the BG/NBD and Gamma-Gamma fits (raised automatically on failure).
+        L2 penalizers of the purchase and Gamma-Gamma fits (raised automatically on failure).
     trend_window_days
         The recent window whose realised spend rate is compared with the customer's past.
     declining_below, rising_above
         ``trend_ratio`` thresholds of the ``value_trend`` classes.
+    annual_discount_rate
+        Discount rate per year of the ``clv`` column.
+    fit_sample_size
+        Fit on a seeded sample of at most this many customers (None: all). Predictions are
+        always for every customer.
     random_state
-        Kept for the scikit-learn contract and logged; the lifetimes fits used here start from
-        fixed points and draw no random numbers.
+        Seeds the sample and Pareto/NBD's starting point.
     """
 
     def __init__(
         self,
         *,
+        purchase_model: str = "bgnbd",
         penalizer: float = 0.001,
         monetary_penalizer: float = 0.001,
         trend_window_days: int = 180,
         declining_below: float = 0.7,
         rising_above: float = 1.3,
+        annual_discount_rate: float = 0.1,
+        fit_sample_size: int | None = None,
         random_state: int | None = None,
     ) -> None:
+        self.purchase_model = purchase_model
         self.penalizer = penalizer
         self.monetary_penalizer = monetary_penalizer
         self.trend_window_days = trend_window_days
         self.declining_below = declining_below
         self.rising_above = rising_above
+        self.annual_discount_rate = annual_discount_rate
+        self.fit_sample_size = fit_sample_size
         self.random_state = random_state
 
     def fit(self, customers: pd.DataFrame, y: None = None) -> CustomerValueModel:
         """Fit on one row per customer (``frequency``, ``recency_days``, ``tenure_days``, ``monetary``)."""
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise ValueError(
+                f"purchase_model must be one of {PURCHASE_MODELS}, not '{self.purchase_model}'"
+            )
         _check_input(customers)
-        frequency = customers["frequency"].to_numpy(dtype="float64")
-        recency = customers["recency_days"].to_numpy(dtype="float64")
-        tenure = customers["tenure_days"].to_numpy(dtype="float64")
+        rng = np.random.default_rng(self.random_state)
+        sample = customers
+        if self.fit_sample_size is not None and len(customers) > self.fit_sample_size:
+            chosen = np.sort(rng.choice(len(customers), size=self.fit_sample_size, replace=False))
+            sample = customers.iloc[chosen]
+        frequency = sample["frequency"].to_numpy(dtype="float64")
+        recency = sample["recency_days"].to_numpy(dtype="float64")
         # A customer observed for zero days breaks the likelihood; half a day is the same
         # information without the singularity.
-        tenure = np.maximum(tenure, 0.5)
-        purchase_model, self.purchase_penalizer_ = _fit_with_retries(
-            lambda p: BetaGeoFitter(penalizer_coef=p),
-            (frequency, recency, tenure),
-            self.penalizer,
-            "BG/NBD",
+        tenure = np.maximum(sample["tenure_days"].to_numpy(dtype="float64"), 0.5)
+        self.purchase_params_, self.purchase_penalizer_, negative_ll = fit_purchase_model(
+            self.purchase_model, frequency, recency, tenure, penalizer=self.penalizer, rng=rng
         )
-        repeat = (customers["frequency"] > 0) & (customers["monetary"] > 0)
+        repeat = (sample["frequency"] > 0) & (sample["monetary"] > 0)
         if repeat.sum() < 2:
             raise ValueError("Gamma-Gamma needs at least two customers with a repeat purchase")
-        spend_model, self.spend_penalizer_ = _fit_with_retries(
-            lambda p: GammaGammaFitter(penalizer_coef=p),
-            (customers.loc[repeat, "frequency"], customers.loc[repeat, "monetary"]),
-            self.monetary_penalizer,
-            "Gamma-Gamma",
+        (gg_frequency, gg_monetary), gg_counts, _ = _distinct_rows(
+            sample.loc[repeat, "frequency"].to_numpy(dtype="float64"),
+            sample.loc[repeat, "monetary"].to_numpy(dtype="float64"),
         )
-        # Only the parameters are kept: lifetimes' fitters hold lambdas that cannot be pickled
-        # into a bundle, and the parameters are all the predictions need.
-        self.purchase_params_ = {k: float(v) for k, v in purchase_model.params_.items()}
-        self.spend_params_ = {k: float(v) for k, v in spend_model.params_.items()}
+
+        def fit_spend(attempt_penalizer: float) -> tuple[dict[str, float], float]:
+            fitter = GammaGammaFitter(penalizer_coef=attempt_penalizer)
+            fitter.fit(gg_frequency, gg_monetary, weights=gg_counts)
+            return dict(fitter.params_), float(fitter._negative_log_likelihood_)
+
+        spend_params, self.spend_penalizer_, _ = _fit_with_retries(
+            fit_spend, self.monetary_penalizer, "Gamma-Gamma"
+        )
+        self.spend_params_ = {k: float(v) for k, v in spend_params.items()}
         p, q, v = (self.spend_params_[k] for k in ("p", "q", "v"))
         # The population mean spend per purchase implied by Gamma-Gamma: E[M] = p v / (q - 1).
         self.population_mean_spend_ = (
-            p * v / (q - 1) if q > 1 else float(customers.loc[repeat, "monetary"].mean())
+            p * v / (q - 1) if q > 1 else float(sample.loc[repeat, "monetary"].mean())
         )
         correlation = float(
-            np.corrcoef(customers.loc[repeat, "frequency"], customers.loc[repeat, "monetary"])[0, 1]
+            np.corrcoef(sample.loc[repeat, "frequency"], sample.loc[repeat, "monetary"])[0, 1]
         )
         if abs(correlation) > 0.3:
             log.warning(
@@ -176,13 +325,14 @@ class CustomerValueModel(BaseEstimator):
             )
         self.metrics_ = {
             "n_customers": float(len(customers)),
+            "n_customers_fitted": float(len(sample)),
             "n_repeat_customers": float(repeat.sum()),
-            "bgnbd_log_likelihood": float(-purchase_model._negative_log_likelihood_),
-            "bgnbd_penalizer": float(self.purchase_penalizer_),
+            "purchase_log_likelihood": -negative_ll,
+            "purchase_penalizer": float(self.purchase_penalizer_),
             "gamma_gamma_penalizer": float(self.spend_penalizer_),
             "frequency_monetary_correlation": correlation,
             "population_mean_spend": float(self.population_mean_spend_),
-            **{f"bgnbd_{k}": v for k, v in self.purchase_params_.items()},
+            **{f"{self.purchase_model}_{k}": v for k, v in self.purchase_params_.items()},
             **{f"gamma_gamma_{k}": v for k, v in self.spend_params_.items()},
         }
         return self
@@ -194,7 +344,10 @@ class CustomerValueModel(BaseEstimator):
         -------
         pd.DataFrame
             Same index as ``customers``: ``p_alive``, ``expected_purchases``,
-            ``expected_spend``, ``trend_ratio`` and ``value_trend``. Never NaN or infinite.
+            ``expected_spend``, ``clv`` (expected spend discounted to the as-of date),
+            ``days_to_next_purchase`` (expected wait if the forecast rate holds; NaN when
+            fewer than 0.01 purchases are expected), ``trend_ratio`` and ``value_trend``.
+            Never NaN or infinite apart from the documented NaN.
         """
         check_is_fitted(self, "purchase_params_")
         _check_input(customers)
@@ -203,50 +356,49 @@ class CustomerValueModel(BaseEstimator):
         tenure = np.maximum(customers["tenure_days"].to_numpy(dtype="float64"), 0.5)
         monetary = customers["monetary"].to_numpy(dtype="float64")
 
-        purchase_model = BetaGeoFitter()
-        purchase_model.params_ = pd.Series(self.purchase_params_)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p_alive = np.asarray(
-                purchase_model.conditional_probability_alive(frequency, recency, tenure),
-                dtype="float64",
-            )
-            purchases = np.asarray(
-                purchase_model.conditional_expected_number_of_purchases_up_to_time(
-                    horizon_days, frequency, recency, tenure
-                ),
-                dtype="float64",
-            )
-        repaired = int((~np.isfinite(p_alive)).sum() + (~np.isfinite(purchases)).sum())
+        steps = tuple(float(d) for d in range(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS)) + (
+            float(horizon_days),
+        )
+        p_alive, cumulative, repaired = predict_purchases(
+            self.purchase_model, self.purchase_params_, frequency, recency, tenure, steps
+        )
         if repaired:
             log.warning(
-                "BG/NBD gave %d non-finite predictions; repaired from the customer's own rate",
-                repaired,
+                "%s gave %d non-finite predictions; repaired", self.purchase_model, repaired
             )
-        # Where the closed form overflows (extreme frequency), the customer's own observed rate
-        # over the horizon is the sensible forecast and they are evidently alive.
-        own_rate = frequency / tenure * horizon_days
-        p_alive = np.clip(np.where(np.isfinite(p_alive), p_alive, 1.0), 0.0, 1.0)
-        purchases = np.where(np.isfinite(purchases), purchases, own_rate).clip(min=0.0)
-
+        purchases = cumulative[:, -1]
         spend_per_purchase = self._spend_per_purchase(frequency, monetary)
         expected_spend = purchases * spend_per_purchase
+        # Discount each step's purchases at its midpoint.
+        increments = np.diff(np.column_stack([np.zeros(len(purchases)), cumulative]), axis=1)
+        ends = np.asarray(steps)
+        midpoints = (np.concatenate([[0.0], ends[:-1]]) + ends) / 2
+        discount = (1.0 + self.annual_discount_rate) ** (-midpoints / 365.0)
+        clv = (increments * discount[None, :]).sum(axis=1) * spend_per_purchase
+        with np.errstate(divide="ignore"):
+            days_to_next = np.where(
+                purchases >= 0.01, horizon_days / np.maximum(purchases, 0.01), np.nan
+            )
         trend_ratio = self._trend_ratio(customers, expected_spend, horizon_days)
-        value_trend = np.select(
-            [trend_ratio < self.declining_below, trend_ratio > self.rising_above],
-            ["declining", "rising"],
-            default="stable",
-        )
         self.last_repaired_ = repaired
         return pd.DataFrame(
             {
                 "p_alive": p_alive,
                 "expected_purchases": purchases,
                 "expected_spend": expected_spend,
+                "clv": clv,
+                "days_to_next_purchase": days_to_next,
                 "trend_ratio": trend_ratio,
-                "value_trend": value_trend,
+                "value_trend": self.classify_trend(trend_ratio),
             },
             index=customers.index,
+        )
+
+    def classify_trend(self, trend_ratio: np.ndarray) -> np.ndarray:
+        return np.select(
+            [trend_ratio < self.declining_below, trend_ratio > self.rising_above],
+            ["declining", "rising"],
+            default="stable",
         )
 
     def _spend_per_purchase(self, frequency: np.ndarray, monetary: np.ndarray) -> np.ndarray:
