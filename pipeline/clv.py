@@ -119,7 +119,7 @@ def _fit_with_retries(
             if problem is None:
                 return params, attempt_penalizer, negative_ll
         except Exception as error:  # lifetimes raises ConvergenceError, LinAlgError, ValueError...
-            problem = f"{error.__class__.__name__}: {error}"
+            problem = f"{error.__class__.__name__}: {' '.join(str(error).split())}"
         next_penalizer = max(attempt_penalizer * 10, 0.001)
         if attempt < MAX_PENALIZER_RETRIES:
             log.warning(

@@ -112,7 +112,35 @@ class ClusteringConfig(_Section):
         return self
 
 
+ValueCandidate = Literal["bgnbd", "pareto_nbd", "mbgnbd", "learned"]
+SelectionMetric = Literal[
+    "spend_gini", "spend_spearman", "spend_mae", "purchases_mae", "purchases_rmse"
+]
+
+
 class CLVConfig(_Section):
+    """Customer value: candidate models, their holdout comparison and the value trend."""
+
+    candidates: tuple[ValueCandidate, ...] = Field(
+        default=("bgnbd", "pareto_nbd", "mbgnbd", "learned"),
+        description="compared on the holdout; the best is refitted on the full history",
+    )
+    holdout_days: int = Field(
+        default=180, ge=14, description="length of the holdout window at the end of the history"
+    )
+    selection_metric: SelectionMetric = Field(
+        default="spend_mae",
+        description="spend_mae rewards both ranking and level; spend_gini ranks only, and may pick a "
+        "model whose total is far off",
+    )
+    annual_discount_rate: float = Field(
+        default=0.1, ge=0, description="discount rate per year of clv"
+    )
+    fit_sample_size: int | None = Field(
+        default=200_000,
+        ge=1000,
+        description="fit on a seeded sample of at most this many customers",
+    )
     penalizer: float = Field(default=0.001, ge=0)
     monetary_penalizer: float = Field(default=0.001, ge=0)
     declining_below: float = Field(
@@ -124,6 +152,10 @@ class CLVConfig(_Section):
     def _thresholds_ordered(self) -> CLVConfig:
         if self.declining_below >= self.rising_above:
             raise ValueError("declining_below must be smaller than rising_above")
+        if not any(c != "learned" for c in self.candidates):
+            raise ValueError(
+                "candidates need at least one purchase model (bgnbd, pareto_nbd, mbgnbd)"
+            )
         return self
 
 
@@ -177,6 +209,12 @@ class PromotionConfig(_Section):
     """
 
     min_planted_macro_f1: float = Field(default=0.85, ge=0, le=1)
+    min_holdout_spend_gini: float = Field(
+        default=0.2,
+        ge=-1,
+        le=1,
+        description="normalized Gini of the chosen value model on the holdout",
+    )
     min_seed_stability: float = Field(
         default=0.9, ge=-1, le=1, description="adjusted Rand index of statuses between two seeds"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from sklearn.metrics import confusion_matrix, f1_score
 
 from pipeline.config import STATUSES
@@ -66,3 +68,75 @@ def planted_recovery(
         columns=pd.Index(labels, name="found"),
     )
     return metrics, matrix
+
+
+def normalized_gini(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Gini of ``actual`` ordered by ``predicted``, divided by the Gini of the perfect order.
+
+    1 means the prediction ranks customers exactly as their realised value does, 0 no better than
+    chance. Ties in the prediction are broken against the prediction (pessimistically).
+    """
+    actual = np.asarray(actual, dtype="float64")
+    predicted = np.asarray(predicted, dtype="float64")
+    if len(actual) == 0 or actual.sum() <= 0:
+        return float("nan")
+
+    def gini(order_by: np.ndarray) -> float:
+        # Stable sort on (-score, actual ascending) so that ties do not flatter the prediction.
+        order = np.lexsort((actual, -order_by))
+        cumulative = np.cumsum(actual[order]) / actual.sum()
+        return float(cumulative.sum() / len(actual) - (len(actual) + 1) / (2 * len(actual)))
+
+    return gini(predicted) / gini(actual)
+
+
+def holdout_metrics(
+    *,
+    actual_purchases: np.ndarray | None,
+    predicted_purchases: np.ndarray | None,
+    actual_spend: np.ndarray,
+    predicted_spend: np.ndarray,
+) -> dict[str, float]:
+    """How well forecasts made at the calibration end match what happened in the holdout.
+
+    Purchase metrics need purchase forecasts (the BTYD models make them; a spend-only model
+    does not): aggregate error in percent, customer-level MAE and RMSE. Spend metrics apply to
+    every candidate: Spearman rank correlation, normalized Gini, aggregate error and MAE.
+    """
+    actual_spend = np.asarray(actual_spend, dtype="float64")
+    predicted_spend = np.asarray(predicted_spend, dtype="float64")
+    metrics = {
+        "spend_spearman": float(spearmanr(predicted_spend, actual_spend).statistic),
+        "spend_gini": normalized_gini(actual_spend, predicted_spend),
+        "spend_aggregate_error_pct": float(
+            100 * (predicted_spend.sum() - actual_spend.sum()) / max(actual_spend.sum(), 1e-9)
+        ),
+        "spend_mae": float(np.abs(predicted_spend - actual_spend).mean()),
+    }
+    if actual_purchases is not None and predicted_purchases is not None:
+        actual_purchases = np.asarray(actual_purchases, dtype="float64")
+        predicted_purchases = np.asarray(predicted_purchases, dtype="float64")
+        error = predicted_purchases - actual_purchases
+        metrics.update(
+            {
+                "purchases_aggregate_error_pct": float(
+                    100 * error.sum() / max(actual_purchases.sum(), 1e-9)
+                ),
+                "purchases_mae": float(np.abs(error).mean()),
+                "purchases_rmse": float(np.sqrt((error**2).mean())),
+            }
+        )
+    return metrics
+
+
+def decile_table(actual: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """Mean predicted and mean actual per decile of the prediction (1 = lowest)."""
+    frame = pd.DataFrame({"predicted": predicted, "actual": actual})
+    ranks = frame["predicted"].rank(method="first")
+    frame["decile"] = np.ceil(ranks / len(frame) * 10).clip(1, 10).astype(int)
+    table = frame.groupby("decile").agg(
+        customers=("actual", "size"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+    )
+    return table.reset_index()

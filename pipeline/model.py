@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from pipeline.clv import CustomerValueModel
 from pipeline.config import Config
+from pipeline.customer_value import ValueForecaster
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.schema import CUSTOMER_ID
@@ -27,6 +27,8 @@ SEGMENT_COLUMNS = (
     "p_alive",
     "expected_purchases",
     "expected_spend",
+    "clv",
+    "days_to_next_purchase",
     "frequency",
     "recency_days",
     "tenure_days",
@@ -70,7 +72,7 @@ class SegmentationModel:
     trained_as_of: pd.Timestamp
     prior_gap_days: float
     clusterer: Pipeline
-    value_model: CustomerValueModel
+    value_model: ValueForecaster
     labeler: StatusLabeler
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -117,12 +117,30 @@ def confusion(matrix: pd.DataFrame) -> Figure:
     return fig
 
 
+def holdout_calibration(deciles: pd.DataFrame, model_name: str) -> Figure:
+    """CLV fit check: mean predicted against mean actual holdout spend per decile of prediction."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    ax.plot(deciles["decile"], deciles["mean_actual"], "o-", label="actual", color="#4e79a7")
+    ax.plot(deciles["decile"], deciles["mean_predicted"], "s--", label="predicted", color="#f28e2b")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of predicted holdout spend (10 = highest)")
+    ax.set_ylabel("mean spend in the holdout")
+    ax.set_title(f"Holdout calibration of the chosen value model ({model_name})")
+    ax.legend()
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
 def training_figures(result: TrainingResult) -> dict[str, Figure]:
     figures = {
         "status_sizes": status_sizes(result.segments),
         "status_profiles": status_profiles(result.segments),
         "p_alive_by_status": p_alive_by_status(result.segments),
     }
+    if "clv_holdout_deciles" in result.tables:
+        figures["clv_holdout_calibration"] = holdout_calibration(
+            result.tables["clv_holdout_deciles"], result.value_model_name
+        )
     if result.confusion is not None:
         figures["planted_confusion"] = confusion(result.confusion)
     return figures

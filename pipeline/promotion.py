@@ -40,6 +40,19 @@ def evaluate_gates(
         )
     else:
         results.append(GateResult("planted_recovery", None, "no planted truth in this data"))
+    if "holdout_spend_gini" in metrics:
+        value = metrics["holdout_spend_gini"]
+        results.append(
+            GateResult(
+                "holdout_gini",
+                value >= gates.min_holdout_spend_gini,
+                f"holdout spend Gini {value:.3f} vs floor {gates.min_holdout_spend_gini:.3f}",
+            )
+        )
+    else:
+        results.append(
+            GateResult("holdout_gini", None, "no holdout evaluation (history too short)")
+        )
     if "seed_stability_ari" in metrics:
         value = metrics["seed_stability_ari"]
         results.append(

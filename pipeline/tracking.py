@@ -219,6 +219,7 @@ def log_training(
         "data_source": source,
         "as_of": as_of,
         "seed": str(config.seed),
+        "clv_model": result.value_model_name,
     }
     run_name = f"train {as_of} seed {config.seed}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as parent:
@@ -232,6 +233,9 @@ def log_training(
         for stage in STAGES:
             with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):
                 mlflow.log_metrics(result.stage_metrics.get(stage, {}))
+                if stage == "clv":
+                    for name, table in result.tables.items():
+                        mlflow.log_table(table, f"{name}.json")
                 if stage == "labeling":
                     mlflow.log_table(result.cluster_profiles, "cluster_profiles.json")
                     if result.confusion is not None:

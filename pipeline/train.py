@@ -20,8 +20,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from pipeline import io, plots, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
-from pipeline.clv import CustomerValueModel
 from pipeline.config import Config, load_rules
+from pipeline.customer_value import select_value_model
 from pipeline.evaluate import planted_recovery, status_shares, status_summary
 from pipeline.features import build_features
 from pipeline.features.behaviour import population_gap_prior
@@ -45,6 +45,7 @@ class TrainingResult:
     summary: pd.DataFrame
     confusion: pd.DataFrame | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    value_model_name: str = ""
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -98,14 +99,15 @@ def fit_segmentation(
     clusterer, clusters = fit_clusters(features, config.clustering, random_state=seed)
 
     stage("clv")
-    value_model = CustomerValueModel(
-        penalizer=config.clv.penalizer,
-        monetary_penalizer=config.clv.monetary_penalizer,
+    selection = select_value_model(
+        clean.transactions,
+        features,
+        as_of=as_of,
+        config=config.clv,
         trend_window_days=config.features.recent_window_days,
-        declining_below=config.clv.declining_below,
-        rising_above=config.clv.rising_above,
         random_state=seed,
-    ).fit(features)
+    )
+    value_model = selection.forecaster
     values = value_model.predict(features, horizon_days=config.horizon_days)
 
     stage("labeling")
@@ -150,7 +152,7 @@ def fit_segmentation(
             **stability,
         },
         "clv": {
-            **{k: float(v) for k, v in value_model.metrics_.items()},
+            **selection.metrics,
             "mean_p_alive": float(segments["p_alive"].mean()),
             "total_expected_spend": float(segments["expected_spend"].sum()),
             "share_declining_value": float((segments["value_trend"] == "declining").mean()),
@@ -161,12 +163,17 @@ def fit_segmentation(
             "statuses_found": float(segments["status"].nunique()),
         },
     }
+    tables = {"clv_model_comparison": selection.comparison}
+    if selection.deciles is not None:
+        tables["clv_holdout_deciles"] = selection.deciles
     return TrainingResult(
         segments=segments,
         model=model,
         stage_metrics=stage_metrics,
         cluster_profiles=labeler.cluster_profiles_.reset_index(),
         summary=summary,
+        tables=tables,
+        value_model_name=selection.chosen,
     )
 
 
@@ -264,6 +271,8 @@ def run_training(
         io.write_frame(result.cluster_profiles, staging / "cluster_profiles.csv")
         if result.confusion is not None:
             io.write_frame(result.confusion.reset_index(), staging / "planted_confusion.csv")
+        for name, table in result.tables.items():
+            io.write_frame(table, staging / f"{name}.csv")
         io.write_json(
             {"as_of": str(clean.as_of.date()), "metrics": result.metrics, "source": source.path},
             staging / "metrics.json",

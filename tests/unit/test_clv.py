@@ -207,29 +207,47 @@ def test_unknown_data_files_list_what_lifetimes_ships():
 def test_fits_on_weighted_distinct_rows_match_lifetimes_own_fit(cdnow, kind):
     from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
-    fitter = {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}[kind]
-    weeks = cdnow.assign(recency_days=cdnow["recency_days"] / 7, tenure_days=cdnow["tenure_days"] / 7)
+    fitter = {
+        "bgnbd": BetaGeoFitter,
+        "pareto_nbd": ParetoNBDFitter,
+        "mbgnbd": ModifiedBetaGeoFitter,
+    }[kind]
+    weeks = cdnow.assign(
+        recency_days=cdnow["recency_days"] / 7, tenure_days=cdnow["tenure_days"] / 7
+    )
     theirs = fitter(penalizer_coef=0.0)
     np.random.seed(0)  # lifetimes' Pareto/NBD draws its start from the global state
     theirs.fit(weeks["frequency"], weeks["recency_days"], weeks["tenure_days"])
-    ours = CustomerValueModel(purchase_model=kind, penalizer=0.0, monetary_penalizer=0.0, random_state=0)
+    ours = CustomerValueModel(
+        purchase_model=kind, penalizer=0.0, monetary_penalizer=0.0, random_state=0
+    )
     ours.fit(with_trend_inputs(weeks))
     for name, value in theirs.params_.items():
         assert ours.purchase_params_[name] == pytest.approx(value, rel=1e-3), name
 
 
 def test_pareto_nbd_is_reproducible_from_the_seed(cdnow):
-    first = CustomerValueModel(purchase_model="pareto_nbd", random_state=4).fit(with_trend_inputs(cdnow))
-    again = CustomerValueModel(purchase_model="pareto_nbd", random_state=4).fit(with_trend_inputs(cdnow))
+    first = CustomerValueModel(purchase_model="pareto_nbd", random_state=4).fit(
+        with_trend_inputs(cdnow)
+    )
+    again = CustomerValueModel(purchase_model="pareto_nbd", random_state=4).fit(
+        with_trend_inputs(cdnow)
+    )
     assert first.purchase_params_ == again.purchase_params_
 
 
 @pytest.mark.parametrize("kind", ["pareto_nbd", "mbgnbd"])
 def test_every_purchase_model_gives_finite_forecasts_for_the_heaviest_buyers(cdnow, kind):
     model = CustomerValueModel(purchase_model=kind, random_state=0).fit(with_trend_inputs(cdnow))
-    heavy = customers(customer_id=["h1", "h2"], frequency=[500, 2000], recency_days=[270.0, 272.0],
-                      tenure_days=[273.0, 273.0], monetary=[25.0, 25.0], spend_recent=[1e4, 4e4],
-                      total_spend=[2e4, 8e4])
+    heavy = customers(
+        customer_id=["h1", "h2"],
+        frequency=[500, 2000],
+        recency_days=[270.0, 272.0],
+        tenure_days=[273.0, 273.0],
+        monetary=[25.0, 25.0],
+        spend_recent=[1e4, 4e4],
+        total_spend=[2e4, 8e4],
+    )
     predicted = model.predict(heavy, horizon_days=365)
     numbers = predicted.drop(columns="value_trend").to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
@@ -238,9 +256,13 @@ def test_every_purchase_model_gives_finite_forecasts_for_the_heaviest_buyers(cdn
 
 def test_clv_is_the_expected_spend_discounted_over_the_horizon(fitted):
     frame = customers()
-    undiscounted = fitted.set_params(annual_discount_rate=0.0).predict(frame, horizon_days=365).iloc[0]
+    undiscounted = (
+        fitted.set_params(annual_discount_rate=0.0).predict(frame, horizon_days=365).iloc[0]
+    )
     assert undiscounted["clv"] == pytest.approx(undiscounted["expected_spend"])
-    discounted = fitted.set_params(annual_discount_rate=0.2).predict(frame, horizon_days=365).iloc[0]
+    discounted = (
+        fitted.set_params(annual_discount_rate=0.2).predict(frame, horizon_days=365).iloc[0]
+    )
     # a year at 20% discounts the average purchase (half a year out) by about 1.2 ** -0.5
     assert discounted["clv"] / discounted["expected_spend"] == pytest.approx(1.2**-0.5, rel=0.03)
     fitted.set_params(annual_discount_rate=0.1)
@@ -248,7 +270,9 @@ def test_clv_is_the_expected_spend_discounted_over_the_horizon(fitted):
 
 def test_days_to_next_purchase_follow_the_forecast_rate(fitted):
     predicted = fitted.predict(customers(), horizon_days=180).iloc[0]
-    assert predicted["days_to_next_purchase"] == pytest.approx(180 / predicted["expected_purchases"])
+    assert predicted["days_to_next_purchase"] == pytest.approx(
+        180 / predicted["expected_purchases"]
+    )
 
 
 def test_a_stated_sample_fits_close_to_the_full_data(cdnow):

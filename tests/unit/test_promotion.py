@@ -6,7 +6,13 @@ from pipeline.promotion import evaluate_gates, promotion_verdict
 GATES = PromotionConfig(
     min_planted_macro_f1=0.85, min_seed_stability=0.9, max_status_share_shift=0.1
 )
-GOOD = {"planted_macro_f1": 0.95, "seed_stability_ari": 0.99, "share_loyal": 0.2, "share_lost": 0.3}
+GOOD = {
+    "planted_macro_f1": 0.95,
+    "seed_stability_ari": 0.99,
+    "holdout_spend_gini": 0.6,
+    "share_loyal": 0.2,
+    "share_lost": 0.3,
+}
 
 
 def verdicts(results) -> dict[str, str]:
@@ -17,6 +23,7 @@ def test_a_first_model_that_meets_the_floors_is_promoted():
     results = evaluate_gates(GOOD, None, GATES)
     assert verdicts(results) == {
         "planted_recovery": "passed",
+        "holdout_gini": "passed",
         "seed_stability": "passed",
         "status_share_shift": "skipped",
     }
@@ -46,7 +53,14 @@ def test_gates_without_their_metric_are_skipped_not_failed():
     results = evaluate_gates({"share_loyal": 0.2}, {"share_loyal": 0.21}, GATES)
     assert verdicts(results) == {
         "planted_recovery": "skipped",
+        "holdout_gini": "skipped",
         "seed_stability": "skipped",
         "status_share_shift": "passed",
     }
     assert promotion_verdict(results)
+
+
+def test_a_value_model_that_ranks_customers_poorly_is_held_back():
+    results = evaluate_gates({**GOOD, "holdout_spend_gini": 0.05}, None, GATES)
+    gate = next(r for r in results if r.name == "holdout_gini")
+    assert gate.passed is False and gate.detail == "holdout spend Gini 0.050 vs floor 0.200"

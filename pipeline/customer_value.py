@@ -1,0 +1,280 @@
+"""Customer value, measured rather than assumed: candidates compared on a holdout, the best used.
+
+The history is split by date: everything up to ``as_of - holdout_days`` calibrates, the last
+``holdout_days`` are what actually happened. Every candidate (BG/NBD, Pareto/NBD, MBG/NBD with
+Gamma-Gamma, and a learned spend model) forecasts the holdout from the calibration data; the
+best by the configured metric is refitted on the full history and used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.clv import CustomerValueModel
+from pipeline.config import CLVConfig
+from pipeline.evaluate import decile_table, holdout_metrics
+from pipeline.features import build_features
+from pipeline.learned_value import LearnedSpendModel
+from pipeline.schema import AMOUNT, CUSTOMER_ID, TIMESTAMP
+
+log = logging.getLogger(__name__)
+
+LEARNED = "learned"
+# Metrics where a smaller value is better; the others are better larger.
+SMALLER_IS_BETTER = {"spend_mae", "purchases_mae", "purchases_rmse"}
+
+
+@dataclass
+class ValueForecaster:
+    """The fitted value model of a bundle: purchases from a BTYD model, spend optionally learned."""
+
+    purchase_model: CustomerValueModel
+    spend_model: LearnedSpendModel | None = None
+    spend_window_days: int | None = None
+
+    @property
+    def name(self) -> str:
+        return LEARNED if self.spend_model is not None else self.purchase_model.purchase_model
+
+    def predict(self, features: pd.DataFrame, *, horizon_days: int) -> pd.DataFrame:
+        """Same columns as :meth:`CustomerValueModel.predict`, with the learned spend if any."""
+        forecast = self.purchase_model.predict(features, horizon_days=horizon_days)
+        if self.spend_model is None:
+            return forecast
+        window = self.purchase_model.predict(features, horizon_days=self.spend_window_days)
+        inputs = pd.concat(
+            [features, window[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
+        )
+        # The learned model forecasts its training window; a longer horizon scales linearly.
+        spend = self.spend_model.predict(inputs) * horizon_days / self.spend_window_days
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(
+                forecast["expected_spend"] > 0, spend / forecast["expected_spend"], 1.0
+            )
+        forecast["clv"] = np.where(forecast["expected_spend"] > 0, forecast["clv"] * scale, spend)
+        forecast["expected_spend"] = spend
+        ratio = self.purchase_model._trend_ratio(features, spend, horizon_days)
+        forecast["trend_ratio"] = ratio
+        forecast["value_trend"] = self.purchase_model.classify_trend(ratio)
+        return forecast
+
+
+@dataclass
+class ValueSelection:
+    """The chosen forecaster and the evidence for the choice."""
+
+    forecaster: ValueForecaster
+    chosen: str
+    comparison: pd.DataFrame
+    deciles: pd.DataFrame | None
+    metrics: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def holdout_actuals(
+    transactions: pd.DataFrame, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray]:
+    """Purchase days and spend of each customer after ``start`` up to the end of ``end``."""
+    window = transactions[
+        (transactions[TIMESTAMP] >= start + pd.Timedelta(days=1))
+        & (transactions[TIMESTAMP] < end + pd.Timedelta(days=1))
+    ]
+    days = (
+        window.assign(day=window[TIMESTAMP].dt.normalize())
+        .groupby([CUSTOMER_ID, "day"])[AMOUNT]
+        .sum()
+    )
+    per_customer = days.groupby(level=0).agg(["size", "sum"])
+    aligned = per_customer.reindex(customers.to_numpy()).fillna(0.0)
+    return aligned["size"].to_numpy(dtype="float64"), aligned["sum"].to_numpy(dtype="float64")
+
+
+def _history_until(transactions: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+    return transactions[transactions[TIMESTAMP] < day + pd.Timedelta(days=1)]
+
+
+def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
+    if np.isnan(candidate):
+        return False
+    if np.isnan(incumbent):
+        return True
+    return candidate < incumbent if metric in SMALLER_IS_BETTER else candidate > incumbent
+
+
+def _best(comparison: pd.DataFrame, metric: str, among: list[str]) -> str | None:
+    best = None
+    for name in among:
+        if name in comparison.index and metric in comparison.columns:
+            value = comparison.loc[name, metric]
+            if best is None or _is_better(metric, value, comparison.loc[best, metric]):
+                best = name
+    return best
+
+
+class _Candidates:
+    """Builds candidate models with the run's settings."""
+
+    def __init__(self, config: CLVConfig, *, trend_window_days: int, random_state: int) -> None:
+        self.config = config
+        self.trend_window_days = trend_window_days
+        self.random_state = random_state
+
+    def purchase_model(self, kind: str) -> CustomerValueModel:
+        clv = self.config
+        return CustomerValueModel(
+            purchase_model=kind,
+            penalizer=clv.penalizer,
+            monetary_penalizer=clv.monetary_penalizer,
+            trend_window_days=self.trend_window_days,
+            declining_below=clv.declining_below,
+            rising_above=clv.rising_above,
+            annual_discount_rate=clv.annual_discount_rate,
+            fit_sample_size=clv.fit_sample_size,
+            random_state=self.random_state,
+        )
+
+    def features(self, transactions: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+        return build_features(
+            _history_until(transactions, day), as_of=day, recent_window_days=self.trend_window_days
+        )
+
+    def learned_model(
+        self, transactions: pd.DataFrame, *, cut: pd.Timestamp, until: pd.Timestamp, base_kind: str
+    ) -> LearnedSpendModel:
+        """Train on features at ``cut`` against the spend in (cut, until]."""
+        features = self.features(transactions, cut)
+        days = int((until - cut).days)
+        base = self.purchase_model(base_kind).fit(features).predict(features, horizon_days=days)
+        inputs = pd.concat(
+            [features, base[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
+        )
+        _, spend = holdout_actuals(transactions, features[CUSTOMER_ID], start=cut, end=until)
+        return LearnedSpendModel(random_state=self.random_state).fit(inputs, spend)
+
+
+def select_value_model(
+    transactions: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    config: CLVConfig,
+    trend_window_days: int,
+    random_state: int,
+) -> ValueSelection:
+    """Compare the candidates on the holdout, refit the best on the full history.
+
+    Parameters
+    ----------
+    transactions
+        Clean transactions up to ``as_of``.
+    features
+        Features at ``as_of`` (one row per customer) for the final fit.
+    """
+    candidates = _Candidates(config, trend_window_days=trend_window_days, random_state=random_state)
+    purchase_kinds = [c for c in config.candidates if c != LEARNED]
+    holdout = config.holdout_days
+    calibration_end = as_of - pd.Timedelta(days=holdout)
+    first_day = transactions[TIMESTAMP].min().normalize()
+    notes: list[str] = []
+    rows: dict[str, dict[str, float]] = {}
+    forecasts: dict[str, np.ndarray] = {}
+    actual_spend = None
+
+    if calibration_end - first_day < pd.Timedelta(days=holdout):
+        notes.append(
+            f"history from {first_day.date()} is too short for a {holdout}-day holdout and as much "
+            f"calibration: no comparison, {purchase_kinds[0]} used"
+        )
+    else:
+        calibration = candidates.features(transactions, calibration_end)
+        actual_purchases, actual_spend = holdout_actuals(
+            transactions, calibration[CUSTOMER_ID], start=calibration_end, end=as_of
+        )
+        base_outputs = None
+        for kind in purchase_kinds:
+            try:
+                forecast = (
+                    candidates.purchase_model(kind)
+                    .fit(calibration)
+                    .predict(calibration, horizon_days=holdout)
+                )
+            except (RuntimeError, ValueError) as error:
+                notes.append(f"{kind} could not be fitted on the calibration period: {error}")
+                continue
+            rows[kind] = holdout_metrics(
+                actual_purchases=actual_purchases,
+                predicted_purchases=forecast["expected_purchases"].to_numpy(),
+                actual_spend=actual_spend,
+                predicted_spend=forecast["expected_spend"].to_numpy(),
+            )
+            forecasts[kind] = forecast["expected_spend"].to_numpy()
+            base_outputs = base_outputs if base_outputs is not None else (kind, forecast)
+        learned_cut = calibration_end - pd.Timedelta(days=holdout)
+        if LEARNED in config.candidates and base_outputs is not None:
+            if learned_cut - first_day < pd.Timedelta(days=holdout):
+                notes.append(
+                    "history too short to train the learned model before the holdout: skipped"
+                )
+            else:
+                base_kind, base_forecast = base_outputs
+                model = candidates.learned_model(
+                    transactions, cut=learned_cut, until=calibration_end, base_kind=base_kind
+                )
+                inputs = pd.concat(
+                    [
+                        calibration,
+                        base_forecast[["p_alive", "expected_purchases", "expected_spend"]],
+                    ],
+                    axis=1,
+                )
+                forecasts[LEARNED] = model.predict(inputs)
+                rows[LEARNED] = holdout_metrics(
+                    actual_purchases=None,
+                    predicted_purchases=None,
+                    actual_spend=actual_spend,
+                    predicted_spend=forecasts[LEARNED],
+                )
+    comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
+    metric = config.selection_metric
+    chosen = _best(comparison, metric, list(comparison.index)) or purchase_kinds[0]
+    purchase_kind = (
+        chosen
+        if chosen != LEARNED
+        else (_best(comparison, metric, purchase_kinds) or purchase_kinds[0])
+    )
+
+    purchase_model = candidates.purchase_model(purchase_kind).fit(features)
+    spend_model = None
+    if chosen == LEARNED:
+        spend_model = candidates.learned_model(
+            transactions,
+            cut=as_of - pd.Timedelta(days=holdout),
+            until=as_of,
+            base_kind=purchase_kind,
+        )
+    forecaster = ValueForecaster(
+        purchase_model, spend_model, holdout if spend_model is not None else None
+    )
+
+    metrics = {f"{k}": float(v) for k, v in purchase_model.metrics_.items()}
+    if chosen in comparison.index:
+        metrics.update(
+            {f"holdout_{k}": float(v) for k, v in comparison.loc[chosen].items() if pd.notna(v)}
+        )
+        if chosen == LEARNED:
+            # Purchase accuracy comes from the purchase model the learned spend builds on.
+            metrics.update(
+                {
+                    f"holdout_{k}": float(v)
+                    for k, v in comparison.loc[purchase_kind].items()
+                    if k.startswith("purchases_") and pd.notna(v)
+                }
+            )
+    for note in notes:
+        log.warning(note)
+    deciles = decile_table(actual_spend, forecasts[chosen]) if chosen in forecasts else None
+    return ValueSelection(forecaster, chosen, comparison.reset_index(), deciles, metrics, notes)
