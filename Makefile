@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 MLFLOW_PORT ?= 5000
 
-.PHONY: help setup train test lint format ui clean distclean
+.PHONY: help setup train test bench lint format ui clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --
 
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP) ## Measure speed and memory against the plain alternatives (several minutes)
+	$(BIN)/python -m pipeline.benchmarks $(ARGS)
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check pipeline tests

@@ -17,9 +17,10 @@ import pandas as pd
 from pipeline.clv import CustomerValueModel
 from pipeline.config import CLVConfig
 from pipeline.evaluate import decile_table, holdout_metrics
-from pipeline.features import build_features
+from pipeline.features import features_from_purchase_days
+from pipeline.features.rfm import DAY
 from pipeline.learned_value import LearnedSpendModel
-from pipeline.schema import AMOUNT, CUSTOMER_ID, TIMESTAMP
+from pipeline.schema import AMOUNT, CUSTOMER_ID
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +77,16 @@ class ValueSelection:
 
 
 def holdout_actuals(
-    transactions: pd.DataFrame, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp
+    daily: pd.DataFrame, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Purchase days and spend of each customer after ``start`` up to the end of ``end``."""
-    window = transactions[
-        (transactions[TIMESTAMP] >= start + pd.Timedelta(days=1))
-        & (transactions[TIMESTAMP] < end + pd.Timedelta(days=1))
-    ]
-    days = (
-        window.assign(day=window[TIMESTAMP].dt.normalize())
-        .groupby([CUSTOMER_ID, "day"])[AMOUNT]
-        .sum()
-    )
-    per_customer = days.groupby(level=0).agg(["size", "sum"])
+    """Purchase days and spend of each customer after the day ``start`` up to the day ``end``.
+
+    ``daily`` has one row per customer and purchase day (:func:`pipeline.features.purchase_days`).
+    """
+    window = daily[(daily[DAY] > start) & (daily[DAY] <= end)]
+    per_customer = window.groupby(CUSTOMER_ID, observed=True)[AMOUNT].agg(["size", "sum"])
     aligned = per_customer.reindex(customers.to_numpy()).fillna(0.0)
     return aligned["size"].to_numpy(dtype="float64"), aligned["sum"].to_numpy(dtype="float64")
-
-
-def _history_until(transactions: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
-    return transactions[transactions[TIMESTAMP] < day + pd.Timedelta(days=1)]
 
 
 def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
@@ -137,27 +129,33 @@ class _Candidates:
             random_state=self.random_state,
         )
 
-    def features(self, transactions: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
-        return build_features(
-            _history_until(transactions, day), as_of=day, recent_window_days=self.trend_window_days
+    def features(self, daily: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+        return features_from_purchase_days(
+            daily[daily[DAY] <= day], as_of=day, recent_window_days=self.trend_window_days
         )
 
     def learned_model(
-        self, transactions: pd.DataFrame, *, cut: pd.Timestamp, until: pd.Timestamp, base_kind: str
+        self, daily: pd.DataFrame, *, cut: pd.Timestamp, until: pd.Timestamp, base_kind: str
     ) -> LearnedSpendModel:
         """Train on features at ``cut`` against the spend in (cut, until]."""
-        features = self.features(transactions, cut)
+        features = self.features(daily, cut)
         days = int((until - cut).days)
         base = self.purchase_model(base_kind).fit(features).predict(features, horizon_days=days)
         inputs = pd.concat(
             [features, base[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
         )
-        _, spend = holdout_actuals(transactions, features[CUSTOMER_ID], start=cut, end=until)
+        _, spend = holdout_actuals(daily, features[CUSTOMER_ID], start=cut, end=until)
+        limit = self.config.fit_sample_size
+        if limit is not None and len(inputs) > limit:
+            rows = np.sort(
+                np.random.default_rng(self.random_state).choice(len(inputs), limit, replace=False)
+            )
+            inputs, spend = inputs.iloc[rows], spend[rows]
         return LearnedSpendModel(random_state=self.random_state).fit(inputs, spend)
 
 
 def select_value_model(
-    transactions: pd.DataFrame,
+    daily: pd.DataFrame,
     features: pd.DataFrame,
     *,
     as_of: pd.Timestamp,
@@ -169,8 +167,9 @@ def select_value_model(
 
     Parameters
     ----------
-    transactions
-        Clean transactions up to ``as_of``.
+    daily
+        One row per customer and purchase day up to ``as_of``
+        (:func:`pipeline.features.purchase_days`), as the feature stage made them.
     features
         Features at ``as_of`` (one row per customer) for the final fit.
     """
@@ -178,7 +177,7 @@ def select_value_model(
     purchase_kinds = [c for c in config.candidates if c != LEARNED]
     holdout = config.holdout_days
     calibration_end = as_of - pd.Timedelta(days=holdout)
-    first_day = transactions[TIMESTAMP].min().normalize()
+    first_day = daily[DAY].min()
     notes: list[str] = []
     rows: dict[str, dict[str, float]] = {}
     forecasts: dict[str, np.ndarray] = {}
@@ -190,9 +189,9 @@ def select_value_model(
             f"calibration: no comparison, {purchase_kinds[0]} used"
         )
     else:
-        calibration = candidates.features(transactions, calibration_end)
+        calibration = candidates.features(daily, calibration_end)
         actual_purchases, actual_spend = holdout_actuals(
-            transactions, calibration[CUSTOMER_ID], start=calibration_end, end=as_of
+            daily, calibration[CUSTOMER_ID], start=calibration_end, end=as_of
         )
         base_outputs = None
         for kind in purchase_kinds:
@@ -222,7 +221,7 @@ def select_value_model(
             else:
                 base_kind, base_forecast = base_outputs
                 model = candidates.learned_model(
-                    transactions, cut=learned_cut, until=calibration_end, base_kind=base_kind
+                    daily, cut=learned_cut, until=calibration_end, base_kind=base_kind
                 )
                 inputs = pd.concat(
                     [
@@ -251,7 +250,7 @@ def select_value_model(
     spend_model = None
     if chosen == LEARNED:
         spend_model = candidates.learned_model(
-            transactions,
+            daily,
             cut=as_of - pd.Timedelta(days=holdout),
             until=as_of,
             base_kind=purchase_kind,

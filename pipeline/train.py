@@ -23,7 +23,7 @@ from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
 from pipeline.evaluate import planted_recovery, status_shares, status_summary
-from pipeline.features import build_features
+from pipeline.features import features_from_purchase_days, purchase_days
 from pipeline.features.behaviour import population_gap_prior
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments
@@ -90,8 +90,9 @@ def fit_segmentation(
     as_of, seed = clean.as_of, config.seed
 
     stage("features")
-    features = build_features(
-        clean.transactions, as_of=as_of, recent_window_days=config.features.recent_window_days
+    daily = purchase_days(clean.transactions)
+    features = features_from_purchase_days(
+        daily, as_of=as_of, recent_window_days=config.features.recent_window_days
     )
     prior_gap_days = population_gap_prior(features)
 
@@ -100,7 +101,7 @@ def fit_segmentation(
 
     stage("clv")
     selection = select_value_model(
-        clean.transactions,
+        daily,
         features,
         as_of=as_of,
         config=config.clv,

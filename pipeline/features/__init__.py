@@ -12,7 +12,14 @@ from pipeline.features.behaviour import population_gap_prior, rhythm_features, t
 from pipeline.features.rfm import purchase_days, rfm_features
 from pipeline.schema import CUSTOMER_ID
 
-__all__ = ["build_features", "purchase_days", "rfm_features", "rhythm_features", "trend_features"]
+__all__ = [
+    "build_features",
+    "features_from_purchase_days",
+    "purchase_days",
+    "rfm_features",
+    "rhythm_features",
+    "trend_features",
+]
 
 
 def build_features(
@@ -37,11 +44,31 @@ def build_features(
         data (training). Scoring passes the value learned at training so that a customer's
         features do not depend on who else is scored with them.
     """
-    daily = purchase_days(transactions)
+    return features_from_purchase_days(
+        purchase_days(transactions),
+        as_of=as_of,
+        recent_window_days=recent_window_days,
+        prior_gap_days=prior_gap_days,
+    )
+
+
+def features_from_purchase_days(
+    daily: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    recent_window_days: int,
+    prior_gap_days: float | None = None,
+) -> pd.DataFrame:
+    """:func:`build_features` from purchase days (none after ``as_of``).
+
+    Aggregating transactions to purchase days is the costly step; callers that need features
+    at several cut-offs (the holdout evaluation) do it once and filter the days.
+    """
     rfm = rfm_features(daily, as_of=as_of)
     prior = population_gap_prior(rfm) if prior_gap_days is None else prior_gap_days
     rhythm = rhythm_features(daily, rfm, prior_gap_days=prior)
     trend = trend_features(daily, as_of=as_of, window_days=recent_window_days)
-    return rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(
+    features = rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(
         trend, on=CUSTOMER_ID, validate="1:1"
     )
+    return features.astype({CUSTOMER_ID: "string"})

@@ -55,7 +55,7 @@ def rhythm_features(
     gap_stats = (
         pd.DataFrame({CUSTOMER_ID: daily[CUSTOMER_ID], "gap": gaps})
         .dropna()
-        .groupby(CUSTOMER_ID)["gap"]
+        .groupby(CUSTOMER_ID, observed=True)["gap"]
         .agg(["mean", "std", "count"])
     )
     # Population standard deviation: a customer's gaps are all of their history, not a sample.
@@ -96,7 +96,7 @@ def trend_features(daily: pd.DataFrame, *, as_of: pd.Timestamp, window_days: int
         pd.DataFrame(
             {CUSTOMER_ID: daily[CUSTOMER_ID], "spend_recent": recent, "spend_previous": previous}
         )
-        .groupby(CUSTOMER_ID, sort=True)
+        .groupby(CUSTOMER_ID, sort=True, observed=True)
         .sum()
     )
     both = sums["spend_recent"] + sums["spend_previous"]

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import CLVConfig
 from pipeline.customer_value import holdout_actuals, select_value_model
-from pipeline.features import build_features
+from pipeline.features import build_features, purchase_days
 from pipeline.learned_value import INPUT_COLUMNS, LearnedSpendModel
 from pipeline.synthetic import generate_transactions
 from tests.conftest import transactions
@@ -25,7 +25,7 @@ def test_holdout_actuals_count_purchase_days_and_spend_after_the_cut():
         ]
     )
     purchases, spend = holdout_actuals(
-        tx,
+        purchase_days(tx),
         pd.Series(["a", "b", "c"]),
         start=pd.Timestamp("2024-01-31"),
         end=pd.Timestamp("2024-02-10"),
@@ -45,7 +45,12 @@ def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
     tx, features = planted
     config = CLVConfig(selection_metric="spend_mae")
     selection = select_value_model(
-        tx, features, as_of=AS_OF, config=config, trend_window_days=180, random_state=0
+        purchase_days(tx),
+        features,
+        as_of=AS_OF,
+        config=config,
+        trend_window_days=180,
+        random_state=0,
     )
     comparison = selection.comparison.set_index("candidate")
     assert set(comparison.index) == {"bgnbd", "pareto_nbd", "mbgnbd", "learned"}
@@ -61,7 +66,7 @@ def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
 def test_the_selection_metric_decides_which_candidate_is_used(planted):
     tx, features = planted
     by_gini = select_value_model(
-        tx,
+        purchase_days(tx),
         features,
         as_of=AS_OF,
         config=CLVConfig(selection_metric="spend_gini"),
@@ -76,7 +81,12 @@ def test_a_chosen_learned_model_forecasts_every_customer(planted):
     tx, features = planted
     config = CLVConfig(candidates=("bgnbd", "learned"), selection_metric="spend_gini")
     selection = select_value_model(
-        tx, features, as_of=AS_OF, config=config, trend_window_days=180, random_state=0
+        purchase_days(tx),
+        features,
+        as_of=AS_OF,
+        config=config,
+        trend_window_days=180,
+        random_state=0,
     )
     forecaster = selection.forecaster
     if selection.chosen != "learned":  # make it the one used, to test its forecasts
@@ -84,7 +94,7 @@ def test_a_chosen_learned_model_forecasts_every_customer(planted):
 
         candidates = _Candidates(config, trend_window_days=180, random_state=0)
         forecaster.spend_model = candidates.learned_model(
-            tx, cut=AS_OF - pd.Timedelta(days=180), until=AS_OF, base_kind="bgnbd"
+            purchase_days(tx), cut=AS_OF - pd.Timedelta(days=180), until=AS_OF, base_kind="bgnbd"
         )
         forecaster.spend_window_days = 180
     year = forecaster.predict(features, horizon_days=360)
@@ -101,7 +111,12 @@ def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(planted)
     tx = full[full["timestamp"] > AS_OF - pd.Timedelta(days=250)]  # less than two 180-day windows
     features = build_features(tx, as_of=AS_OF, recent_window_days=180)
     selection = select_value_model(
-        tx, features, as_of=AS_OF, config=CLVConfig(), trend_window_days=180, random_state=0
+        purchase_days(tx),
+        features,
+        as_of=AS_OF,
+        config=CLVConfig(),
+        trend_window_days=180,
+        random_state=0,
     )
     assert selection.chosen == "bgnbd"
     assert selection.comparison.empty and selection.deciles is None
