@@ -74,9 +74,14 @@ class FeatureConfig(_Section):
 
 
 class ClusteringConfig(_Section):
-    algorithm: Literal["kmeans"] = "kmeans"
-    n_clusters: int = Field(default=12, ge=2)
-    n_init: int = Field(default=10, ge=1)
+    """Discovery: which features, how they are transformed, which algorithm, how k is chosen."""
+
+    algorithm: Literal["kmeans", "gmm"] = "kmeans"
+    n_clusters: int | None = Field(
+        default=None, ge=2, description="a fixed k; null chooses k on evidence over k_range"
+    )
+    k_range: tuple[int, int] = Field(default=(8, 16), description="smallest and largest k tried")
+    n_init: int = Field(default=4, ge=1)
     features: tuple[str, ...] = (
         "repeat_purchases_per_year",
         "typical_gap_days",
@@ -87,7 +92,7 @@ class ClusteringConfig(_Section):
         "spend_change",
         "gap_cv",
     )
-    log_features: tuple[str, ...] = Field(
+    skewed_features: tuple[str, ...] = Field(
         default=(
             "repeat_purchases_per_year",
             "typical_gap_days",
@@ -96,7 +101,22 @@ class ClusteringConfig(_Section):
             "tenure_days",
             "avg_order_value",
         ),
-        description="Right-skewed features that are log1p-transformed before scaling.",
+        description="right-skewed features, transformed by skew_transform before scaling",
+    )
+    skew_transform: Literal["log", "rank"] = Field(
+        default="log", description="log1p, or rank (quantiles, robust to any outlier)"
+    )
+    selection_sample_size: int = Field(
+        default=20_000, ge=500, description="k is chosen on a seeded sample of this many customers"
+    )
+    stability_bootstraps: int = Field(
+        default=2, ge=1, description="pairs of bootstrap fits per k for the stability (ARI) score"
+    )
+    min_stability: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="a k whose bootstrap fits agree less than this is not chosen",
     )
     silhouette_sample_size: int = Field(default=5000, ge=100)
     check_seed_stability: bool = Field(
@@ -105,10 +125,13 @@ class ClusteringConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _log_features_are_clustered(self) -> ClusteringConfig:
-        unknown = sorted(set(self.log_features) - set(self.features))
+    def _consistent(self) -> ClusteringConfig:
+        unknown = sorted(set(self.skewed_features) - set(self.features))
         if unknown:
-            raise ValueError(f"log_features not in features: {unknown}")
+            raise ValueError(f"skewed_features not in features: {unknown}")
+        low, high = self.k_range
+        if not 2 <= low <= high:
+            raise ValueError("k_range must be two numbers 2 <= smallest <= largest")
         return self
 
 

@@ -131,12 +131,33 @@ def holdout_calibration(deciles: pd.DataFrame, model_name: str) -> Figure:
     return fig
 
 
+def k_selection(evidence: pd.DataFrame, reason: str) -> Figure:
+    """The evidence behind k: quality and stability over the range tried."""
+    criteria = [
+        c for c in ("silhouette", "calinski_harabasz", "bic", "stability") if c in evidence.columns
+    ]
+    fig, axes = plt.subplots(
+        1, len(criteria), figsize=(3.4 * len(criteria), 3.6), constrained_layout=True
+    )
+    for ax, criterion in zip(np.atleast_1d(axes), criteria, strict=True):
+        ax.plot(evidence["k"], evidence[criterion], "o-", color="#4e79a7")
+        chosen = evidence[evidence["chosen"]]
+        ax.plot(chosen["k"], chosen[criterion], "o", color="#e15759", markersize=10, label="chosen")
+        ax.set_title(criterion.replace("_", " "))
+        ax.set_xlabel("k")
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(reason, fontsize=9)
+    return fig
+
+
 def training_figures(result: TrainingResult) -> dict[str, Figure]:
     figures = {
         "status_sizes": status_sizes(result.segments),
         "status_profiles": status_profiles(result.segments),
         "p_alive_by_status": p_alive_by_status(result.segments),
     }
+    if "k_selection" in result.tables:
+        figures["k_selection"] = k_selection(result.tables["k_selection"], result.k_reason)
     if "clv_holdout_deciles" in result.tables:
         figures["clv_holdout_calibration"] = holdout_calibration(
             result.tables["clv_holdout_deciles"], result.value_model_name

@@ -41,6 +41,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_KIND_TAG = "run_kind"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 STAGES = ("data", "clustering", "clv", "labeling")
+# Which of a result's tables each stage's child run carries.
+STAGE_TABLE_PREFIXES = {"data": "data_", "clustering": "k_", "clv": "clv_", "labeling": "labeling_"}
 _REQUIREMENTS = (
     "numpy",
     "pandas",
@@ -220,6 +222,7 @@ def log_training(
         "as_of": as_of,
         "seed": str(config.seed),
         "clv_model": result.value_model_name,
+        "k_reason": result.k_reason,
     }
     run_name = f"train {as_of} seed {config.seed}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as parent:
@@ -233,8 +236,8 @@ def log_training(
         for stage in STAGES:
             with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):
                 mlflow.log_metrics(result.stage_metrics.get(stage, {}))
-                if stage == "clv":
-                    for name, table in result.tables.items():
+                for name, table in result.tables.items():
+                    if name.startswith(STAGE_TABLE_PREFIXES[stage]):
                         mlflow.log_table(table, f"{name}.json")
                 if stage == "labeling":
                     mlflow.log_table(result.cluster_profiles, "cluster_profiles.json")

@@ -46,6 +46,7 @@ class TrainingResult:
     confusion: pd.DataFrame | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     value_model_name: str = ""
+    k_reason: str = ""
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -97,7 +98,8 @@ def fit_segmentation(
     prior_gap_days = population_gap_prior(features)
 
     stage("clustering")
-    clusterer, clusters = fit_clusters(features, config.clustering, random_state=seed)
+    clusterer, clusters, k_choice = fit_clusters(features, config.clustering, random_state=seed)
+    fixed_k = config.clustering.model_copy(update={"n_clusters": int(clusters.max()) + 1})
 
     stage("clv")
     selection = select_value_model(
@@ -117,7 +119,8 @@ def fit_segmentation(
     stability = {}
     if config.clustering.check_seed_stability:
         # Names must not hinge on the seed: refit clusters and names with another one.
-        _, other_clusters = fit_clusters(features, config.clustering, random_state=seed + 1)
+        # Same k: this measures whether the names hold, not whether k does (choose_k's stability).
+        _, other_clusters, _ = fit_clusters(features, fixed_k, random_state=seed + 1)
         _, other_statuses = label_clusters(signals, other_clusters, config)
         stability["seed_stability_ari"] = float(
             adjusted_rand_score(statuses["status"], other_statuses["status"])
@@ -165,6 +168,8 @@ def fit_segmentation(
         },
     }
     tables = {"clv_model_comparison": selection.comparison}
+    if k_choice is not None:
+        tables["k_selection"] = k_choice.evidence
     if selection.deciles is not None:
         tables["clv_holdout_deciles"] = selection.deciles
     return TrainingResult(
@@ -175,6 +180,7 @@ def fit_segmentation(
         summary=summary,
         tables=tables,
         value_model_name=selection.chosen,
+        k_reason=k_choice.reason if k_choice is not None else "k fixed by the config",
     )
 
 
