@@ -252,6 +252,22 @@ class PromotionConfig(_Section):
     )
 
 
+class PlaybookEntry(_Section):
+    action: str
+    channel: str
+    cadence_days: int = Field(ge=1, description="least days between two contacts")
+
+
+class SubSegmentRule(_Section):
+    """A named sub-segment: statuses combined with conditions on other columns."""
+
+    name: str
+    statuses: tuple[Status, ...] = Field(default=(), description="empty: any status")
+    when: dict[str, Condition | tuple[str, ...]] = Field(
+        default_factory=dict, description="bounds on numbers, or a list of accepted values"
+    )
+
+
 class TrackingConfig(_Section):
     tracking_uri: str | None = Field(
         default=None,
@@ -286,6 +302,12 @@ class Config(_Section):
     labeling: LabelingConfig = LabelingConfig()
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    playbook: dict[Status, PlaybookEntry] | None = Field(
+        default=None, description="null uses pipeline/rules/playbook.yaml"
+    )
+    sub_segments: tuple[SubSegmentRule, ...] | None = Field(
+        default=None, description="null uses pipeline/rules/sub_segments.yaml"
+    )
 
     @field_validator("as_of", mode="before")
     @classmethod
@@ -298,10 +320,26 @@ class Config(_Section):
         return value
 
 
+def _shipped(name: str) -> Any:
+    return yaml.safe_load(
+        (resources.files("pipeline") / "rules" / name).read_text(encoding="utf-8")
+    )
+
+
+def shipped_playbook() -> dict[str, PlaybookEntry]:
+    return {
+        status: PlaybookEntry.model_validate(entry)
+        for status, entry in _shipped("playbook.yaml").items()
+    }
+
+
+def shipped_sub_segments() -> tuple[SubSegmentRule, ...]:
+    return tuple(SubSegmentRule.model_validate(rule) for rule in _shipped("sub_segments.yaml"))
+
+
 def load_rules(name: str = "statuses.yaml") -> dict[str, tuple[StatusRule, ...]]:
     """Read the status rules shipped with the package."""
-    text = (resources.files("pipeline") / "rules" / name).read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    raw = _shipped(name)
     return {
         key: tuple(StatusRule.model_validate(rule) for rule in raw[key])
         for key in ("cluster_rules", "customer_rules")

@@ -119,6 +119,10 @@ def write_json(payload: dict[str, Any], path: Path) -> None:
     )
 
 
+def write_text(text: str, path: Path) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 

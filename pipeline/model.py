@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from pipeline.config import Config
+from pipeline.actions import apply_playbook, assign_sub_segments
+from pipeline.config import Config, shipped_playbook, shipped_sub_segments
 from pipeline.customer_value import ValueForecaster
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
@@ -21,6 +22,7 @@ SEGMENT_COLUMNS = (
     "status",
     "status_reason",
     "status_source",
+    "sub_segment",
     CLUSTER,
     "value_trend",
     "trend_ratio",
@@ -34,6 +36,9 @@ SEGMENT_COLUMNS = (
     "tenure_days",
     "monetary",
     "days_since_last_purchase",
+    "action",
+    "channel",
+    "contact_every_days",
 )
 
 
@@ -44,8 +49,9 @@ def assemble_segments(
     statuses: pd.DataFrame,
     *,
     as_of: pd.Timestamp,
+    config: Config,
 ) -> pd.DataFrame:
-    """One row per customer: contract columns first, then every feature, then the as-of date."""
+    """One row per customer: contract columns first, then actions, features and the as-of date."""
     table = pd.concat(
         [
             features.reset_index(drop=True),
@@ -55,6 +61,10 @@ def assemble_segments(
         axis=1,
     )
     table[CLUSTER] = clusters
+    rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
+    table["sub_segment"] = assign_sub_segments(table, rules)
+    playbook = config.playbook if config.playbook is not None else shipped_playbook()
+    table = pd.concat([table, apply_playbook(table, playbook)], axis=1)
     table["as_of"] = pd.Timestamp(as_of).normalize()
     rest = [c for c in table.columns if c not in SEGMENT_COLUMNS]
     return (
@@ -95,7 +105,9 @@ class SegmentationModel:
         )
         signals[CLUSTER] = clusters
         statuses = self.labeler.predict(signals)
-        return assemble_segments(features, clusters, values, statuses, as_of=as_of)
+        return assemble_segments(
+            features, clusters, values, statuses, as_of=as_of, config=self.config
+        )
 
     def segment(
         self, transactions: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int | None = None

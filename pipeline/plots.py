@@ -101,6 +101,22 @@ def p_alive_by_status(segments: pd.DataFrame) -> Figure:
     return fig
 
 
+def clv_by_status(segments: pd.DataFrame) -> Figure:
+    """Distribution of discounted customer value over the horizon, per status (log scale)."""
+    order = _present(segments)
+    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    data = [segments.loc[segments["status"] == s, "clv"].clip(lower=0.01).to_numpy() for s in order]
+    parts = ax.boxplot(data, vert=False, patch_artist=True, showfliers=False)
+    ax.set_yticks(range(1, len(order) + 1), order)
+    for patch, status in zip(parts["boxes"], order, strict=True):
+        patch.set_facecolor(STATUS_COLOURS[status])
+    ax.set_xscale("log")
+    ax.set_xlabel("CLV over the horizon (discounted; log scale)")
+    ax.invert_yaxis()
+    ax.set_title("Customer value per status")
+    return fig
+
+
 def confusion(matrix: pd.DataFrame) -> Figure:
     """Planted (rows) against found (columns) statuses, as shares of each planted status."""
     shares = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
@@ -155,6 +171,7 @@ def training_figures(result: TrainingResult) -> dict[str, Figure]:
         "status_sizes": status_sizes(result.segments),
         "status_profiles": status_profiles(result.segments),
         "p_alive_by_status": p_alive_by_status(result.segments),
+        "clv_by_status": clv_by_status(result.segments),
     }
     if "k_selection" in result.tables:
         figures["k_selection"] = k_selection(result.tables["k_selection"], result.k_reason)

@@ -255,6 +255,11 @@ def log_training(
     return TrackedRun(run_id, version, promoted, tuple(gates))
 
 
+def log_report(run_id: str, html: str, *, tracking_uri: str | None) -> None:
+    """Attach the run's HTML report (rendered once the run id is known)."""
+    MlflowClient(resolve_tracking_uri(tracking_uri)).log_text(run_id, html, "report.html")
+
+
 # -- reading runs back: the analyst's view -------------------------------------------------------
 KEY_METRICS = (
     "customers",

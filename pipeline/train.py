@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from pipeline import io, plots, synthetic, tracking
+from pipeline import io, plots, report, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
@@ -125,7 +125,7 @@ def fit_segmentation(
         stability["seed_stability_ari"] = float(
             adjusted_rand_score(statuses["status"], other_statuses["status"])
         )
-    segments = assemble_segments(features, clusters, values, statuses, as_of=as_of)
+    segments = assemble_segments(features, clusters, values, statuses, as_of=as_of, config=config)
 
     model = SegmentationModel(
         config=config,
@@ -164,10 +164,23 @@ def fit_segmentation(
         "labeling": {
             **status_shares(segments),
             "customer_rule_overrides": float((segments["status_source"] == "customer_rule").sum()),
+            "sub_segmented_share": float(segments["sub_segment"].notna().mean()),
             "statuses_found": float(segments["status"].nunique()),
         },
     }
-    tables = {"clv_model_comparison": selection.comparison}
+    tables = {
+        "clv_model_comparison": selection.comparison,
+        "labeling_sub_segments": segments["sub_segment"]
+        .value_counts()
+        .rename_axis("sub_segment")
+        .reset_index(name="customers"),
+        "labeling_overrides": segments.loc[
+            segments["status_source"] == "customer_rule", "status_reason"
+        ]
+        .value_counts()
+        .rename_axis("customer_rule")
+        .reset_index(name="customers"),
+    }
     if k_choice is not None:
         tables["k_selection"] = k_choice.evidence
     if selection.deciles is not None:
@@ -310,6 +323,12 @@ def run_training(
                 },
                 staging / "run.json",
             )
+        html = report.render_report(
+            result, figures, run_id=tracked.run_id if tracked else None, source=source.path
+        )
+        io.write_text(html, staging / "report.html")
+        if tracked:
+            tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
         plots.close(figures)
     # Only a run that got this far replaces the last good model.
     io.publish_copy(Path(config.output) / "model.joblib", config.model_path)

@@ -1,0 +1,177 @@
+"""A self-contained HTML report of one training run: plots embedded, no external files.
+
+Rendered from the run's results only (no I/O here): :mod:`pipeline.io` writes it and
+:mod:`pipeline.tracking` logs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io as bytes_io
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from jinja2 import Environment, select_autoescape
+
+from pipeline.config import STATUSES, shipped_playbook
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from pipeline.train import TrainingResult
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Loyalty segmentation, as of {{ as_of }}</title>
+<style>
+ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1150px;
+        color: #222; line-height: 1.45; padding: 0 1rem; }
+ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 2px solid #eee; padding-bottom: .3rem; }
+ .meta { color: #666; } .cards { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
+ .card { background: #f6f8fa; border-radius: 8px; padding: .7rem 1rem; min-width: 150px; }
+ .card b { display: block; font-size: 1.4rem; }
+ table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+ th, td { border-bottom: 1px solid #e5e5e5; padding: .3rem .6rem; text-align: right; vertical-align: top; }
+ th { background: #fafafa; } td.text, th.text { text-align: left; }
+ img { max-width: 100%; border: 1px solid #eee; border-radius: 6px; margin: .5rem 0; }
+ .note { color: #555; font-size: .9rem; } .scroll { overflow-x: auto; }
+</style></head><body>
+<h1>Loyalty segmentation</h1>
+<p class="meta">As of {{ as_of }} &middot; data: {{ source }} &middot; seed {{ seed }}
+ {% if run_id %}&middot; MLflow run {{ run_id }}{% endif %}</p>
+<div class="cards">
+ {% for label, value in cards %}<div class="card">{{ label }}<b>{{ value }}</b></div>{% endfor %}
+</div>
+
+<h2>Statuses: size and value</h2>
+{{ summary | safe }}
+<img alt="status sizes" src="{{ figures.status_sizes }}">
+
+<h2>Who is in each status</h2>
+<p class="note">Median of each signal per status; colour is the median percentile in the whole base.</p>
+<img alt="status profiles" src="{{ figures.status_profiles }}">
+{{ profiles | safe }}
+
+<h2>Customer value and P(alive) per status</h2>
+<img alt="clv per status" src="{{ figures.clv_by_status }}">
+<img alt="p_alive per status" src="{{ figures.p_alive_by_status }}">
+{% if figures.clv_holdout_calibration %}<img alt="holdout calibration" src="{{ figures.clv_holdout_calibration }}">{% endif %}
+<p class="note">Value model used: <b>{{ value_model }}</b>. Candidates scored on the holdout:</p>
+{{ clv_comparison | safe }}
+
+<h2>How clusters were named</h2>
+<p class="note">{{ k_reason }}</p>
+{% if figures.k_selection %}<img alt="k selection" src="{{ figures.k_selection }}">{% endif %}
+{{ k_evidence | safe }}
+{{ mapping | safe }}
+<p class="note">Customer rules override a cluster's name for single customers:</p>
+{{ overrides | safe }}
+
+<h2>What to do with each status</h2>
+{{ playbook | safe }}
+<h3>Sub-segments</h3>
+{{ sub_segments | safe }}
+
+{% if figures.planted_confusion %}
+<h2>Planted statuses recovered</h2>
+<p class="note">macro-F1 {{ planted_f1 }} on the embedded sample's planted truth.</p>
+<img alt="planted confusion" src="{{ figures.planted_confusion }}">
+{% endif %}
+</body></html>
+"""
+
+
+def figure_data_uri(figure: Figure) -> str:
+    buffer = bytes_io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _table(frame: pd.DataFrame, *, digits: int = 3) -> str:
+    formatted = frame.copy()
+    for column in formatted.columns:
+        if pd.api.types.is_float_dtype(formatted[column]):
+            formatted[column] = formatted[column].map(
+                lambda v: "" if pd.isna(v) else f"{v:,.{digits}g}"
+            )
+    text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    styler = formatted.style.hide(axis="index").set_properties(
+        subset=text_columns, **{"text-align": "left"}
+    )
+    # Styler does not escape by default; every value here is data, so escape it.
+    return f'<div class="scroll">{styler.format(escape="html", na_rep="").to_html()}</div>'
+
+
+def render_report(
+    result: TrainingResult, figures: dict[str, Figure], *, run_id: str | None, source: str
+) -> str:
+    """The report as one HTML string."""
+    segments, metrics = result.segments, result.metrics
+    config = result.model.config
+    present = [s for s in STATUSES if s in set(segments["status"])]
+    profile_columns = [
+        "repeat_purchases_per_year",
+        "days_since_last_purchase",
+        "overdue_ratio",
+        "tenure_days",
+        "avg_order_value",
+        "p_alive",
+        "expected_spend",
+        "clv",
+    ]
+    profiles = segments.groupby("status")[profile_columns].median().reindex(present).reset_index()
+    playbook = config.playbook if config.playbook is not None else shipped_playbook()
+    counts = segments["status"].value_counts()
+    playbook_table = pd.DataFrame(
+        [
+            {
+                "status": status,
+                "customers": int(counts.get(status, 0)),
+                "action": entry.action,
+                "channel": entry.channel,
+                "least days between contacts": entry.cadence_days,
+                "median contact every (days)": segments.loc[
+                    segments["status"] == status, "contact_every_days"
+                ].median(),
+            }
+            for status, entry in playbook.items()
+        ]
+    )
+    mapping = result.cluster_profiles[["cluster", "customers", "status", "status_reason"]].rename(
+        columns={"status_reason": "why"}
+    )
+    cards = [
+        ("customers", f"{len(segments):,}"),
+        (
+            f"expected spend, next {config.horizon_days} days",
+            f"{segments['expected_spend'].sum():,.0f}",
+        ),
+        ("clusters", f"{int(metrics.get('n_clusters', 0))}"),
+        (
+            "status stability across seeds (ARI)",
+            f"{metrics.get('seed_stability_ari', float('nan')):.3f}",
+        ),
+        ("holdout spend Gini", f"{metrics.get('holdout_spend_gini', float('nan')):.3f}"),
+    ]
+    environment = Environment(autoescape=select_autoescape(default=True))
+    template = environment.from_string(_TEMPLATE)
+    tables = result.tables
+    return template.render(
+        as_of=str(config.as_of),
+        source=source,
+        seed=config.seed,
+        run_id=run_id,
+        cards=cards,
+        summary=_table(result.summary),
+        profiles=_table(profiles),
+        clv_comparison=_table(tables.get("clv_model_comparison", pd.DataFrame())),
+        value_model=result.value_model_name,
+        k_reason=result.k_reason,
+        k_evidence=_table(tables["k_selection"]) if "k_selection" in tables else "",
+        mapping=_table(mapping),
+        overrides=_table(tables.get("labeling_overrides", pd.DataFrame())),
+        playbook=_table(playbook_table),
+        sub_segments=_table(tables.get("labeling_sub_segments", pd.DataFrame())),
+        figures={name: figure_data_uri(figure) for name, figure in figures.items()},
+        planted_f1=f"{metrics['planted_macro_f1']:.3f}" if "planted_macro_f1" in metrics else "",
+    )
