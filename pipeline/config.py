@@ -80,7 +80,11 @@ class ClusteringConfig(_Section):
     n_clusters: int | None = Field(
         default=None, ge=2, description="a fixed k; null chooses k on evidence over k_range"
     )
-    k_range: tuple[int, int] = Field(default=(8, 16), description="smallest and largest k tried")
+    k_range: tuple[int, int] = Field(
+        default=(10, 18),
+        description="smallest and largest k tried; more clusters than statuses, so that no two "
+        "behaviours share a cluster (several clusters may share a name)",
+    )
     n_init: int = Field(default=4, ge=1)
     features: tuple[str, ...] = (
         "repeat_purchases_per_year",

@@ -55,5 +55,5 @@ def test_config_objects_are_frozen():
 
 def test_the_flat_form_has_dotted_keys():
     flat = config_as_flat_dict(Config())
-    assert flat["clustering.k_range"] == "[8, 16]"
+    assert flat["clustering.k_range"] == "[10, 18]"
     assert flat["data.columns.customer_id"] == "customer_id"
