@@ -77,3 +77,30 @@ def test_value_trend_separates_declining_big_spenders_from_occasional_buyers(tra
     assert share_declining["declining"] >= 0.8
     assert share_declining["occasional"] <= 0.3
     assert share_declining["loyal"] <= 0.2
+
+
+def test_refitting_a_month_later_keeps_the_meaning_of_every_name(planted):
+    """Refit on the same history observed 30 days earlier: every status keeps its profile, and
+    customers whose behaviour did not change over that month keep their status."""
+    transactions, _ = planted
+    earlier_as_of = AS_OF - pd.Timedelta(days=30)
+    now = fit_segmentation(clean(transactions), Config()).segments.set_index("customer_id")
+    before = fit_segmentation(clean(transactions, earlier_as_of), Config()).segments.set_index("customer_id")
+    # Meaning: the ordering of statuses on the signals that define them is the same in both fits.
+    for segments in (now, before):
+        silence = segments.groupby("status")["overdue_ratio"].median()
+        rate = segments.groupby("status")["repeat_purchases_per_year"].median()
+        assert silence["lost"] > silence["at_risk"] > max(silence["loyal"], silence["active"])
+        assert rate["loyal"] > rate["active"] > rate["occasional"]
+        assert segments.loc[segments["status"] == "new", "tenure_days"].max() <= 90
+    # Unchanged behaviour: no purchase in the month, no change of rhythm class (established,
+    # long-standing customers who were not overdue then and are not now).
+    common = now.index.intersection(before.index)
+    steady = common[
+        (now.loc[common, "frequency"] == before.loc[common, "frequency"])
+        & (before.loc[common, "tenure_days"] > 180)
+        & (now.loc[common, "overdue_ratio"] < 1.0)
+    ]
+    assert len(steady) > 200
+    kept = (now.loc[steady, "status"] == before.loc[steady, "status"]).mean()
+    assert kept >= 0.9, kept
