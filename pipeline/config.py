@@ -37,6 +37,27 @@ class TransactionColumns(_Section):
     amount: str = "amount"
 
 
+class CustomerColumns(_Section):
+    """Names of the customers table's columns; null for those the file does not have."""
+
+    customer_id: str = "customer_id"
+    birth_date: str | None = None
+    gender: str | None = None
+    location: str | None = None
+    signup_date: str | None = None
+    tier: str | None = None
+
+
+class CustomersConfig(_Section):
+    """An optional customers table: attributes joined to the segment table (for sub-segments)."""
+
+    path: str
+    columns: CustomerColumns = CustomerColumns()
+    date_format: str | None = Field(
+        default=None, description="strftime format of its dates; null: ISO"
+    )
+
+
 class DataConfig(_Section):
     """Where the transactions come from and how to read them."""
 
@@ -55,6 +76,7 @@ class DataConfig(_Section):
         "(e.g. when two identical items in one basket are separate rows).",
     )
     negative_amounts: Literal["error", "quarantine"] = "error"
+    customers: CustomersConfig | None = None
 
 
 class EmbeddedDataConfig(_Section):

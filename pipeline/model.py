@@ -50,8 +50,13 @@ def assemble_segments(
     *,
     as_of: pd.Timestamp,
     config: Config,
+    attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per customer: contract columns first, then actions, features and the as-of date."""
+    """One row per customer: contract columns first, then actions, features and the as-of date.
+
+    ``attributes`` (one row per customer, from the customers table) are joined so that
+    sub-segment rules can combine a status with them; customers without a row get nulls.
+    """
     table = pd.concat(
         [
             features.reset_index(drop=True),
@@ -61,6 +66,8 @@ def assemble_segments(
         axis=1,
     )
     table[CLUSTER] = clusters
+    if attributes is not None:
+        table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
     rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
     table["sub_segment"] = assign_sub_segments(table, rules)
     playbook = config.playbook if config.playbook is not None else shipped_playbook()
@@ -95,7 +102,12 @@ class SegmentationModel:
         )
 
     def segment_features(
-        self, features: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int
+        self,
+        features: pd.DataFrame,
+        *,
+        as_of: pd.Timestamp,
+        horizon_days: int,
+        attributes: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Apply the fitted stages to per-customer features."""
         clusters = self.clusterer.predict(features).astype("int64")
@@ -106,7 +118,13 @@ class SegmentationModel:
         signals[CLUSTER] = clusters
         statuses = self.labeler.predict(signals)
         return assemble_segments(
-            features, clusters, values, statuses, as_of=as_of, config=self.config
+            features,
+            clusters,
+            values,
+            statuses,
+            as_of=as_of,
+            config=self.config,
+            attributes=attributes,
         )
 
     def segment(

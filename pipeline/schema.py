@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.config import DataConfig
+from pipeline.config import CustomersConfig, DataConfig
 from pipeline.errors import InputError
 
 CUSTOMER_ID = "customer_id"
@@ -222,3 +222,47 @@ def clean_transactions(
         as_of=resolved_as_of,
         rows_in=len(raw),
     )
+
+
+def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) -> pd.DataFrame:
+    """Validate a customers table: one row per customer, typed attributes, canonical names.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``customer_id`` plus every mapped attribute (``birth_date`` and ``signup_date`` as
+        datetimes; ``gender``, ``location`` and ``tier`` as text).
+    """
+    raw = raw.reset_index(drop=True)
+    mapped = {
+        field: name for field, name in config.columns.model_dump().items() if name is not None
+    }
+    missing = [name for name in mapped.values() if name not in raw.columns]
+    if missing:
+        raise InputError(
+            source,
+            "column of the customers mapping missing",
+            "Fix data.customers.columns in the config",
+            column=missing[0],
+        )
+    if raw.empty:
+        raise InputError(source, "the customers file has a header but no rows")
+    frame = pd.DataFrame({CUSTOMER_ID: _customer_ids(raw[mapped[CUSTOMER_ID]])})
+    duplicated = frame[CUSTOMER_ID].duplicated() & frame[CUSTOMER_ID].notna()
+    if duplicated.any():
+        raise InputError(
+            source,
+            f"customer '{frame[CUSTOMER_ID][duplicated].iloc[0]}' appears more than once",
+            "A customers table needs one row per customer",
+            column=mapped[CUSTOMER_ID],
+            row=_first_bad_row(duplicated),
+        )
+    for field in ("birth_date", "signup_date"):
+        if field in mapped:
+            frame[field] = _parse_timestamps(
+                raw[mapped[field]], fmt=config.date_format, source=source, column=mapped[field]
+            )
+    for field in ("gender", "location", "tier"):
+        if field in mapped:
+            frame[field] = raw[mapped[field]].astype("string").str.strip()
+    return frame[frame[CUSTOMER_ID].notna()].reset_index(drop=True)

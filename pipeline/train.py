@@ -24,10 +24,11 @@ from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
 from pipeline.evaluate import planted_recovery, status_shares, status_summary
 from pipeline.features import features_from_purchase_days, purchase_days
+from pipeline.features.attributes import attribute_features
 from pipeline.features.behaviour import population_gap_prior
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments
-from pipeline.schema import CleanTransactions, clean_transactions
+from pipeline.schema import CleanTransactions, clean_customers, clean_transactions
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,11 @@ def label_clusters(
 
 
 def fit_segmentation(
-    clean: CleanTransactions, config: Config, *, on_stage: StageCallback | None = None
+    clean: CleanTransactions,
+    config: Config,
+    *,
+    attributes: pd.DataFrame | None = None,
+    on_stage: StageCallback | None = None,
 ) -> TrainingResult:
     """Fit every stage on clean transactions and segment the same customers.
 
@@ -125,7 +130,9 @@ def fit_segmentation(
         stability["seed_stability_ari"] = float(
             adjusted_rand_score(statuses["status"], other_statuses["status"])
         )
-    segments = assemble_segments(features, clusters, values, statuses, as_of=as_of, config=config)
+    segments = assemble_segments(
+        features, clusters, values, statuses, as_of=as_of, config=config, attributes=attributes
+    )
 
     model = SegmentationModel(
         config=config,
@@ -271,7 +278,18 @@ def run_training(
     clean = clean_transactions(raw, data=config.data, source=source.path, as_of=as_of)
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
-    result = fit_segmentation(clean, config, on_stage=stage)
+    attributes = None
+    if config.data.customers is not None:
+        customers_source = config.data.customers.path
+        customers = clean_customers(
+            io.read_table(
+                customers_source, string_columns=(config.data.customers.columns.customer_id,)
+            ),
+            config=config.data.customers,
+            source=customers_source,
+        )
+        attributes = attribute_features(customers, as_of=clean.as_of)
+    result = fit_segmentation(clean, config, attributes=attributes, on_stage=stage)
     result.model.metadata.update(
         {"data_fingerprint": io.fingerprint(raw), "source": source.path, "trigger": trigger}
     )

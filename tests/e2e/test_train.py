@@ -198,3 +198,37 @@ def test_an_unknown_config_key_is_exit_2_naming_it(tmp_path):
     result = CliRunner().invoke(main, ["train", "--config", str(config)])
     assert result.exit_code == 2
     assert "unknown key 'clusterin'" in result.output
+
+
+def test_a_customers_table_feeds_attribute_sub_segments(tmp_path):
+    config = small_config(tmp_path)
+    # First run generates the embedded sample; then give every customer a tier and a birth date.
+    assert run_cli(["train", "--config", str(config), "--no-tracking"]).exit_code == 0
+    ids = pd.read_csv(tmp_path / "embedded" / "planted_truth.csv", dtype={"customer_id": "string"})[
+        "customer_id"
+    ]
+    customers = pd.DataFrame(
+        {
+            "id": ids,
+            "level": ["gold" if i % 3 == 0 else "silver" for i in range(len(ids))],
+            "born": ["1980-05-01"] * len(ids),
+        }
+    )
+    customers.to_csv(tmp_path / "customers.csv", index=False)
+    extra = f"""
+data:
+  customers:
+    path: {tmp_path / "customers.csv"}
+    columns: {{customer_id: id, tier: level, birth_date: born}}
+sub_segments:
+  - {{name: "loyal, gold tier", statuses: [loyal], when: {{tier: [gold]}}}}
+  - {{name: "45-54 at risk", statuses: [at_risk], when: {{age_band: ["45-54"]}}}}
+"""
+    result = run_cli(["train", "--config", str(small_config(tmp_path, extra)), "--no-tracking"])
+    assert result.exit_code == 0, result.output
+    segments = pd.read_parquet(tmp_path / "out" / "segments.parquet")
+    assert {"tier", "age", "age_band"} <= set(segments.columns)
+    gold_loyal = segments[(segments["status"] == "loyal") & (segments["tier"] == "gold")]
+    assert len(gold_loyal) > 0 and (gold_loyal["sub_segment"] == "loyal, gold tier").all()
+    assert (segments.loc[segments["status"] == "at_risk", "sub_segment"] == "45-54 at risk").all()
+    assert set(segments.loc[segments["sub_segment"].notna(), "status"]) == {"loyal", "at_risk"}

@@ -85,7 +85,9 @@ def test_refitting_a_month_later_keeps_the_meaning_of_every_name(planted):
     transactions, _ = planted
     earlier_as_of = AS_OF - pd.Timedelta(days=30)
     now = fit_segmentation(clean(transactions), Config()).segments.set_index("customer_id")
-    before = fit_segmentation(clean(transactions, earlier_as_of), Config()).segments.set_index("customer_id")
+    before = fit_segmentation(clean(transactions, earlier_as_of), Config()).segments.set_index(
+        "customer_id"
+    )
     # Meaning: the ordering of statuses on the signals that define them is the same in both fits.
     for segments in (now, before):
         silence = segments.groupby("status")["overdue_ratio"].median()
