@@ -39,6 +39,11 @@ def _stdout() -> Console:
 
 
 def _configure_logging(verbose: bool) -> None:
+    # Figures are only ever written to files here: no display on servers and schedulers.
+    # (Set by the command line, not at import, so that notebooks keep their inline plots.)
+    import matplotlib
+
+    matplotlib.use("Agg")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
