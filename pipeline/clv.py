@@ -444,3 +444,25 @@ class CustomerValueModel(BaseEstimator):
         # No spend at all to compare against: nothing suggests a change.
         ratio = np.where(np.isfinite(ratio), ratio, 1.0)
         return np.clip(ratio, 0.0, 100.0)
+
+
+# -- lifetimes as it is: the baseline that benchmarks compare with -----------------------------
+def plain_lifetimes_forecast(
+    customers: pd.DataFrame, *, horizon_days: int, kind: str = "bgnbd"
+) -> np.ndarray:
+    """lifetimes' own fit on one row per customer and its forecast, with no adapter around it.
+
+    Only for measuring the adapter against (``make bench``); the pipeline never uses it.
+    """
+    tenure = customers["tenure_days"].clip(lower=0.5)
+    fitter = _FITTERS[kind](penalizer_coef=0.001)
+    fitter.fit(customers["frequency"], customers["recency_days"], tenure)
+    if kind != "bgnbd":
+        return np.asarray(fitter.params_)
+    repeat = customers[(customers["frequency"] > 0) & (customers["monetary"] > 0)]
+    GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary"])
+    return np.asarray(
+        fitter.conditional_expected_number_of_purchases_up_to_time(
+            horizon_days, customers["frequency"], customers["recency_days"], tenure
+        )
+    )

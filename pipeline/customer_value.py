@@ -98,13 +98,16 @@ def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
 
 
 def _best(comparison: pd.DataFrame, metric: str, among: list[str]) -> str | None:
-    best = None
-    for name in among:
-        if name in comparison.index and metric in comparison.columns:
-            value = comparison.loc[name, metric]
-            if best is None or _is_better(metric, value, comparison.loc[best, metric]):
-                best = name
-    return best
+    ranked = _ranked(comparison, metric, among)
+    return ranked[0] if ranked else None
+
+
+def _ranked(comparison: pd.DataFrame, metric: str, among: list[str]) -> list[str]:
+    """Candidates in ``among`` that were scored, best first (unscored ones are left out)."""
+    scored = [n for n in among if n in comparison.index and metric in comparison.columns]
+    values = {n: comparison.loc[n, metric] for n in scored}
+    usable = [n for n in scored if not np.isnan(values[n])]
+    return sorted(usable, key=lambda n: values[n], reverse=metric not in SMALLER_IS_BETTER)
 
 
 class _Candidates:
@@ -246,7 +249,26 @@ def select_value_model(
         else (_best(comparison, metric, purchase_kinds) or purchase_kinds[0])
     )
 
-    purchase_model = candidates.purchase_model(purchase_kind).fit(features)
+    # A model that fails on the full history gives way to the next best, never to a crash.
+    fallbacks = [purchase_kind] + [
+        k
+        for k in _ranked(comparison, metric, purchase_kinds) + purchase_kinds
+        if k != purchase_kind
+    ]
+    purchase_model = None
+    for kind in dict.fromkeys(fallbacks):
+        try:
+            purchase_model = candidates.purchase_model(kind).fit(features)
+            break
+        except (RuntimeError, ValueError) as error:
+            notes.append(
+                f"{kind} could not be fitted on the full history ({error}); trying the next model"
+            )
+    if purchase_model is None:
+        raise RuntimeError("no purchase model could be fitted: " + "; ".join(notes))
+    purchase_kind = purchase_model.purchase_model
+    if chosen != LEARNED:
+        chosen = purchase_kind
     spend_model = None
     if chosen == LEARNED:
         spend_model = candidates.learned_model(

@@ -31,6 +31,7 @@ SEGMENT_COLUMNS = (
     "expected_spend",
     "clv",
     "days_to_next_purchase",
+    "expected_next_purchase",
     "frequency",
     "recency_days",
     "tenure_days",
@@ -66,6 +67,10 @@ def assemble_segments(
         axis=1,
     )
     table[CLUSTER] = clusters
+    as_of = pd.Timestamp(as_of).normalize()
+    table["expected_next_purchase"] = as_of + pd.to_timedelta(
+        table["days_to_next_purchase"].round(), unit="D"
+    )
     if attributes is not None:
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
     rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()

@@ -137,3 +137,34 @@ def test_the_learned_model_predicts_non_negative_spend_and_learns_a_signal():
         LearnedSpendModel().fit(frame, -spend)
     with pytest.raises(ValueError, match=r"needs columns \['frequency'\]"):
         model.predict(frame.drop(columns="frequency"))
+
+
+def test_a_chosen_model_that_fails_on_the_full_history_gives_way_to_the_next(planted, monkeypatch):
+    tx, features = planted
+    from pipeline.clv import CustomerValueModel
+
+    original = CustomerValueModel.fit
+
+    def fail_on_everyone(self, customers, y=None):
+        if self.purchase_model == "pareto_nbd" and len(customers) == len(features):
+            raise RuntimeError("Pareto/NBD could not be fitted after 3 retries")
+        return original(self, customers, y)
+
+    monkeypatch.setattr(CustomerValueModel, "fit", fail_on_everyone)
+    config = CLVConfig(candidates=("pareto_nbd", "bgnbd"), selection_metric="spend_mae")
+    selection = select_value_model(
+        purchase_days(tx),
+        features,
+        as_of=AS_OF,
+        config=config,
+        trend_window_days=180,
+        random_state=0,
+    )
+    assert selection.chosen == "bgnbd"
+    assert any(
+        "pareto_nbd could not be fitted on the full history" in note for note in selection.notes
+    )
+    assert (
+        selection.metrics["holdout_spend_mae"]
+        == selection.comparison.set_index("candidate").loc["bgnbd", "spend_mae"]
+    )
