@@ -13,27 +13,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-INPUT_COLUMNS = (
-    "frequency",
-    "recency_days",
-    "tenure_days",
-    "monetary",
-    "days_since_last_purchase",
-    "orders",
-    "total_spend",
-    "avg_order_value",
-    "mean_gap_days",
-    "gap_cv",
-    "typical_gap_days",
-    "overdue_ratio",
-    "repeat_purchases_per_year",
-    "spend_recent",
-    "spend_previous",
-    "spend_change",
-    "p_alive",
-    "expected_purchases",
-    "expected_spend",
-)
+from pipeline.features import FEATURE_COLUMNS
+
+# Every feature and the BTYD outputs themselves, so that the booster can correct them.
+INPUT_COLUMNS = (*FEATURE_COLUMNS, "p_alive", "expected_purchases", "expected_spend")
 
 
 class LearnedSpendModel(BaseEstimator, RegressorMixin):

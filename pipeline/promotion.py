@@ -22,48 +22,47 @@ class GateResult:
         return {True: "passed", False: "failed", None: "skipped"}[self.passed]
 
 
+def _floor_gate(
+    metrics: Mapping[str, float], *, name: str, metric: str, floor: float, label: str, absent: str
+) -> GateResult:
+    if metric not in metrics:
+        return GateResult(name, None, absent)
+    value = metrics[metric]
+    return GateResult(name, value >= floor, f"{label} {value:.3f} vs floor {floor:.3f}")
+
+
 def evaluate_gates(
     metrics: Mapping[str, float],
     champion_metrics: Mapping[str, float] | None,
     gates: PromotionConfig,
 ) -> list[GateResult]:
     """Check a challenger's metrics against the floors and against the current champion."""
-    results = []
-    if "planted_macro_f1" in metrics:
-        value = metrics["planted_macro_f1"]
-        results.append(
-            GateResult(
-                "planted_recovery",
-                value >= gates.min_planted_macro_f1,
-                f"planted macro-F1 {value:.3f} vs floor {gates.min_planted_macro_f1:.3f}",
-            )
-        )
-    else:
-        results.append(GateResult("planted_recovery", None, "no planted truth in this data"))
-    if "holdout_spend_gini" in metrics:
-        value = metrics["holdout_spend_gini"]
-        results.append(
-            GateResult(
-                "holdout_gini",
-                value >= gates.min_holdout_spend_gini,
-                f"holdout spend Gini {value:.3f} vs floor {gates.min_holdout_spend_gini:.3f}",
-            )
-        )
-    else:
-        results.append(
-            GateResult("holdout_gini", None, "no holdout evaluation (history too short)")
-        )
-    if "seed_stability_ari" in metrics:
-        value = metrics["seed_stability_ari"]
-        results.append(
-            GateResult(
-                "seed_stability",
-                value >= gates.min_seed_stability,
-                f"status ARI between seeds {value:.3f} vs floor {gates.min_seed_stability:.3f}",
-            )
-        )
-    else:
-        results.append(GateResult("seed_stability", None, "stability check disabled"))
+    results = [
+        _floor_gate(
+            metrics,
+            name="planted_recovery",
+            metric="planted_macro_f1",
+            floor=gates.min_planted_macro_f1,
+            label="planted macro-F1",
+            absent="no planted truth in this data",
+        ),
+        _floor_gate(
+            metrics,
+            name="holdout_gini",
+            metric="holdout_spend_gini",
+            floor=gates.min_holdout_spend_gini,
+            label="holdout spend Gini",
+            absent="no holdout evaluation (history too short)",
+        ),
+        _floor_gate(
+            metrics,
+            name="seed_stability",
+            metric="seed_stability_ari",
+            floor=gates.min_seed_stability,
+            label="status ARI between seeds",
+            absent="stability check disabled",
+        ),
+    ]
     if champion_metrics is None:
         results.append(GateResult("status_share_shift", None, "no champion to compare with"))
     else:

@@ -12,7 +12,29 @@ from pipeline.features.behaviour import population_gap_prior, rhythm_features, t
 from pipeline.features.rfm import purchase_days, rfm_features
 from pipeline.schema import CUSTOMER_ID
 
+# Every numeric per-customer feature build_features makes (besides customer_id): the catalogue
+# that model inputs and benchmarks choose from.
+FEATURE_COLUMNS = (
+    "frequency",
+    "recency_days",
+    "tenure_days",
+    "monetary",
+    "days_since_last_purchase",
+    "orders",
+    "total_spend",
+    "avg_order_value",
+    "mean_gap_days",
+    "gap_cv",
+    "typical_gap_days",
+    "overdue_ratio",
+    "repeat_purchases_per_year",
+    "spend_recent",
+    "spend_previous",
+    "spend_change",
+)
+
 __all__ = [
+    "FEATURE_COLUMNS",
     "build_features",
     "features_from_purchase_days",
     "purchase_days",

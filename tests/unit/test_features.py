@@ -134,3 +134,10 @@ def test_a_given_prior_makes_a_customers_features_independent_of_the_others(six_
         alone.reset_index(drop=True),
         together[together["customer_id"] == "b"].reset_index(drop=True),
     )
+
+
+def test_the_feature_catalogue_lists_exactly_the_features_built(six_rows):
+    from pipeline.features import FEATURE_COLUMNS
+
+    features = build_features(six_rows, as_of=AS_OF, recent_window_days=30)
+    assert list(features.columns) == ["customer_id", *FEATURE_COLUMNS]
