@@ -78,8 +78,10 @@ def _first_id(customers: pd.DataFrame, mask: pd.Series) -> str:
 
 PURCHASE_MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
 _FITTERS = {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}
-# Parameters beyond this are not a customer base but a numerical accident.
+# Parameters beyond these are not a customer base but a numerical accident: a dropout
+# parameter collapsed to 1e-60 says "nobody ever leaves" only because the optimiser ran off.
 ABSURD_PARAMETER = 1e6
+DEGENERATE_PARAMETER = 1e-8
 CLV_STEP_DAYS = 30
 
 
@@ -98,6 +100,8 @@ def _check_parameters(params: dict[str, float], name: str) -> str | None:
         return f"non-positive parameters {params}"
     if np.any(values > ABSURD_PARAMETER):
         return f"absurd parameters {params} (above {ABSURD_PARAMETER:g})"
+    if np.any(values < DEGENERATE_PARAMETER):
+        return f"degenerate parameters {params} (below {DEGENERATE_PARAMETER:g})"
     return None
 
 
@@ -120,7 +124,8 @@ def _fit_with_retries(
             if problem is None:
                 return params, attempt_penalizer, negative_ll
         except Exception as error:  # lifetimes raises ConvergenceError, LinAlgError, ValueError...
-            problem = f"{error.__class__.__name__}: {' '.join(str(error).split())}"
+            # lifetimes appends the optimiser's whole state to its message: keep the sentence.
+            problem = f"{error.__class__.__name__}: {' '.join(str(error).split())[:160]}"
         next_penalizer = max(attempt_penalizer * 10, 0.001)
         if attempt < MAX_PENALIZER_RETRIES:
             log.warning(

@@ -30,11 +30,24 @@ class _Section(BaseModel):
 
 
 class TransactionColumns(_Section):
-    """Names of the input columns that hold each field."""
+    """Names of the input columns that hold each field; null for those the file does not have.
+
+    Without an amount column, amount = quantity x unit_price.
+    """
 
     customer_id: str = "customer_id"
     timestamp: str = "timestamp"
-    amount: str = "amount"
+    amount: str | None = "amount"
+    quantity: str | None = None
+    unit_price: str | None = None
+    invoice: str | None = None
+    product: str | None = None
+
+    @model_validator(mode="after")
+    def _amount_or_its_parts(self) -> TransactionColumns:
+        if self.amount is None and (self.quantity is None or self.unit_price is None):
+            raise ValueError("map either amount, or both quantity and unit_price")
+        return self
 
 
 class CustomerColumns(_Section):
@@ -76,6 +89,20 @@ class DataConfig(_Section):
         "(e.g. when two identical items in one basket are separate rows).",
     )
     negative_amounts: Literal["error", "quarantine"] = "error"
+    cancellations: Literal["net", "quarantine"] = Field(
+        default="net",
+        description="cancellation lines (invoice starting with cancellation_prefix, or a negative "
+        "quantity): net them against the purchase they cancel, or only set them aside",
+    )
+    cancellation_prefix: str = "C"
+    non_product_codes: tuple[str, ...] = Field(
+        default=(),
+        description="product codes that are not purchases (postage, fees, manual adjustments): set aside",
+    )
+    non_positive_prices: Literal["error", "quarantine"] = Field(
+        default="quarantine",
+        description="unit price 0 or below (free samples, bad-debt adjustments)",
+    )
     customers: CustomersConfig | None = None
 
 

@@ -223,23 +223,27 @@ def select_value_model(
                 )
             else:
                 base_kind, base_forecast = base_outputs
-                model = candidates.learned_model(
-                    daily, cut=learned_cut, until=calibration_end, base_kind=base_kind
-                )
-                inputs = pd.concat(
-                    [
-                        calibration,
-                        base_forecast[["p_alive", "expected_purchases", "expected_spend"]],
-                    ],
-                    axis=1,
-                )
-                forecasts[LEARNED] = model.predict(inputs)
-                rows[LEARNED] = holdout_metrics(
-                    actual_purchases=None,
-                    predicted_purchases=None,
-                    actual_spend=actual_spend,
-                    predicted_spend=forecasts[LEARNED],
-                )
+                try:
+                    model = candidates.learned_model(
+                        daily, cut=learned_cut, until=calibration_end, base_kind=base_kind
+                    )
+                except (RuntimeError, ValueError) as error:
+                    notes.append(f"learned model could not be trained before the holdout: {error}")
+                else:
+                    inputs = pd.concat(
+                        [
+                            calibration,
+                            base_forecast[["p_alive", "expected_purchases", "expected_spend"]],
+                        ],
+                        axis=1,
+                    )
+                    forecasts[LEARNED] = model.predict(inputs)
+                    rows[LEARNED] = holdout_metrics(
+                        actual_purchases=None,
+                        predicted_purchases=None,
+                        actual_spend=actual_spend,
+                        predicted_spend=forecasts[LEARNED],
+                    )
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
     chosen = _best(comparison, metric, list(comparison.index)) or purchase_kinds[0]
@@ -271,12 +275,13 @@ def select_value_model(
         chosen = purchase_kind
     spend_model = None
     if chosen == LEARNED:
-        spend_model = candidates.learned_model(
-            daily,
-            cut=as_of - pd.Timedelta(days=holdout),
-            until=as_of,
-            base_kind=purchase_kind,
-        )
+        try:
+            spend_model = candidates.learned_model(
+                daily, cut=as_of - pd.Timedelta(days=holdout), until=as_of, base_kind=purchase_kind
+            )
+        except (RuntimeError, ValueError) as error:
+            notes.append(f"learned model could not be refitted ({error}); {purchase_kind} used")
+            chosen = purchase_kind
     forecaster = ValueForecaster(
         purchase_model, spend_model, holdout if spend_model is not None else None
     )

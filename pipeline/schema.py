@@ -99,6 +99,57 @@ def _customer_ids(values: pd.Series) -> pd.Series:
     return ids.mask(ids == "")
 
 
+def _net_cancellations(
+    frame: pd.DataFrame,
+    reasons: pd.Series,
+    cancellations: pd.Series,
+    *,
+    quantity: pd.Series | None,
+    product: pd.Series | None,
+) -> None:
+    """Net each cancellation against the latest earlier purchase it can cancel (in place).
+
+    A cancellation matches the same customer's latest purchase of the same product (any product
+    when there is no product column) at or before its time. The purchase's amount is reduced in
+    proportion to the quantity cancelled (the amount, without a quantity column); a purchase
+    cancelled in full is set aside as ``cancelled``. Cancellation rows are set aside as
+    ``cancellation_netted`` or, with nothing to cancel, ``cancellation_unmatched``.
+    """
+    size = (quantity if quantity is not None else frame[AMOUNT]).abs()
+    keys = pd.DataFrame(
+        {
+            CUSTOMER_ID: frame[CUSTOMER_ID].astype("string"),
+            "product": product.fillna("") if product is not None else "",
+            TIMESTAMP: frame[TIMESTAMP],
+            "size": size,
+        }
+    )
+    purchases = reasons.isna() & ~cancellations & (frame[AMOUNT] > 0)
+    left = (
+        keys[cancellations].reset_index(names="cancel_row").sort_values(TIMESTAMP, kind="mergesort")
+    )
+    right = (
+        keys[purchases].reset_index(names="purchase_row").sort_values(TIMESTAMP, kind="mergesort")
+    )
+    matched = pd.merge_asof(
+        left,
+        right[[TIMESTAMP, CUSTOMER_ID, "product", "purchase_row"]],
+        on=TIMESTAMP,
+        by=[CUSTOMER_ID, "product"],
+        direction="backward",
+    )
+    hit = matched["purchase_row"].notna()
+    reasons.loc[matched.loc[hit, "cancel_row"].to_numpy()] = "cancellation_netted"
+    reasons.loc[matched.loc[~hit, "cancel_row"].to_numpy()] = "cancellation_unmatched"
+    cancelled = matched[hit].groupby("purchase_row")["size"].sum()
+    rows = cancelled.index.astype("int64")
+    remaining = (size.loc[rows] - cancelled.to_numpy()).clip(lower=0)
+    fully = remaining <= 0
+    reasons.loc[rows[fully.to_numpy()]] = "cancelled"
+    partial = rows[~fully.to_numpy()]
+    frame.loc[partial, AMOUNT] *= (remaining[~fully] / size.loc[partial]).to_numpy()
+
+
 def clean_transactions(
     raw: pd.DataFrame,
     *,
@@ -113,7 +164,8 @@ def clean_transactions(
     raw
         One row per transaction, columns named as in ``data.columns``.
     data
-        Column mapping and the policies for duplicates and negative amounts.
+        Column mapping and the policies for duplicates, negative amounts, cancellations,
+        non-product codes and non-positive prices.
     source
         The file name used in error messages.
     as_of
@@ -129,12 +181,8 @@ def clean_transactions(
     """
     raw = raw.reset_index(drop=True)
     columns = data.columns
-    mapping = {
-        columns.customer_id: CUSTOMER_ID,
-        columns.timestamp: TIMESTAMP,
-        columns.amount: AMOUNT,
-    }
-    missing = [name for name in mapping if name not in raw.columns]
+    mapped = {field: name for field, name in columns.model_dump().items() if name is not None}
+    missing = [name for name in mapped.values() if name not in raw.columns]
     if missing:
         available = ", ".join(map(str, raw.columns[:12]))
         raise InputError(
@@ -148,6 +196,17 @@ def clean_transactions(
             source, "the file has a header but no rows", "Point at a file with transactions"
         )
 
+    quantity = price = None
+    if "quantity" in mapped:
+        quantity = _parse_amounts(raw[mapped["quantity"]], source=source, column=mapped["quantity"])
+    if "unit_price" in mapped:
+        price = _parse_amounts(
+            raw[mapped["unit_price"]], source=source, column=mapped["unit_price"]
+        )
+    if "amount" in mapped:
+        amount = _parse_amounts(raw[mapped["amount"]], source=source, column=mapped["amount"])
+    else:
+        amount = quantity * price
     frame = pd.DataFrame(
         {
             CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
@@ -157,10 +216,11 @@ def clean_transactions(
                 source=source,
                 column=columns.timestamp,
             ),
-            AMOUNT: _parse_amounts(raw[columns.amount], source=source, column=columns.amount),
+            AMOUNT: amount,
         },
         index=raw.index,
     )
+    product = raw[mapped["product"]].astype("string").str.strip() if "product" in mapped else None
     reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
 
     def set_aside(mask: pd.Series, reason: str) -> None:
@@ -169,17 +229,6 @@ def clean_transactions(
     set_aside(frame[CUSTOMER_ID].isna(), "missing_customer_id")
     set_aside(frame[TIMESTAMP].isna(), "missing_timestamp")
     set_aside(frame[AMOUNT].isna(), "missing_amount")
-
-    negative = frame[AMOUNT] < 0
-    if negative.any() and data.negative_amounts == "error":
-        raise InputError(
-            source,
-            f"negative amount {frame[AMOUNT][negative].iloc[0]:g} ({int(negative.sum())} such rows)",
-            "Returns need their own handling: set data.negative_amounts: quarantine to set them aside",
-            column=columns.amount,
-            row=_first_bad_row(negative),
-        )
-    set_aside(negative, "negative_amount")
 
     duplicated = raw.duplicated(keep="first")
     if duplicated.any() and data.duplicates == "error":
@@ -191,6 +240,37 @@ def clean_transactions(
         )
     if data.duplicates == "quarantine":
         set_aside(duplicated, "duplicate")
+    if product is not None and data.non_product_codes:
+        set_aside(product.isin(data.non_product_codes).fillna(False), "non_product")
+    if price is not None:
+        bad_price = (price <= 0).fillna(False)
+        if bad_price.any() and data.non_positive_prices == "error":
+            raise InputError(
+                source,
+                f"unit price {price[bad_price].iloc[0]:g} is not positive",
+                "Set data.non_positive_prices: quarantine to set such rows aside",
+                column=mapped["unit_price"],
+                row=_first_bad_row(bad_price),
+            )
+        set_aside(bad_price, "non_positive_price")
+
+    is_cancellation = pd.Series(False, index=raw.index)
+    if "invoice" in mapped:
+        invoices = raw[mapped["invoice"]].astype("string").str.strip()
+        is_cancellation |= invoices.str.startswith(data.cancellation_prefix).fillna(False)
+    if quantity is not None:
+        is_cancellation |= (quantity < 0).fillna(False)
+
+    negative = (frame[AMOUNT] < 0) & ~is_cancellation & reasons.isna()
+    if negative.any() and data.negative_amounts == "error":
+        raise InputError(
+            source,
+            f"negative amount {frame[AMOUNT][negative].iloc[0]:g} ({int(negative.sum())} such rows)",
+            "Returns need their own handling: set data.negative_amounts: quarantine to set them aside",
+            column=mapped.get("amount", mapped.get("quantity")),
+            row=_first_bad_row(negative),
+        )
+    set_aside(negative, "negative_amount")
 
     usable_times = frame.loc[reasons.isna(), TIMESTAMP]
     if usable_times.empty:
@@ -200,6 +280,13 @@ def clean_transactions(
     )
     # as_of names a whole day: everything up to its end is observed.
     set_aside(frame[TIMESTAMP] >= resolved_as_of + pd.Timedelta(days=1), "after_as_of")
+    # Only cancellations observed by as_of may cancel anything: later ones are not yet known.
+    cancellations = is_cancellation & reasons.isna()
+    if cancellations.any():
+        if data.cancellations == "net":
+            _net_cancellations(frame, reasons, cancellations, quantity=quantity, product=product)
+        else:
+            set_aside(cancellations, "cancellation")
 
     kept = reasons.isna()
     if not kept.any():

@@ -290,3 +290,15 @@ def test_a_stated_sample_fits_close_to_the_full_data(cdnow):
 def test_an_unknown_purchase_model_is_named():
     with pytest.raises(ValueError, match="purchase_model must be one of"):
         CustomerValueModel(purchase_model="nbd").fit(customers())
+
+
+def test_degenerate_parameters_are_rejected_with_a_reason():
+    from pipeline.clv import _check_parameters
+
+    assert _check_parameters(
+        {"r": 0.8, "alpha": 69.0, "a": 5e-64, "b": 1e-53}, "MBG/NBD"
+    ).startswith("degenerate parameters")
+    assert _check_parameters({"r": 0.8, "alpha": 1e7, "a": 0.5, "b": 1.0}, "BG/NBD").startswith(
+        "absurd"
+    )
+    assert _check_parameters({"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}, "BG/NBD") is None

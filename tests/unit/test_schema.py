@@ -159,3 +159,78 @@ def test_nothing_left_before_the_as_of_date_is_an_error():
             source="t.csv",
             as_of=pd.Timestamp("2024-01-01"),
         )
+
+
+RETAIL = DataConfig(
+    columns=TransactionColumns(
+        customer_id="cust",
+        timestamp="date",
+        amount=None,
+        quantity="qty",
+        unit_price="price",
+        invoice="invoice",
+        product="code",
+    ),
+    non_product_codes=("POST",),
+)
+RETAIL_ROWS = [
+    ["100", "A", "10", "2.0", "c1", "2024-01-01"],
+    ["101", "B", "5", "1.0", "c1", "2024-01-02"],
+    ["C102", "A", "-4", "2.0", "c1", "2024-01-03"],
+    ["C103", "B", "-5", "1.0", "c1", "2024-01-04"],
+    ["C104", "Z", "-1", "3.0", "c1", "2024-01-04"],
+    ["105", "POST", "1", "15.0", "c1", "2024-01-04"],
+    ["106", "A", "1", "0.0", "c2", "2024-01-04"],
+    ["107", "A", "2", "2.0", None, "2024-01-04"],
+    ["C108", "A", "-1", "2.0", "c2", "2024-01-01"],
+    ["109", "A", "3", "2.0", "c2", "2024-01-05"],
+]
+
+
+def retail():
+    return raw(RETAIL_ROWS, ("invoice", "code", "qty", "price", "cust", "date"))
+
+
+def test_amount_is_quantity_times_unit_price_and_cancellations_are_netted():
+    result = clean_transactions(retail(), data=RETAIL, source="retail.csv")
+    tx = result.transactions
+    # 10 x 2.0 less the 4 units cancelled; c2's later purchase untouched
+    assert tx[["customer_id", "amount"]].values.tolist() == [["c1", 12.0], ["c2", 6.0]]
+    assert result.counts_by_reason() == {
+        "cancellation_netted": 2,
+        "cancellation_unmatched": 2,  # nothing of Z bought; c2 cancelled before buying
+        "cancelled": 1,  # the five B units, cancelled in full
+        "missing_customer_id": 1,
+        "non_positive_price": 1,
+        "non_product": 1,
+    }
+    assert result.rows_in == len(tx) + len(result.quarantine) == 10
+    by_reason = result.quarantine.set_index("source_row")["reason"]
+    assert by_reason[2] == "cancelled" and by_reason[6] == "non_product"
+
+
+def test_cancellations_can_be_set_aside_without_netting():
+    data = RETAIL.model_copy(update={"cancellations": "quarantine"})
+    result = clean_transactions(retail(), data=data, source="retail.csv")
+    assert result.counts_by_reason()["cancellation"] == 4
+    assert result.transactions["amount"].tolist() == [20.0, 5.0, 6.0]
+
+
+def test_a_cancellation_after_the_as_of_date_cancels_nothing_yet():
+    result = clean_transactions(
+        retail(), data=RETAIL, source="retail.csv", as_of=pd.Timestamp("2024-01-02")
+    )
+    assert result.transactions["amount"].tolist() == [20.0, 5.0]
+    # rows 3, 4, 5 and 10; the other late rows were set aside for an earlier reason first
+    assert result.counts_by_reason()["after_as_of"] == 4
+
+
+def test_non_positive_prices_can_stop_the_run():
+    data = RETAIL.model_copy(update={"non_positive_prices": "error"})
+    with pytest.raises(InputError, match=r"column 'price', row 7: unit price 0 is not positive"):
+        clean_transactions(retail(), data=data, source="retail.csv")
+
+
+def test_a_mapping_needs_an_amount_or_quantity_and_price():
+    with pytest.raises(ValueError, match="map either amount, or both quantity and unit_price"):
+        TransactionColumns(amount=None, quantity="qty")
