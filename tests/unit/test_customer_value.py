@@ -118,9 +118,12 @@ def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(planted)
         trend_window_days=180,
         random_state=0,
     )
-    assert selection.chosen == "bgnbd"
     assert selection.comparison.empty and selection.deciles is None
     assert "too short" in selection.notes[0]
+    # the first configured model, unless it cannot be fitted; then the next, and it says so
+    assert selection.chosen == "bgnbd" or any(
+        note.startswith("bgnbd could not be fitted on the full history") for note in selection.notes
+    )
 
 
 def test_the_learned_model_predicts_non_negative_spend_and_learns_a_signal():
