@@ -204,6 +204,79 @@ def train(
         out.print(line, highlight=False)
 
 
+@main.command()
+@click.option(
+    "--model",
+    "model_reference",
+    default="models:/loyalty-segmentation@champion",
+    show_default=True,
+    help="A bundle (.joblib) or a registry URI models:/NAME@ALIAS.",
+)
+@click.option("--transactions", required=True, help="CSV or Parquet file of transactions.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Observation end YYYY-MM-DD (default: the last transaction day).",
+)
+@click.option(
+    "--horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Forecast horizon (default: the one trained with).",
+)
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=Path("outputs/scored"), show_default=True
+)
+@click.option(
+    "--tracking-uri", type=str, default=None, help="MLflow tracking URI for models:/ references."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def score(
+    model_reference: str,
+    transactions: str,
+    as_of,
+    horizon_days: int | None,
+    output: Path,
+    tracking_uri: str | None,
+    verbose: bool,
+) -> None:
+    """Apply a fitted model to new transactions, without refitting; same table as train."""
+    _configure_logging(verbose)
+    try:
+        from pipeline.score import load_model, run_scoring
+
+        for noisy in ("alembic", "mlflow", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+        with console.status("Loading the model"):
+            model = load_model(model_reference, tracking_uri=tracking_uri)
+        with console.status("Scoring"):
+            outcome = run_scoring(
+                model,
+                transactions=transactions,
+                as_of=pd_timestamp(as_of),
+                output=output,
+                horizon_days=horizon_days,
+            )
+    except UserFacingError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    out = _stdout()
+    out.print(_summary_table(outcome.summary, {}))
+    out.print(
+        f"{len(outcome.segments):,} customers scored with {model_reference}; "
+        f"rows set aside: {outcome.rows_quarantined:,}; outputs: {outcome.output}/",
+        highlight=False,
+    )
+
+
+def pd_timestamp(value):
+    import pandas as pd
+
+    return pd.Timestamp(value) if value is not None else None
+
+
 def _tracking_options(function):
     function = click.option(
         "--tracking-uri",

@@ -67,17 +67,18 @@ def assemble_segments(
         axis=1,
     )
     table[CLUSTER] = clusters
-    as_of = pd.Timestamp(as_of).normalize()
-    table["expected_next_purchase"] = as_of + pd.to_timedelta(
-        table["days_to_next_purchase"].round(), unit="D"
-    )
+    # One resolution whatever the caller's timestamp carried, so tables compare byte for byte.
+    as_of = pd.Timestamp(as_of).normalize().as_unit("ns")
+    table["expected_next_purchase"] = (
+        as_of + pd.to_timedelta(table["days_to_next_purchase"].round(), unit="D")
+    ).astype("datetime64[ns]")
     if attributes is not None:
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
     rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
     table["sub_segment"] = assign_sub_segments(table, rules)
     playbook = config.playbook if config.playbook is not None else shipped_playbook()
     table = pd.concat([table, apply_playbook(table, playbook)], axis=1)
-    table["as_of"] = pd.Timestamp(as_of).normalize()
+    table["as_of"] = pd.Series(as_of, index=table.index).astype("datetime64[ns]")
     rest = [c for c in table.columns if c not in SEGMENT_COLUMNS]
     return (
         table[list(SEGMENT_COLUMNS) + rest]

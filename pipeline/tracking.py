@@ -260,6 +260,20 @@ def log_report(run_id: str, html: str, *, tracking_uri: str | None) -> None:
     MlflowClient(resolve_tracking_uri(tracking_uri)).log_text(run_id, html, "report.html")
 
 
+def load_registered_bundle(reference: str, *, tracking_uri: str | None = None):
+    """The fitted bundle behind a registry URI (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    try:
+        model = mlflow.pyfunc.load_model(reference)
+    except mlflow.exceptions.MlflowException as error:
+        from pipeline.errors import InputError
+
+        raise InputError(
+            reference, f"cannot load the model ({' '.join(error.message.split())[:200]})"
+        ) from None
+    return model.unwrap_python_model().bundle
+
+
 # -- reading runs back: the analyst's view -------------------------------------------------------
 KEY_METRICS = (
     "customers",
