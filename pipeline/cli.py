@@ -190,6 +190,17 @@ def train(
     ]
     if "planted_macro_f1" in metrics:
         lines.append(f"planted statuses recovered: macro-F1 {metrics['planted_macro_f1']:.3f}")
+    if "transition_customers_compared" in metrics:
+        moves = ", ".join(
+            f"{name.removeprefix('moved_').replace('_to_', ' -> ')} {int(value):,}"
+            for name, value in metrics.items()
+            if name.startswith("moved_") and value > 0
+        )
+        lines.append(
+            f"since the champion: {metrics['transition_changed_share']:.1%} of "
+            f"{int(metrics['transition_customers_compared']):,} customers changed status"
+            + (f"; {moves}" if moves else "")
+        )
     lines.append(f"outputs: {outcome.output}/   model: {config.model_path}")
     tracked = outcome.tracked
     if tracked:

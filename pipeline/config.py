@@ -347,6 +347,10 @@ class Config(_Section):
         default=Path("models/loyalty-segmentation.joblib"),
         description="Where the fitted bundle is also kept (the last good model).",
     )
+    history_path: Path | None = Field(
+        default=Path("data/history/status_history.parquet"),
+        description="each training appends customer_id, as_of, status, run_id here; null: off",
+    )
     data: DataConfig = DataConfig()
     embedded: EmbeddedDataConfig = EmbeddedDataConfig()
     features: FeatureConfig = FeatureConfig()

@@ -140,3 +140,53 @@ def decile_table(actual: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
         mean_actual=("actual", "mean"),
     )
     return table.reset_index()
+
+
+# Movements marketing acts on: someone valuable slipping, or someone at risk coming back.
+KEY_MOVES = (
+    ("loyal", "at_risk"),
+    ("loyal", "declining"),
+    ("loyal", "lost"),
+    ("active", "at_risk"),
+    ("declining", "lost"),
+    ("at_risk", "active"),
+    ("at_risk", "loyal"),
+)
+
+
+def status_transitions(
+    before: pd.DataFrame, after: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Who moved between two segment tables of the same customers.
+
+    Returns
+    -------
+    counts
+        Customers by status before (rows) and after (columns), for customers in both tables.
+    metrics
+        ``transition_customers_compared``, ``transition_changed_share`` and
+        ``moved_<from>_to_<to>`` for the movements that matter (:data:`KEY_MOVES`).
+    """
+    joined = before[[CUSTOMER_ID, "status"]].merge(
+        after[[CUSTOMER_ID, "status"]], on=CUSTOMER_ID, suffixes=("_before", "_after")
+    )
+    present = [
+        s for s in STATUSES if s in set(joined["status_before"]) | set(joined["status_after"])
+    ]
+    counts = (
+        pd.crosstab(joined["status_before"], joined["status_after"])
+        .reindex(index=present, columns=present, fill_value=0)
+        .rename_axis(index="before", columns="after")
+    )
+    metrics = {
+        "transition_customers_compared": float(len(joined)),
+        "transition_changed_share": float(
+            (joined["status_before"] != joined["status_after"]).mean()
+        )
+        if len(joined)
+        else 0.0,
+    }
+    for origin, destination in KEY_MOVES:
+        moved = (joined["status_before"] == origin) & (joined["status_after"] == destination)
+        metrics[f"moved_{origin}_to_{destination}"] = float(moved.sum())
+    return counts, metrics

@@ -203,3 +203,13 @@ def write_figure(figure: Any, path: Path) -> None:
     """Save a matplotlib figure as PNG (fixed metadata so reruns give identical bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110, metadata={"Software": None})
+
+
+def append_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Append rows to a Parquet table, atomically (the old table or the new one, never half)."""
+    path = Path(path)
+    combined = (
+        pd.concat([pd.read_parquet(path), frame], ignore_index=True) if path.exists() else frame
+    )
+    with _atomic_file(path) as temporary:
+        combined.to_parquet(temporary, index=False)

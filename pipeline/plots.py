@@ -163,6 +163,30 @@ def k_selection(evidence: pd.DataFrame, reason: str) -> Figure:
     return fig
 
 
+def transitions(counts: pd.DataFrame) -> Figure:
+    """Status migration since the champion: shares of each earlier status (rows) by new status."""
+    shares = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
+    ax.imshow(shares.to_numpy(), cmap="Purples", vmin=0, vmax=1)
+    ax.set_xticks(range(len(counts.columns)), counts.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(counts.index)), counts.index)
+    ax.set_xlabel("status now")
+    ax.set_ylabel("status under the champion")
+    for (row, col), count in np.ndenumerate(counts.to_numpy()):
+        colour = "white" if shares.iloc[row, col] > 0.6 else "black"
+        ax.text(
+            col,
+            row,
+            f"{count}\n{shares.iloc[row, col]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color=colour,
+        )
+    ax.set_title("Who moved since the champion's run")
+    return fig
+
+
 def training_figures(result: TrainingResult) -> dict[str, Figure]:
     figures = {
         "status_sizes": status_sizes(result.segments),
@@ -178,6 +202,10 @@ def training_figures(result: TrainingResult) -> dict[str, Figure]:
         )
     if result.confusion is not None:
         figures["planted_confusion"] = confusion(result.confusion)
+    if "labeling_transitions" in result.tables:
+        figures["status_transitions"] = transitions(
+            result.tables["labeling_transitions"].set_index("before")
+        )
     return figures
 
 

@@ -373,6 +373,15 @@ def load_champion_segments(
     )
 
 
+def champion_segments_or_none(config: Config) -> pd.DataFrame | None:
+    """The champion's segment table, or None when there is no champion (or it cannot be read)."""
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    try:
+        return load_champion_segments(tracking_uri=uri, model_name=config.tracking.registered_model)
+    except (mlflow.exceptions.MlflowException, OSError):
+        return None
+
+
 def promote(
     version: str,
     *,

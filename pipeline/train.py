@@ -22,7 +22,12 @@ from pipeline import io, plots, report, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
-from pipeline.evaluate import planted_recovery, status_shares, status_summary
+from pipeline.evaluate import (
+    planted_recovery,
+    status_shares,
+    status_summary,
+    status_transitions,
+)
 from pipeline.features import features_from_purchase_days, purchase_days
 from pipeline.features.attributes import attribute_features
 from pipeline.features.behaviour import population_gap_prior
@@ -301,6 +306,14 @@ def run_training(
         result.stage_metrics["labeling"].update(recovery)
         result.confusion = confusion
 
+    if config.tracking.enabled:
+        # Who moved: the same customers under the current champion (before it may be replaced).
+        previous = tracking.champion_segments_or_none(config)
+        if previous is not None:
+            counts, moves = status_transitions(previous, result.segments)
+            result.tables["labeling_transitions"] = counts.reset_index()
+            result.stage_metrics["labeling"].update(moves)
+
     stage("outputs")
     with io.atomic_directory(config.output) as staging:
         io.write_frame(result.segments, staging / "segments.parquet")
@@ -350,4 +363,9 @@ def run_training(
         plots.close(figures)
     # Only a run that got this far replaces the last good model.
     io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
+    if config.history_path is not None:
+        history = result.segments[["customer_id", "as_of", "status"]].assign(
+            run_id=tracked.run_id if tracked else pd.NA
+        )
+        io.append_frame(history.astype({"run_id": "string"}), config.history_path)
     return TrainingOutcome(result, Path(config.output), tracked, source)

@@ -85,3 +85,28 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
 
     missing = CliRunner().invoke(main, ["promote", "99", "--reason", "x", "--tracking-uri", uri])
     assert missing.exit_code == 2 and "version 99" in missing.output
+
+
+def test_a_second_training_reports_who_moved_and_extends_the_history(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # this test is about who moved, not about the gates: let the first model be champion
+    config = small_config(tmp_path, "promotion: {min_seed_stability: 0.5}")
+    train(config, uri, "--as-of", "2025-10-31")
+    output = train(config, uri).output
+    assert "since the champion:" in output and "customers changed status" in output
+    segments = pd.read_parquet(tmp_path / "out" / "segments.parquet")
+    transitions = pd.read_csv(tmp_path / "out" / "labeling_transitions.csv").set_index("before")
+    # every customer of the earlier run that is still there is counted once
+    earlier = pd.read_parquet(tmp_path / "history.parquet")
+    assert earlier["as_of"].nunique() == 2
+    first = earlier[earlier["as_of"] == pd.Timestamp("2025-10-31")]
+    assert transitions.to_numpy().sum() == len(
+        set(first["customer_id"]) & set(segments["customer_id"])
+    )
+    assert earlier["run_id"].notna().all() and earlier["run_id"].nunique() == 2
+    assert (tmp_path / "out" / "plots" / "status_transitions.png").exists()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
+    assert "moved_loyal_to_at_risk" in metrics and 0 < metrics["transition_changed_share"] < 1

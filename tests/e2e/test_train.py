@@ -28,6 +28,7 @@ def small_config(tmp_path: Path, extra: str = "") -> Path:
         f"""
 output: {tmp_path / "out"}
 model_path: {tmp_path / "models" / "bundle.joblib"}
+history_path: {tmp_path / "history.parquet"}
 embedded: {{n_customers: 1500, directory: {tmp_path / "embedded"}}}
 clustering: {{n_init: 3}}
 {extra}
