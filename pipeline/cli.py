@@ -1,7 +1,8 @@
 """The command line: ``loyalty train`` (also ``python -m pipeline train``).
 
-Exit codes: 0 success; 2 bad input or configuration (one line on stderr, nothing written);
-1 an unexpected failure (a bug: the traceback is kept).
+Exit codes: 0 success (also: an idempotent retraining that found the same run already done);
+1 an unexpected failure (a bug: the traceback is kept); 2 bad input or configuration (one line
+on stderr, nothing written); 3 another training holds the lock (nothing done).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import DEFAULT_CONFIG_PATH, load_config
-from pipeline.errors import UserFacingError
+from pipeline.errors import LockedError, UserFacingError
 
 EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 3
 STAGE_LABELS = {
     "data": "Reading and validating transactions",
     "features": "Building customer features",
@@ -128,6 +130,11 @@ def main() -> None:
     is_flag=True,
     help="Let the new model become champion although status shares moved beyond the gate.",
 )
+@click.option(
+    "--idempotent",
+    is_flag=True,
+    help="Do nothing (exit 0) if a finished run has the same data, config and as-of date.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def train(
     config_path: Path,
@@ -140,6 +147,7 @@ def train(
     no_tracking: bool,
     trigger: str,
     allow_share_shift: bool,
+    idempotent: bool,
     verbose: bool,
 ) -> None:
     """Fit features, clusters, customer value and statuses; write the segment table."""
@@ -172,12 +180,23 @@ def train(
             outcome = run_training(
                 config,
                 trigger=trigger,
+                idempotent=idempotent,
                 on_stage=lambda name: status.update(STAGE_LABELS.get(name, name)),
             )
     except UserFacingError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
+    except LockedError as error:
+        console.print(f"[bold yellow]locked:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_LOCKED)
 
+    if outcome.skipped_for is not None:
+        _stdout().print(
+            f"already trained: run {outcome.skipped_for} used the same data, config and as-of "
+            "date; nothing to do",
+            highlight=False,
+        )
+        return
     result = outcome.result
     out = _stdout()
     out.print(_summary_table(result.summary, result.metrics))
@@ -286,6 +305,47 @@ def pd_timestamp(value):
     import pandas as pd
 
     return pd.Timestamp(value) if value is not None else None
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+)
+@click.option("--transactions", type=str, default=None)
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+@click.option("--output", type=click.Path(path_type=Path), default=None)
+@click.option("--tracking-uri", type=str, default=None)
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_context
+def retrain(
+    ctx: click.Context,
+    config_path: Path,
+    transactions: str | None,
+    as_of,
+    output: Path | None,
+    tracking_uri: str | None,
+    verbose: bool,
+) -> None:
+    """Scheduled retraining: train, tagged scheduled, and idempotent (see README for cron)."""
+    ctx.invoke(
+        train,
+        config_path=config_path,
+        transactions=transactions,
+        as_of=as_of,
+        horizon_days=None,
+        output=output,
+        seed=None,
+        tracking_uri=tracking_uri,
+        no_tracking=False,
+        trigger="scheduled",
+        allow_share_shift=False,
+        idempotent=True,
+        verbose=verbose,
+    )
 
 
 def _tracking_options(function):

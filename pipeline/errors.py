@@ -17,6 +17,10 @@ class ConfigError(UserFacingError):
     """The configuration file or a command-line override is invalid."""
 
 
+class LockedError(Exception):
+    """Another training holds the lock; this one must not start."""
+
+
 @dataclass
 class InputError(UserFacingError):
     """A data file cannot be used as it is.

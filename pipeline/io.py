@@ -213,3 +213,40 @@ def append_frame(frame: pd.DataFrame, path: Path) -> None:
     )
     with _atomic_file(path) as temporary:
         combined.to_parquet(temporary, index=False)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive, non-blocking lock on ``path`` for the block.
+
+    The operating system releases it when the process ends, however it ends (kill -9
+    included), so a killed run never leaves a stale lock behind.
+
+    Raises
+    ------
+    pipeline.errors.LockedError
+        Another process holds the lock.
+    """
+    import fcntl
+
+    from pipeline.errors import LockedError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(f"another training is running ({holder}); lock file {path}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -223,6 +223,7 @@ def log_training(
         "seed": str(config.seed),
         "clv_model": result.value_model_name,
         "k_reason": result.k_reason,
+        "run_key": result.model.metadata.get("run_key", ""),
     }
     run_name = f"train {as_of} seed {config.seed}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as parent:
@@ -371,6 +372,21 @@ def load_champion_segments(
     return load_run_segments(
         champion_run_id(tracking_uri=tracking_uri, model_name=model_name), tracking_uri=tracking_uri
     )
+
+
+def finished_run_with_key(config: Config, run_key: str) -> str | None:
+    """The id of a finished training run with this idempotency key, if there is one."""
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.run_key = '{run_key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def champion_segments_or_none(config: Config) -> pd.DataFrame | None:

@@ -255,22 +255,41 @@ def prepare_embedded_sample(config: Config) -> DataSource:
 
 @dataclass(frozen=True)
 class TrainingOutcome:
-    result: TrainingResult
+    result: TrainingResult | None
     output: Path
     tracked: tracking.TrackedRun | None
     source: DataSource
+    skipped_for: str | None = None  # the earlier identical run, when an idempotent run skipped
 
 
 def run_training(
-    config: Config, *, trigger: str = "manual", on_stage: StageCallback | None = None
+    config: Config,
+    *,
+    trigger: str = "manual",
+    idempotent: bool = False,
+    on_stage: StageCallback | None = None,
 ) -> TrainingOutcome:
     """Read, validate, fit, write the outputs atomically and track the run.
+
+    One training at a time: a lock beside the model bundle is held throughout. With
+    ``idempotent``, a finished run with the same data fingerprint, config and as-of date is not
+    repeated: the outcome names it and nothing is written.
 
     Raises
     ------
     pipeline.errors.InputError
         The input cannot be used; nothing has been written.
+    pipeline.errors.LockedError
+        Another training is running.
     """
+    lock = Path(config.model_path).parent / ".training.lock"
+    with io.exclusive_lock(lock):
+        return _run_training(config, trigger=trigger, idempotent=idempotent, on_stage=on_stage)
+
+
+def _run_training(
+    config: Config, *, trigger: str, idempotent: bool, on_stage: StageCallback | None
+) -> TrainingOutcome:
     stage = on_stage or (lambda name: None)
     stage("data")
     source = (
@@ -283,6 +302,12 @@ def run_training(
     clean = clean_transactions(raw, data=config.data, source=source.path, as_of=as_of)
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
+    fingerprint = io.fingerprint(raw)
+    run_key = hashlib.sha256(f"{fingerprint}|{config.model_dump_json()}".encode()).hexdigest()[:16]
+    if idempotent and config.tracking.enabled:
+        existing = tracking.finished_run_with_key(config, run_key)
+        if existing is not None:
+            return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
     attributes = None
     if config.data.customers is not None:
         customers_source = config.data.customers.path
@@ -296,7 +321,12 @@ def run_training(
         attributes = attribute_features(customers, as_of=clean.as_of)
     result = fit_segmentation(clean, config, attributes=attributes, on_stage=stage)
     result.model.metadata.update(
-        {"data_fingerprint": io.fingerprint(raw), "source": source.path, "trigger": trigger}
+        {
+            "data_fingerprint": fingerprint,
+            "source": source.path,
+            "trigger": trigger,
+            "run_key": run_key,
+        }
     )
     # The planted truth describes customers as of the sample's end; at another as-of date
     # (a backtest) it is not the right answer, so recovery is not measured there.

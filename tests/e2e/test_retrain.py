@@ -1,0 +1,75 @@
+"""Unattended retraining: idempotent, one at a time, and a kill leaves the last good model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipeline import io
+from pipeline.cli import EXIT_LOCKED, main
+from tests.e2e.test_train import small_config
+
+
+def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["retrain", "--config", str(small_config(tmp_path)), "--tracking-uri", uri]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    run_id = json.loads((tmp_path / "out" / "run.json").read_text())["run_id"]
+    second = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert second.exit_code == 0
+    assert f"already trained: run {run_id}" in second.output
+    third = CliRunner().invoke(main, [*args, "--as-of", "2025-11-30"], catch_exceptions=False)
+    assert third.exit_code == 0 and "already trained" not in third.output
+
+
+def test_a_second_training_while_one_runs_exits_at_once_with_its_own_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lock = tmp_path / "models" / ".training.lock"
+    with io.exclusive_lock(lock):  # a training in progress holds this
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            main, ["train", "--config", str(small_config(tmp_path)), "--no-tracking"]
+        )
+        assert time.monotonic() - started < 10
+    assert result.exit_code == EXIT_LOCKED
+    assert "another training is running" in result.output and f"pid {os.getpid()}" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_training_killed_midway_leaves_the_last_good_outputs_and_model(tmp_path):
+    config = small_config(tmp_path)
+    command = [sys.executable, "-m", "pipeline", "train", "--config", str(config), "--no-tracking"]
+    assert subprocess.run(command, cwd=tmp_path, capture_output=True, check=False).returncode == 0
+    bundle = tmp_path / "models" / "bundle.joblib"
+    good_bundle = bundle.read_bytes()
+    good_segments = (tmp_path / "out" / "segments.parquet").read_bytes()
+
+    # kill -9 at several points of a second run (with another seed, so its outputs would differ)
+    for delay in (1.5, 3.0, 4.5):
+        process = subprocess.Popen(
+            [*command, "--seed", "7"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        if process.returncode == 0:
+            break  # it finished: nothing left to interrupt
+        assert bundle.read_bytes() == good_bundle
+        assert (tmp_path / "out" / "segments.parquet").read_bytes() == good_segments
+
+    # and the next run starts clean: no lock left, no staging directories left behind
+    assert subprocess.run(command, cwd=tmp_path, capture_output=True, check=False).returncode == 0
+    assert not any(p.name.startswith(".out.") for p in Path(tmp_path).iterdir())
