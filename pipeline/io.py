@@ -9,6 +9,7 @@ outputs and model in place.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, LockedError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -215,24 +216,50 @@ def append_frame(frame: pd.DataFrame, path: Path) -> None:
         combined.to_parquet(temporary, index=False)
 
 
+def _missing_parents(path: Path) -> list[Path]:
+    """The ancestors of ``path`` that do not exist yet, nearest first."""
+    return [parent for parent in path.parents if not parent.exists()]
+
+
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(
+    path: Path, *, remove_created_on: type[BaseException] | None = None
+) -> Iterator[None]:
     """Hold an exclusive, non-blocking lock on ``path`` for the block.
 
     The operating system releases it when the process ends, however it ends (kill -9
     included), so a killed run never leaves a stale lock behind.
+
+    Parameters
+    ----------
+    remove_created_on
+        When the block raises this exception and the lock file did not exist before, the lock
+        file and the directories made for it are removed again: a run refused for bad input
+        leaves nothing behind.
 
     Raises
     ------
     pipeline.errors.LockedError
         Another process holds the lock.
     """
-    import fcntl
-
-    from pipeline.errors import LockedError
-
     path = Path(path)
+    created_dirs = _missing_parents(path.absolute())
+    created_file = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(path):
+            yield
+    except BaseException as error:
+        if remove_created_on is not None and isinstance(error, remove_created_on) and created_file:
+            path.unlink(missing_ok=True)
+            for directory in created_dirs:
+                with contextlib.suppress(OSError):  # not empty: something else lives there now
+                    directory.rmdir()
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
     with path.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -22,6 +22,7 @@ from pipeline import io, plots, report, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
+from pipeline.errors import UserFacingError
 from pipeline.evaluate import (
     planted_recovery,
     status_shares,
@@ -283,7 +284,9 @@ def run_training(
         Another training is running.
     """
     lock = Path(config.model_path).parent / ".training.lock"
-    with io.exclusive_lock(lock):
+    # Taken first, so a second training exits at once whatever the size of its input; on a first
+    # run with bad input the lock is all there is, and it goes too: nothing is left behind.
+    with io.exclusive_lock(lock, remove_created_on=UserFacingError):
         return _run_training(config, trigger=trigger, idempotent=idempotent, on_stage=on_stage)
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipeline import io
-from pipeline.errors import InputError
+from pipeline.errors import InputError, LockedError
 
 
 def test_csv_ids_stay_text_so_leading_zeros_survive(tmp_path):
@@ -99,3 +99,28 @@ def test_a_published_copy_replaces_the_destination_whole(tmp_path):
     io.publish_copy(source, destination)
     assert io.load_bundle(destination) == {"version": 2}
     assert sorted(p.name for p in destination.parent.iterdir()) == ["m.joblib"]
+
+
+def test_a_lock_refused_for_bad_input_leaves_no_trace_but_an_existing_one_stays(tmp_path):
+    lock = tmp_path / "models" / "deep" / ".training.lock"
+    with pytest.raises(InputError), io.exclusive_lock(lock, remove_created_on=InputError):
+        raise InputError("x.csv", "bad")
+    assert not (tmp_path / "models").exists()
+
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    with pytest.raises(InputError), io.exclusive_lock(lock, remove_created_on=InputError):
+        raise InputError("x.csv", "bad")
+    assert lock.exists()  # it was there before: another run may rely on it
+
+
+def test_a_held_lock_refuses_a_second_holder(tmp_path):
+    lock = tmp_path / ".training.lock"
+    with (
+        io.exclusive_lock(lock),
+        pytest.raises(LockedError, match="another training is running"),
+        io.exclusive_lock(lock),
+    ):
+        pass
+    with io.exclusive_lock(lock):  # released: free again
+        pass
