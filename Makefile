@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 MLFLOW_PORT ?= 5000
 
-.PHONY: help setup train test bench lint format ui clean distclean
+.PHONY: help setup java train test bench lint format ui clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,10 +21,19 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the project and its dependencies into $(VENV) (first run only, about a minute)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,spark]"
+	@command -v java >/dev/null 2>&1 || $(MAKE) --no-print-directory java
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the project with its dev tools
+setup: $(STAMP) ## Create .venv and install the project with its dev tools and Spark
+
+java: ## Install a Java 17 runtime for Spark (apt, as root or with sudo)
+	@if command -v java >/dev/null 2>&1; then java -version 2>&1 | head -1; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		echo "Installing a Java 17 runtime for Spark (apt-get install openjdk-17-jre-headless)"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
+	else echo "Spark needs a Java 17 runtime: install one and put java on PATH"; exit 1; fi
 
 train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --as-of YYYY-MM-DD ...")
 	$(BIN)/loyalty train $(ARGS)

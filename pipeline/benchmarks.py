@@ -4,7 +4,8 @@ Each case runs in a fresh subprocess so that its peak memory (max RSS) is its ow
 generated once with the planted generator and cached under ``data/bench/`` (git-ignored).
 Figures are printed, never asserted: timings belong here, not in unit tests.
 
-    python -m pipeline.benchmarks [--customers 1000000] [--cases clv,clv_lifetimes]
+    python -m pipeline.benchmarks [--rows 1000000,10000000] [--customers 1000000]
+                                  [--cases features,features_duckdb_rfm,clv]
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 CACHE = Path("data/bench")
+_LINES_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("timestamp", pa.timestamp("us")), ("amount", pa.float64())]
+)
 AS_OF = pd.Timestamp("2025-12-31")
+# Customers are generated in chunks so that 50M rows never sit in memory at once.
+CHUNK_CUSTOMERS = 250_000
 
 
 def _transactions(n_customers: int) -> pd.DataFrame:
@@ -37,22 +45,131 @@ def _transactions(n_customers: int) -> pd.DataFrame:
     return pd.read_parquet(path).astype({"customer_id": "string"})
 
 
-def _daily_and_features(n_customers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from pipeline.features import features_from_purchase_days, purchase_days
+def transactions_file(n_rows: int) -> Path:
+    """A Parquet file of exactly ``n_rows`` planted transactions, generated once and cached."""
+    from pipeline.synthetic import generate_transactions
 
-    daily = purchase_days(_transactions(n_customers))
-    return daily, features_from_purchase_days(daily, as_of=AS_OF, recent_window_days=180)
+    path = CACHE / f"lines_{n_rows}.parquet"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    written, chunk = 0, 0
+    with pq.ParquetWriter(temporary, _LINES_SCHEMA) as writer:
+        while written < n_rows:
+            lines, _ = generate_transactions(CHUNK_CUSTOMERS, as_of=AS_OF, random_state=chunk)
+            # Each chunk is its own customers: prefix the ids so that chunks never share one.
+            lines["customer_id"] = f"K{chunk:03d}" + lines["customer_id"]
+            lines = lines.iloc[: n_rows - written]
+            table = pa.Table.from_pandas(lines, schema=_LINES_SCHEMA, preserve_index=False)
+            writer.write_table(table, row_group_size=1_000_000)
+            written += len(lines)
+            chunk += 1
+    temporary.replace(path)
+    return path
+
+
+def _history_and_features(n_customers: int, engine) -> tuple[object, pd.DataFrame]:
+    from pipeline.config import FeatureConfig
+    from pipeline.features import CustomerHistory
+
+    history = CustomerHistory.from_frames(
+        engine, _transactions(n_customers), settings=FeatureConfig()
+    )
+    return history, history.features(AS_OF)
+
+
+def _features(n_customers: int) -> pd.DataFrame:
+    from pipeline.config import EngineConfig
+    from pipeline.engine import connect
+
+    with connect(EngineConfig()) as engine:
+        return _history_and_features(n_customers, engine)[1]
+
+
+def case_features(n_rows: int) -> dict[str, object]:
+    """Our whole feature stage (every feature) on DuckDB, straight from the Parquet file."""
+    from pipeline.config import EngineConfig, FeatureConfig
+    from pipeline.engine import connect
+    from pipeline.features import CustomerHistory
+
+    path = transactions_file(n_rows)
+    started = time.perf_counter()
+    with connect(EngineConfig()) as engine:
+        lines = engine.read(path)
+        history = CustomerHistory.from_table(engine, lines, settings=FeatureConfig())
+        features = history.features(AS_OF)
+    return {
+        "seconds": time.perf_counter() - started,
+        "customers": len(features),
+        "features": features.shape[1] - 1,
+    }
+
+
+def case_features_lifetimes(n_rows: int) -> dict[str, object]:
+    """lifetimes' summary_data_from_transaction_data: RFM only, from the same file."""
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    path = transactions_file(n_rows)
+    started = time.perf_counter()
+    lines = pd.read_parquet(path)
+    summary = summary_data_from_transaction_data(
+        lines,
+        "customer_id",
+        "timestamp",
+        monetary_value_col="amount",
+        observation_period_end=AS_OF,
+        freq="D",
+    )
+    return {"seconds": time.perf_counter() - started, "customers": len(summary)}
+
+
+BARE_DUCKDB_RFM = """
+WITH days AS (
+    SELECT customer_id, CAST(timestamp AS DATE) AS day, SUM(amount) AS amount
+    FROM read_parquet('{path}') GROUP BY 1, 2
+)
+SELECT customer_id,
+       COUNT(*) - 1 AS frequency,
+       DATE_DIFF('day', MIN(day), MAX(day)) AS recency,
+       DATE_DIFF('day', MIN(day), DATE '{as_of}') AS T,
+       SUM(amount) AS total_spend
+FROM days GROUP BY 1
+"""
+
+
+def case_features_duckdb_rfm(n_rows: int) -> dict[str, object]:
+    """A bare DuckDB RFM query over the same file: the floor any feature stage builds on."""
+    import duckdb
+
+    path = transactions_file(n_rows)
+    started = time.perf_counter()
+    with duckdb.connect() as connection:
+        rfm = connection.sql(BARE_DUCKDB_RFM.format(path=path, as_of=AS_OF.date())).df()
+    return {"seconds": time.perf_counter() - started, "customers": len(rfm)}
+
+
+def case_read_parquet(n_rows: int) -> dict[str, object]:
+    """Reading the file into memory, and nothing else."""
+    path = transactions_file(n_rows)
+    started = time.perf_counter()
+    table = pq.read_table(path)
+    return {"seconds": time.perf_counter() - started, "rows": table.num_rows}
 
 
 def case_clv(n_customers: int) -> dict[str, object]:
     """The whole CLV stage: every candidate on the holdout, selection, refit on the full history."""
-    from pipeline.config import CLVConfig
-    from pipeline.customer_value import select_value_model
+    from pipeline.config import CLVConfig, EngineConfig
+    from pipeline.customer_value import holdout_windows, select_value_model
+    from pipeline.engine import connect
 
-    daily, features = _daily_and_features(n_customers)
-    started = time.perf_counter()
+    config = CLVConfig()
+    with connect(EngineConfig()) as engine:
+        history, features = _history_and_features(n_customers, engine)
+        started = time.perf_counter()
+        windows = holdout_windows(history, as_of=AS_OF, holdout_days=config.holdout_days)
     selection = select_value_model(
-        daily, features, as_of=AS_OF, config=CLVConfig(), trend_window_days=180, random_state=0
+        windows, features, config=config, trend_window_days=180, random_state=0
     )
     forecast = selection.forecaster.predict(features, horizon_days=180)
     seconds = time.perf_counter() - started
@@ -63,7 +180,7 @@ def case_clv_lifetimes(n_customers: int) -> dict[str, object]:
     """The plain alternative: lifetimes' BG/NBD and Gamma-Gamma on one row per customer."""
     from pipeline.clv import plain_lifetimes_forecast
 
-    _, features = _daily_and_features(n_customers)
+    features = _features(n_customers)
     started = time.perf_counter()
     plain_lifetimes_forecast(features, horizon_days=180)
     return {"seconds": time.perf_counter() - started, "customers": len(features)}
@@ -73,7 +190,7 @@ def case_pareto_lifetimes(n_customers: int) -> dict[str, object]:
     """lifetimes' own Pareto/NBD fit on one row per customer (its slowest model)."""
     from pipeline.clv import plain_lifetimes_forecast
 
-    _, features = _daily_and_features(n_customers)
+    features = _features(n_customers)
     started = time.perf_counter()
     plain_lifetimes_forecast(features, horizon_days=180, kind="pareto_nbd")
     return {"seconds": time.perf_counter() - started, "customers": len(features)}
@@ -83,7 +200,7 @@ def case_pareto_ours(n_customers: int) -> dict[str, object]:
     """Our Pareto/NBD fit (weighted distinct rows, L-BFGS-B, convergence checked) on all customers."""
     from pipeline.clv import CustomerValueModel
 
-    _, features = _daily_and_features(n_customers)
+    features = _features(n_customers)
     started = time.perf_counter()
     CustomerValueModel(purchase_model="pareto_nbd", fit_sample_size=None, random_state=0).fit(
         features
@@ -94,7 +211,8 @@ def case_pareto_ours(n_customers: int) -> dict[str, object]:
 def _discovery_features() -> tuple[str, ...]:
     from pipeline.features import FEATURE_COLUMNS
 
-    return tuple(c for c in FEATURE_COLUMNS if c != "orders")  # 15 features
+    # The 15 behavioural features of the original catalogue (orders duplicates frequency).
+    return tuple(c for c in FEATURE_COLUMNS[:16] if c != "orders")
 
 
 def case_discovery(n_customers: int) -> dict[str, object]:
@@ -102,7 +220,7 @@ def case_discovery(n_customers: int) -> dict[str, object]:
     from pipeline.clustering import fit_clusters
     from pipeline.config import ClusteringConfig
 
-    _, features = _daily_and_features(n_customers)
+    features = _features(n_customers)
     features_used = _discovery_features()
     skewed = tuple(f for f in features_used if f not in {"gap_cv", "spend_change"})
     config = ClusteringConfig(features=features_used, skewed_features=skewed)
@@ -116,15 +234,22 @@ def case_discovery(n_customers: int) -> dict[str, object]:
 
 
 CASES: dict[str, Callable[[int], dict[str, object]]] = {
+    "features": case_features,
+    "features_duckdb_rfm": case_features_duckdb_rfm,
+    "features_lifetimes": case_features_lifetimes,
+    "read_parquet": case_read_parquet,
     "discovery": case_discovery,
     "clv": case_clv,
     "clv_lifetimes": case_clv_lifetimes,
     "pareto_lifetimes": case_pareto_lifetimes,
     "pareto_ours": case_pareto_ours,
 }
+# Cases sized in transaction rows; the others in customers.
+ROW_CASES = ("features", "features_duckdb_rfm", "features_lifetimes", "read_parquet")
+FEATURE_ROWS = (1_000_000, 10_000_000, 50_000_000)
 # (case, customers) pairs of the default run; Pareto/NBD in lifetimes is measured on a tenth
 # of the customers because it takes about a minute per 100,000.
-DEFAULT_PLAN = (
+CUSTOMER_PLAN = (
     ("discovery", 1_000_000),
     ("clv", 1_000_000),
     ("clv_lifetimes", 1_000_000),
@@ -133,17 +258,9 @@ DEFAULT_PLAN = (
 )
 
 
-def _run_child(case: str, customers: int) -> dict[str, object]:
+def _run_child(case: str, size: int) -> dict[str, object]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.benchmarks",
-            "--child",
-            case,
-            "--customers",
-            str(customers),
-        ],
+        [sys.executable, "-m", "pipeline.benchmarks", "--child", case, "--size", str(size)],
         capture_output=True,
         text=True,
         check=False,
@@ -153,56 +270,96 @@ def _run_child(case: str, customers: int) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _line(case: str, size: int, figures: dict[str, object]) -> str:
+    unit = "rows" if case in ROW_CASES else "customers"
+    chosen = f"  (chose {figures['chosen']})" if "chosen" in figures else ""
+    return (
+        f"{case:20s} {size:>12,} {unit:9s}  {figures['seconds']:7.1f} s  "
+        f"peak {figures['peak_rss_gib']:5.2f} GiB{chosen}"
+    )
+
+
+def _feature_summary(results: dict[tuple[str, int], dict[str, object]]) -> list[str]:
+    lines = ["Feature stage (every feature, DuckDB) against the plain alternatives, same file:"]
+    for rows in sorted({size for case, size in results if case == "features"}):
+        ours = results[("features", rows)]
+        text = (
+            f"  {rows:>11,} rows, {ours['customers']:,} customers x {ours['features']} features: "
+            f"{ours['seconds']:.1f} s, {ours['peak_rss_gib']:.2f} GiB"
+        )
+        bare = results.get(("features_duckdb_rfm", rows))
+        if bare:
+            text += (
+                f" | bare DuckDB RFM {bare['seconds']:.1f} s, {bare['peak_rss_gib']:.2f} GiB "
+                f"-> {ours['seconds'] / bare['seconds']:.2f}x its time (target <= 2x)"
+            )
+        plain = results.get(("features_lifetimes", rows))
+        if plain:
+            text += (
+                f" | lifetimes summary {plain['seconds']:.1f} s, {plain['peak_rss_gib']:.2f} GiB "
+                f"-> ours {plain['seconds'] / ours['seconds']:.1f}x faster, "
+                f"{plain['peak_rss_gib'] / ours['peak_rss_gib']:.1f}x less memory"
+            )
+        read = results.get(("read_parquet", rows))
+        if read:
+            text += f" | reading the file alone {read['seconds']:.1f} s"
+        lines.append(text)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
-    parser.add_argument("--customers", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--customers", type=int, default=None, help="customers of the model cases")
+    parser.add_argument(
+        "--rows", default=None, help="comma-separated row counts of the feature cases"
+    )
     parser.add_argument("--cases", default=None, help="comma-separated subset of the cases")
     arguments = parser.parse_args(argv)
     if arguments.child:
         import logging
 
         logging.disable(logging.WARNING)
-        result = CASES[arguments.child](arguments.customers)
-        # ru_maxrss is in KiB on Linux: the child's own peak, data generation included.
+        result = CASES[arguments.child](arguments.size)
+        # ru_maxrss is in KiB on Linux: the child's own peak, data loading included.
         result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps(result))
         return
 
-    wanted = set(arguments.cases.split(",")) if arguments.cases else None
-    plan = [
-        (case, arguments.customers or n)
-        for case, n in DEFAULT_PLAN
-        if wanted is None or case in wanted
-    ]
-    for _, customers in plan:  # generate the cached data first, outside any timing
-        _transactions(customers)
-    results = {}
-    for case, customers in plan:
-        results[case] = _run_child(case, customers)
-        figures = results[case]
-        print(
-            f"{case:18s} {customers:>10,} customers  {figures['seconds']:7.1f} s  "
-            f"peak {figures['peak_rss_gib']:.2f} GiB"
-            + (f"  (chose {figures['chosen']})" if "chosen" in figures else ""),
-            flush=True,
-        )
+    wanted = set(arguments.cases.split(",")) if arguments.cases else set(CASES)
+    rows = tuple(int(n) for n in arguments.rows.split(",")) if arguments.rows else FEATURE_ROWS
+    plan = [(case, n) for n in rows for case in ROW_CASES if case in wanted]
+    plan += [(case, arguments.customers or n) for case, n in CUSTOMER_PLAN if case in wanted]
+    # Generate the cached data first, outside any timing.
+    for case, size in plan:
+        if case in ROW_CASES:
+            transactions_file(size)
+        else:
+            _transactions(size)
+    results: dict[tuple[str, int], dict[str, object]] = {}
+    for case, size in plan:
+        results[(case, size)] = _run_child(case, size)
+        print(_line(case, size, results[(case, size)]), flush=True)
     print()
-    if "discovery" in results:
-        figures = results["discovery"]
+    if any(case == "features" for case, _ in results):
+        print("\n".join(_feature_summary(results)))
+    by_case = {case: figures for (case, _), figures in results.items()}
+    if "discovery" in by_case:
+        figures = by_case["discovery"]
         print(
             f"Discovery (k chosen over 10-18, then fitted) on {figures['customers']:,} customers x "
             f"{len(_discovery_features())} features: {figures['seconds']:.1f} s (target 60 s)"
         )
-    if {"clv", "clv_lifetimes"} <= set(results):
-        clv, plain = results["clv"], results["clv_lifetimes"]
+    if {"clv", "clv_lifetimes"} <= set(by_case):
+        clv, plain = by_case["clv"], by_case["clv_lifetimes"]
         print(
             f"CLV stage, all candidates + selection + refit: {clv['seconds']:.1f} s for "
             f"{clv['customers']:,} customers (target 60 s); plain lifetimes BG/NBD + Gamma-Gamma "
             f"alone: {plain['seconds']:.1f} s -> ratio {clv['seconds'] / plain['seconds']:.2f}x"
         )
-    if {"pareto_ours", "pareto_lifetimes"} <= set(results):
-        ours, theirs = results["pareto_ours"], results["pareto_lifetimes"]
+    if {"pareto_ours", "pareto_lifetimes"} <= set(by_case):
+        ours, theirs = by_case["pareto_ours"], by_case["pareto_lifetimes"]
         print(
             f"Pareto/NBD fit on {ours['customers']:,} customers: ours {ours['seconds']:.1f} s, "
             f"lifetimes {theirs['seconds']:.1f} s -> {theirs['seconds'] / ours['seconds']:.1f}x faster"

@@ -26,7 +26,7 @@ STAGE_LABELS = {
     "data": "Reading and validating transactions",
     "features": "Building customer features",
     "clustering": "Clustering customers",
-    "clv": "Fitting BG/NBD + Gamma-Gamma",
+    "clv": "Comparing customer-value models on the holdout",
     "labeling": "Naming statuses",
     "outputs": "Writing outputs and plots",
     "tracking": "Logging to MLflow",
@@ -429,13 +429,17 @@ def compare(
     _configure_logging(False)
     from pipeline.tracking import training_runs
 
-    table = training_runs(
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        model_name=model_name,
-        max_runs=last,
-        run_ids=list(run_ids) or None,
-    )
+    try:
+        table = training_runs(
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            model_name=model_name,
+            max_runs=last,
+            run_ids=list(run_ids) or None,
+        )
+    except UserFacingError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
         return

@@ -14,6 +14,8 @@ seeded sample of customers (``fit_sample_size``) for very large bases.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from importlib import resources
@@ -117,7 +119,13 @@ def _fit_with_retries(
     problem = "no attempt"
     for attempt in range(MAX_PENALIZER_RETRIES + 1):
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # lifetimes prints the optimiser's whole state to stdout on a failed fit; the
+            # warning below says what matters, and stdout belongs to the command's summary.
+            with (
+                warnings.catch_warnings(),
+                np.errstate(all="ignore"),
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 params, negative_ll = fit_once(attempt_penalizer)
             problem = _check_parameters(params, name)

@@ -42,6 +42,13 @@ class TransactionColumns(_Section):
     unit_price: str | None = None
     invoice: str | None = None
     product: str | None = None
+    discount: str | tuple[str, ...] | None = Field(
+        default=None,
+        description="discount amounts (positive), summed when several columns are given",
+    )
+    returns: str | None = Field(
+        default=None, description="a true/false (or 1/0) column marking return lines"
+    )
 
     @model_validator(mode="after")
     def _amount_or_its_parts(self) -> TransactionColumns:
@@ -117,8 +124,47 @@ class EmbeddedDataConfig(_Section):
 
 
 class FeatureConfig(_Section):
+    """Windows and periods of the behavioural features (see pipeline/features)."""
+
     recent_window_days: int = Field(
-        default=180, ge=7, description="Recent spend is compared with the window before it."
+        default=180,
+        ge=7,
+        description="recent spend and purchases are compared with the window of this length before",
+    )
+    activity_windows_days: tuple[int, ...] = Field(
+        default=(30, 90),
+        description="purchases_last_<N>d and spend_last_<N>d for each N",
+    )
+    trend_period_days: int = Field(
+        default=30, ge=7, description="spend_trend is fitted on the spend per period of this length"
+    )
+
+    @field_validator("activity_windows_days")
+    @classmethod
+    def _positive_distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(days < 1 for days in value) or len(set(value)) != len(value):
+            raise ValueError("activity windows must be distinct positive numbers of days")
+        return tuple(sorted(value))
+
+
+class EngineConfig(_Section):
+    """Where the feature aggregations run: DuckDB in-process, or Apache Spark."""
+
+    name: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="duckdb: no server, files larger than memory; spark: pip install '.[spark]'",
+    )
+    duckdb_threads: int | None = Field(default=None, ge=1, description="null: every core")
+    duckdb_memory_limit: str | None = Field(
+        default=None, description="e.g. '4GB'; beyond it DuckDB spills to disk. null: 80% of RAM"
+    )
+    spark_master: str | None = Field(
+        default=None,
+        description="e.g. local[2] or spark://host:7077; null: what spark-submit or the "
+        "environment sets (local[*] when nothing does)",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="extra Spark settings, e.g. spark.executor.memory"
     )
 
 
@@ -354,6 +400,7 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     embedded: EmbeddedDataConfig = EmbeddedDataConfig()
     features: FeatureConfig = FeatureConfig()
+    engine: EngineConfig = EngineConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     clv: CLVConfig = CLVConfig()
     labeling: LabelingConfig = LabelingConfig()

@@ -9,7 +9,7 @@ best by the configured metric is refitted on the full history and used.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,9 @@ import pandas as pd
 from pipeline.clv import CustomerValueModel
 from pipeline.config import CLVConfig
 from pipeline.evaluate import decile_table, holdout_metrics
-from pipeline.features import features_from_purchase_days
-from pipeline.features.rfm import DAY
+from pipeline.features import CustomerHistory
 from pipeline.learned_value import LearnedSpendModel
-from pipeline.schema import AMOUNT, CUSTOMER_ID
+from pipeline.schema import CUSTOMER_ID
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +75,6 @@ class ValueSelection:
     notes: list[str] = field(default_factory=list)
 
 
-def holdout_actuals(
-    daily: pd.DataFrame, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp
-) -> tuple[np.ndarray, np.ndarray]:
-    """Purchase days and spend of each customer after the day ``start`` up to the day ``end``.
-
-    ``daily`` has one row per customer and purchase day (:func:`pipeline.features.purchase_days`).
-    """
-    window = daily[(daily[DAY] > start) & (daily[DAY] <= end)]
-    per_customer = window.groupby(CUSTOMER_ID, observed=True)[AMOUNT].agg(["size", "sum"])
-    aligned = per_customer.reindex(customers.to_numpy()).fillna(0.0)
-    return aligned["size"].to_numpy(dtype="float64"), aligned["sum"].to_numpy(dtype="float64")
-
-
 def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
     if np.isnan(candidate):
         return False
@@ -132,22 +118,16 @@ class _Candidates:
             random_state=self.random_state,
         )
 
-    def features(self, daily: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
-        return features_from_purchase_days(
-            daily[daily[DAY] <= day], as_of=day, recent_window_days=self.trend_window_days
-        )
-
     def learned_model(
-        self, daily: pd.DataFrame, *, cut: pd.Timestamp, until: pd.Timestamp, base_kind: str
+        self, features: pd.DataFrame, spend: np.ndarray, *, window_days: int, base_kind: str
     ) -> LearnedSpendModel:
-        """Train on features at ``cut`` against the spend in (cut, until]."""
-        features = self.features(daily, cut)
-        days = int((until - cut).days)
-        base = self.purchase_model(base_kind).fit(features).predict(features, horizon_days=days)
+        """Train on features at a cut-off against each customer's spend in the window after it."""
+        base = (
+            self.purchase_model(base_kind).fit(features).predict(features, horizon_days=window_days)
+        )
         inputs = pd.concat(
             [features, base[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
         )
-        _, spend = holdout_actuals(daily, features[CUSTOMER_ID], start=cut, end=until)
         limit = self.config.fit_sample_size
         if limit is not None and len(inputs) > limit:
             rows = np.sort(
@@ -157,11 +137,54 @@ class _Candidates:
         return LearnedSpendModel(random_state=self.random_state).fit(inputs, spend)
 
 
+@dataclass(frozen=True)
+class HoldoutWindows:
+    """What the value models are compared on: features at earlier cut-offs and what followed.
+
+    ``calibration`` holds the features at ``as_of - holdout_days`` and ``holdout_purchases`` /
+    ``holdout_spend`` what each of those customers bought in the holdout after it (None when
+    the history is too short for a holdout and as much calibration); ``learning`` /
+    ``learning_spend`` the same one holdout earlier, on which the learned model is trained
+    before it is scored (None when the history is too short for that too).
+    """
+
+    holdout_days: int
+    first_day: pd.Timestamp
+    calibration: pd.DataFrame | None = None
+    holdout_purchases: np.ndarray | None = None
+    holdout_spend: np.ndarray | None = None
+    learning: pd.DataFrame | None = None
+    learning_spend: np.ndarray | None = None
+
+
+def holdout_windows(
+    history: CustomerHistory, *, as_of: pd.Timestamp, holdout_days: int
+) -> HoldoutWindows:
+    """Compute the :class:`HoldoutWindows` on the feature engine (its only use of it)."""
+    holdout = pd.Timedelta(days=holdout_days)
+    first_day = history.first_day()
+    calibration_end = as_of - holdout
+    if calibration_end - first_day < holdout:
+        return HoldoutWindows(holdout_days, first_day)
+    calibration = history.features(calibration_end)
+    purchases, spend = history.purchases_between(
+        calibration[CUSTOMER_ID], start=calibration_end, end=as_of
+    )
+    windows = HoldoutWindows(holdout_days, first_day, calibration, purchases, spend)
+    learning_end = calibration_end - holdout
+    if learning_end - first_day < holdout:
+        return windows
+    learning = history.features(learning_end)
+    _, learning_spend = history.purchases_between(
+        learning[CUSTOMER_ID], start=learning_end, end=calibration_end
+    )
+    return replace(windows, learning=learning, learning_spend=learning_spend)
+
+
 def select_value_model(
-    daily: pd.DataFrame,
+    windows: HoldoutWindows,
     features: pd.DataFrame,
     *,
-    as_of: pd.Timestamp,
     config: CLVConfig,
     trend_window_days: int,
     random_state: int,
@@ -170,32 +193,30 @@ def select_value_model(
 
     Parameters
     ----------
-    daily
-        One row per customer and purchase day up to ``as_of``
-        (:func:`pipeline.features.purchase_days`), as the feature stage made them.
+    windows
+        Features at the calibration cut-offs and what happened after them
+        (:func:`holdout_windows`), computed with the same holdout length as ``config``'s.
     features
-        Features at ``as_of`` (one row per customer) for the final fit.
+        Features at as-of (one row per customer) for the final fit.
     """
     candidates = _Candidates(config, trend_window_days=trend_window_days, random_state=random_state)
     purchase_kinds = [c for c in config.candidates if c != LEARNED]
     holdout = config.holdout_days
-    calibration_end = as_of - pd.Timedelta(days=holdout)
-    first_day = daily[DAY].min()
+    if windows.holdout_days != holdout:
+        raise ValueError(f"windows of {windows.holdout_days} days for a {holdout}-day holdout")
     notes: list[str] = []
     rows: dict[str, dict[str, float]] = {}
     forecasts: dict[str, np.ndarray] = {}
     actual_spend = None
 
-    if calibration_end - first_day < pd.Timedelta(days=holdout):
+    if windows.calibration is None:
         notes.append(
-            f"history from {first_day.date()} is too short for a {holdout}-day holdout and as much "
-            f"calibration: no comparison, {purchase_kinds[0]} used"
+            f"history from {windows.first_day.date()} is too short for a {holdout}-day holdout "
+            f"and as much calibration: no comparison, {purchase_kinds[0]} used"
         )
     else:
-        calibration = candidates.features(daily, calibration_end)
-        actual_purchases, actual_spend = holdout_actuals(
-            daily, calibration[CUSTOMER_ID], start=calibration_end, end=as_of
-        )
+        calibration = windows.calibration
+        actual_purchases, actual_spend = windows.holdout_purchases, windows.holdout_spend
         base_outputs = None
         for kind in purchase_kinds:
             try:
@@ -215,9 +236,8 @@ def select_value_model(
             )
             forecasts[kind] = forecast["expected_spend"].to_numpy()
             base_outputs = base_outputs if base_outputs is not None else (kind, forecast)
-        learned_cut = calibration_end - pd.Timedelta(days=holdout)
         if LEARNED in config.candidates and base_outputs is not None:
-            if learned_cut - first_day < pd.Timedelta(days=holdout):
+            if windows.learning is None:
                 notes.append(
                     "history too short to train the learned model before the holdout: skipped"
                 )
@@ -225,7 +245,10 @@ def select_value_model(
                 base_kind, base_forecast = base_outputs
                 try:
                     model = candidates.learned_model(
-                        daily, cut=learned_cut, until=calibration_end, base_kind=base_kind
+                        windows.learning,
+                        windows.learning_spend,
+                        window_days=holdout,
+                        base_kind=base_kind,
                     )
                 except (RuntimeError, ValueError) as error:
                     notes.append(f"learned model could not be trained before the holdout: {error}")
@@ -276,8 +299,12 @@ def select_value_model(
     spend_model = None
     if chosen == LEARNED:
         try:
+            # Refitted on the latest window: features at the holdout's start, spend in it.
             spend_model = candidates.learned_model(
-                daily, cut=as_of - pd.Timedelta(days=holdout), until=as_of, base_kind=purchase_kind
+                windows.calibration,
+                windows.holdout_spend,
+                window_days=holdout,
+                base_kind=purchase_kind,
             )
         except (RuntimeError, ValueError) as error:
             notes.append(f"learned model could not be refitted ({error}); {purchase_kind} used")

@@ -97,6 +97,15 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
     raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
 
 
+def source_location(source: str) -> str:
+    """Where a data source really is: an absolute path (built-in data sets resolved to their file)."""
+    if source in BUILTIN_SOURCES:
+        from pipeline.clv import lifetimes_dataset_path
+
+        return str(lifetimes_dataset_path(BUILTIN_SOURCES[source]))
+    return str(Path(source).resolve())
+
+
 def fingerprint(frame: pd.DataFrame) -> str:
     """A short content hash of a frame: the same data gives the same fingerprint."""
     digest = hashlib.sha256()
@@ -109,7 +118,8 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write a frame as Parquet or CSV by the path's suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
+        # Microseconds: Spark and most warehouses cannot read nanosecond timestamps.
+        frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     else:
         frame.to_csv(path, index=False)
 

@@ -99,12 +99,21 @@ class SegmentationModel:
     labeler: StatusLabeler
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def features(self, transactions: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+    def features(
+        self,
+        transactions: pd.DataFrame,
+        *,
+        as_of: pd.Timestamp,
+        returns: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """The training's features of clean transactions, with the training's population prior."""
         return build_features(
             transactions,
             as_of=as_of,
-            recent_window_days=self.config.features.recent_window_days,
+            settings=self.config.features,
             prior_gap_days=self.prior_gap_days,
+            returns=returns,
+            engine=self.config.engine,
         )
 
     def segment_features(
@@ -134,10 +143,15 @@ class SegmentationModel:
         )
 
     def segment(
-        self, transactions: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int | None = None
+        self,
+        transactions: pd.DataFrame,
+        *,
+        as_of: pd.Timestamp,
+        horizon_days: int | None = None,
+        returns: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``."""
-        features = self.features(transactions, as_of=as_of)
+        features = self.features(transactions, as_of=as_of, returns=returns)
         return self.segment_features(
             features, as_of=as_of, horizon_days=horizon_days or self.config.horizon_days
         )

@@ -19,18 +19,30 @@ from pipeline.errors import InputError
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
 AMOUNT = "amount"
+# Optional line attributes, kept when mapped (the basket features use them).
+QUANTITY = "quantity"
+PRODUCT = "product"
+INVOICE = "invoice"
+DISCOUNT = "discount"
 SOURCE_ROW = "source_row"
 REASON = "reason"
+# Reasons of the rows that are returns or cancellations: the return-rate feature counts them.
+RETURN_REASONS = ("cancellation_netted", "cancellation_unmatched")
 
 
 @dataclass(frozen=True)
 class CleanTransactions:
-    """Result of cleaning: the rows to use, the rows set aside, and the as-of date applied."""
+    """Result of cleaning: the rows to use, the rows set aside, and the as-of date applied.
+
+    ``returns`` holds the return and cancellation lines observed by as-of (``customer_id``,
+    ``timestamp`` and the positive ``amount`` returned); they are also in ``quarantine``.
+    """
 
     transactions: pd.DataFrame
     quarantine: pd.DataFrame
     as_of: pd.Timestamp
     rows_in: int
+    returns: pd.DataFrame | None = None
 
     def counts_by_reason(self) -> dict[str, int]:
         if self.quarantine.empty:
@@ -91,6 +103,28 @@ def _parse_amounts(values: pd.Series, *, source: str, column: str) -> pd.Series:
     return parsed.astype("float64")
 
 
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0", ""}
+
+
+def _parse_flags(values: pd.Series, *, source: str, column: str) -> pd.Series:
+    """A true/false column (also yes/no, 1/0); missing values are false."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(False).astype(bool)
+    text = values.astype("string").str.strip().str.lower().fillna("")
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise InputError(
+            source,
+            f"cannot read '{values.iloc[row - 1]}' as true or false",
+            "Mark return lines with true/false, yes/no or 1/0",
+            column=column,
+            row=row,
+        )
+    return text.isin(_TRUE)
+
+
 def _customer_ids(values: pd.Series) -> pd.Series:
     ids = values.astype("string").str.strip()
     # Parquet files often store ids as floats (12346.0) because of missing values; the id is
@@ -148,6 +182,8 @@ def _net_cancellations(
     reasons.loc[rows[fully.to_numpy()]] = "cancelled"
     partial = rows[~fully.to_numpy()]
     frame.loc[partial, AMOUNT] *= (remaining[~fully] / size.loc[partial]).to_numpy()
+    if QUANTITY in frame:
+        frame.loc[partial, QUANTITY] = remaining[~fully].to_numpy()
 
 
 def clean_transactions(
@@ -182,7 +218,11 @@ def clean_transactions(
     raw = raw.reset_index(drop=True)
     columns = data.columns
     mapped = {field: name for field, name in columns.model_dump().items() if name is not None}
-    missing = [name for name in mapped.values() if name not in raw.columns]
+    discount_columns = mapped.pop(DISCOUNT, None)
+    if isinstance(discount_columns, str):
+        discount_columns = (discount_columns,)
+    needed = [*mapped.values(), *(discount_columns or ())]
+    missing = [name for name in needed if name not in raw.columns]
     if missing:
         available = ", ".join(map(str, raw.columns[:12]))
         raise InputError(
@@ -220,7 +260,18 @@ def clean_transactions(
         },
         index=raw.index,
     )
-    product = raw[mapped["product"]].astype("string").str.strip() if "product" in mapped else None
+    product = raw[mapped[PRODUCT]].astype("string").str.strip() if PRODUCT in mapped else None
+    if quantity is not None:
+        frame[QUANTITY] = quantity
+    if product is not None:
+        frame[PRODUCT] = product
+    if INVOICE in mapped:
+        frame[INVOICE] = raw[mapped[INVOICE]].astype("string").str.strip()
+    if discount_columns:
+        frame[DISCOUNT] = sum(
+            _parse_amounts(raw[name], source=source, column=name).fillna(0.0)
+            for name in discount_columns
+        ).abs()
     reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
 
     def set_aside(mask: pd.Series, reason: str) -> None:
@@ -260,6 +311,10 @@ def clean_transactions(
         is_cancellation |= invoices.str.startswith(data.cancellation_prefix).fillna(False)
     if quantity is not None:
         is_cancellation |= (quantity < 0).fillna(False)
+    if "returns" in mapped:
+        is_cancellation |= _parse_flags(
+            raw[mapped["returns"]], source=source, column=mapped["returns"]
+        )
 
     negative = (frame[AMOUNT] < 0) & ~is_cancellation & reasons.isna()
     if negative.any() and data.negative_amounts == "error":
@@ -303,11 +358,19 @@ def clean_transactions(
     quarantine = raw.loc[~kept].copy()
     quarantine.insert(0, SOURCE_ROW, (raw.index[~kept.to_numpy()] + 1).astype("int64"))
     quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
+    returned = reasons.isin(RETURN_REASONS).fillna(False)
+    returns = (
+        frame.loc[returned, [CUSTOMER_ID, TIMESTAMP, AMOUNT]]
+        .assign(**{AMOUNT: lambda lines: lines[AMOUNT].abs()})
+        .sort_values([CUSTOMER_ID, TIMESTAMP], kind="mergesort")
+        .reset_index(drop=True)
+    )
     return CleanTransactions(
         transactions=transactions,
         quarantine=quarantine.reset_index(drop=True),
         as_of=resolved_as_of,
         rows_in=len(raw),
+        returns=returns,
     )
 
 

@@ -53,7 +53,9 @@ def run_scoring(
     data = model.config.data
     raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
     clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
-    segments = model.segment(clean.transactions, as_of=clean.as_of, horizon_days=horizon_days)
+    segments = model.segment(
+        clean.transactions, as_of=clean.as_of, horizon_days=horizon_days, returns=clean.returns
+    )
     summary = status_summary(segments)
     with io.atomic_directory(output) as staging:
         io.write_frame(segments, staging / "segments.parquet")

@@ -26,6 +26,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
+from pipeline.errors import UserFacingError
+from pipeline.io import source_location
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 
 if TYPE_CHECKING:
@@ -86,9 +88,15 @@ def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
 
 
 def _git_commit() -> str:
+    """The commit of the code that ran (the package's repository, not the working directory's)."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
         )
         return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -230,8 +238,9 @@ def log_training(
         run_id = parent.info.run_id
         mlflow.log_params(config_as_flat_dict(config))
         mlflow.log_metrics(result.metrics)
+        location = source_location(source)
         dataset = mlflow.data.from_pandas(
-            data, source=source, name=Path(source).name or source, digest=data_fingerprint
+            data, source=location, name=Path(location).name, digest=data_fingerprint
         )
         mlflow.log_input(dataset, context="training")
         for stage in STAGES:
@@ -287,6 +296,21 @@ KEY_METRICS = (
 )
 
 
+def _training_run(client: MlflowClient, experiment_id: str, run_id: str):
+    """A training run by its id or a unique prefix of it (``loyalty runs`` shows 12 characters)."""
+    matches = [
+        run
+        for run in client.search_runs(
+            [experiment_id], filter_string=f"tags.{RUN_KIND_TAG} = 'training'", max_results=5000
+        )
+        if run.info.run_id.startswith(run_id)
+    ]
+    if len(matches) != 1:
+        problem = "matches no training run" if not matches else "matches several training runs"
+        raise UserFacingError(f"run id '{run_id}' {problem}: see `loyalty runs`")
+    return matches[0]
+
+
 def training_runs(
     *,
     tracking_uri: str | None = None,
@@ -302,7 +326,7 @@ def training_runs(
     if found is None:
         return pd.DataFrame()
     if run_ids:
-        runs = [client.get_run(run_id) for run_id in run_ids]
+        runs = [_training_run(client, found.experiment_id, run_id) for run_id in run_ids]
     else:
         runs = client.search_runs(
             [found.experiment_id],

@@ -21,7 +21,8 @@ from sklearn.metrics import adjusted_rand_score
 from pipeline import io, plots, report, synthetic, tracking
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
-from pipeline.customer_value import select_value_model
+from pipeline.customer_value import holdout_windows, select_value_model
+from pipeline.engine import connect
 from pipeline.errors import UserFacingError
 from pipeline.evaluate import (
     planted_recovery,
@@ -29,9 +30,8 @@ from pipeline.evaluate import (
     status_summary,
     status_transitions,
 )
-from pipeline.features import features_from_purchase_days, purchase_days
+from pipeline.features import CustomerHistory, population_gap_prior
 from pipeline.features.attributes import attribute_features
-from pipeline.features.behaviour import population_gap_prior
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments
 from pipeline.schema import CleanTransactions, clean_customers, clean_transactions
@@ -102,10 +102,14 @@ def fit_segmentation(
     as_of, seed = clean.as_of, config.seed
 
     stage("features")
-    daily = purchase_days(clean.transactions)
-    features = features_from_purchase_days(
-        daily, as_of=as_of, recent_window_days=config.features.recent_window_days
-    )
+    # Every query the later stages need runs now; the engine is closed before any model is
+    # fitted, so the two never compete for the cores.
+    with connect(config.engine) as engine:
+        history = CustomerHistory.from_frames(
+            engine, clean.transactions, settings=config.features, returns=clean.returns
+        )
+        features = history.features(as_of)
+        windows = holdout_windows(history, as_of=as_of, holdout_days=config.clv.holdout_days)
     prior_gap_days = population_gap_prior(features)
 
     stage("clustering")
@@ -114,9 +118,8 @@ def fit_segmentation(
 
     stage("clv")
     selection = select_value_model(
-        daily,
+        windows,
         features,
-        as_of=as_of,
         config=config.clv,
         trend_window_days=config.features.recent_window_days,
         random_state=seed,

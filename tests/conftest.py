@@ -7,13 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.config import EngineConfig, FeatureConfig
+from pipeline.engine import Engine, connect
+from pipeline.features import CustomerHistory
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def transactions(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     """A clean transactions frame from (customer, timestamp, amount) tuples."""
     frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="ISO8601")
     frame["customer_id"] = frame["customer_id"].astype("string")
     return frame
 
@@ -31,3 +35,15 @@ def six_rows() -> pd.DataFrame:
             ("c", "2024-01-02 08:00", 50.0),
         ]
     )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """One embedded feature engine for the session's tests."""
+    with connect(EngineConfig()) as opened:
+        yield opened
+
+
+def history_of(engine: Engine, frame: pd.DataFrame) -> CustomerHistory:
+    """Clean transactions on the engine, with the default feature settings."""
+    return CustomerHistory.from_frames(engine, frame, settings=FeatureConfig())

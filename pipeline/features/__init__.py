@@ -1,19 +1,38 @@
-"""The feature stage: one row per customer from one row per transaction.
+"""The feature stage: one row per customer from one row per transaction line.
 
-Every feature is defined in this package and documented in its function's docstring;
-:func:`build_features` composes them.
+Every feature is defined once, as an ibis expression (:mod:`.rfm`, :mod:`.behaviour`,
+:mod:`.basket`), and documented in the docstring of the function that defines it; an engine
+(:mod:`pipeline.engine`: DuckDB by default, Spark for data beyond one machine) runs them.
+:func:`customer_aggregates` composes them into one aggregation per customer; the two features
+that depend on a population figure (the typical gap) are added per customer afterwards
+(:func:`~pipeline.features.behaviour.with_gap_prior`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import numpy as np
 import pandas as pd
 
-from pipeline.features.behaviour import population_gap_prior, rhythm_features, trend_features
-from pipeline.features.rfm import purchase_days, rfm_features
-from pipeline.schema import CUSTOMER_ID
+from pipeline.config import EngineConfig, FeatureConfig
+from pipeline.engine import Engine, connect
+from pipeline.features.basket import basket_features, basket_sums, returned_sums
+from pipeline.features.behaviour import (
+    population_gap_prior,
+    rhythm_features,
+    rhythm_sums,
+    trend_features,
+    trend_sums,
+    with_gap_prior,
+)
+from pipeline.features.rfm import DAY, purchase_days, purchase_history, rfm_features, rfm_sums
+from pipeline.schema import AMOUNT, CUSTOMER_ID
 
-# Every numeric per-customer feature build_features makes (besides customer_id): the catalogue
-# that model inputs and benchmarks choose from.
+# The features every data set has (besides customer_id), in table order: the catalogue that
+# model inputs and benchmarks choose from.
 FEATURE_COLUMNS = (
     "frequency",
     "recency_days",
@@ -31,66 +50,211 @@ FEATURE_COLUMNS = (
     "spend_recent",
     "spend_previous",
     "spend_change",
+    "purchases_recent",
+    "purchases_previous",
+    "purchase_change",
+    "spend_trend",
 )
+# Present when the transactions carry the columns they need (see pipeline.features.basket).
+BASKET_FEATURES = ("items_per_order", "distinct_products", "discount_share", "return_rate")
 
 __all__ = [
+    "BASKET_FEATURES",
     "FEATURE_COLUMNS",
+    "CustomerHistory",
     "build_features",
-    "features_from_purchase_days",
+    "customer_aggregates",
+    "feature_columns",
+    "population_gap_prior",
     "purchase_days",
-    "rfm_features",
-    "rhythm_features",
-    "trend_features",
 ]
+
+
+def window_feature_columns(settings: FeatureConfig) -> tuple[str, ...]:
+    """The activity-window features the settings ask for."""
+    return tuple(
+        name
+        for days in settings.activity_windows_days
+        for name in (f"purchases_last_{days}d", f"spend_last_{days}d")
+    )
+
+
+def feature_columns(settings: FeatureConfig, available: pd.Index | list[str]) -> list[str]:
+    """Every feature column in table order: the catalogue, the windows, then the basket's."""
+    optional = [c for c in BASKET_FEATURES if c in set(available)]
+    return [*FEATURE_COLUMNS, *window_feature_columns(settings), *optional]
+
+
+def customer_aggregates(
+    lines: ibis.Table,
+    days: ibis.Table,
+    *,
+    as_of: dt.date,
+    settings: FeatureConfig,
+    returns: ibis.Table | None = None,
+) -> ibis.Table:
+    """Every engine-computed feature, one row per customer who bought by ``as_of``.
+
+    Parameters
+    ----------
+    lines
+        Clean transaction lines (``customer_id``, ``timestamp``, ``amount`` and any of
+        ``quantity``, ``product``, ``invoice``, ``discount``).
+    days
+        :func:`~pipeline.features.rfm.purchase_days` of ``lines`` (often materialized once for
+        several cut-offs).
+    as_of
+        Observation end: lines and days after it are ignored.
+    returns
+        Return and cancellation lines (``customer_id``, ``timestamp``, ``amount``), if any.
+    """
+    windows = settings.activity_windows_days
+    history = purchase_history(days, as_of=as_of, period_days=settings.trend_period_days)
+    sums = history.group_by(CUSTOMER_ID).aggregate(
+        **rfm_sums(history, as_of=as_of),
+        **rhythm_sums(history),
+        **trend_sums(
+            history, window_days=settings.recent_window_days, activity_windows_days=windows
+        ),
+    )
+    for extra in (
+        basket_sums(lines, as_of=as_of),
+        returned_sums(returns, as_of=as_of) if returns is not None else None,
+    ):
+        if extra is not None:
+            joined = sums.left_join(extra, CUSTOMER_ID)
+            sums = joined.select(
+                *(sums[c] for c in sums.columns),
+                *(extra[c] for c in extra.columns if c != CUSTOMER_ID),
+            )
+    return sums.select(
+        sums[CUSTOMER_ID],
+        **rfm_features(sums),
+        **rhythm_features(sums),
+        **trend_features(
+            sums, period_days=settings.trend_period_days, activity_windows_days=windows
+        ),
+        **basket_features(sums),
+    )
+
+
+@dataclass
+class CustomerHistory:
+    """Clean transactions held by a feature engine: features at any cut-off, purchases in any window.
+
+    The customer-value stage needs features at several cut-offs (calibration, holdout) and what
+    each customer bought between them; the purchase days are computed once on the engine.
+    """
+
+    engine: Engine
+    lines: ibis.Table
+    days: ibis.Table
+    settings: FeatureConfig
+    returns: ibis.Table | None = None
+
+    @classmethod
+    def from_frames(
+        cls,
+        engine: Engine,
+        transactions: pd.DataFrame,
+        *,
+        settings: FeatureConfig,
+        returns: pd.DataFrame | None = None,
+    ) -> CustomerHistory:
+        """Clean transactions (and return lines) held in pandas, handed to the engine."""
+        return cls.from_table(
+            engine,
+            engine.table(transactions),
+            settings=settings,
+            returns=engine.table(returns) if returns is not None and len(returns) else None,
+        )
+
+    @classmethod
+    def from_table(
+        cls,
+        engine: Engine,
+        lines: ibis.Table,
+        *,
+        settings: FeatureConfig,
+        returns: ibis.Table | None = None,
+    ) -> CustomerHistory:
+        """Clean transaction lines already on the engine (a table, or files it reads)."""
+        return cls(
+            engine=engine,
+            lines=lines,
+            days=engine.materialize(purchase_days(lines)),
+            settings=settings,
+            returns=returns,
+        )
+
+    def features(self, as_of: pd.Timestamp, *, prior_gap_days: float | None = None) -> pd.DataFrame:
+        """All features at ``as_of``, one row per customer, sorted by ``customer_id``.
+
+        ``prior_gap_days`` is the population rhythm that shrinks single customers' gaps; None
+        measures it on these customers (training). Scoring passes the value learned at training.
+        """
+        as_of_day = pd.Timestamp(as_of).date()
+        aggregates = self.engine.collect(
+            customer_aggregates(
+                self.lines, self.days, as_of=as_of_day, settings=self.settings, returns=self.returns
+            )
+        )
+        aggregates = (
+            aggregates.astype({CUSTOMER_ID: "string"})
+            .sort_values(CUSTOMER_ID, kind="mergesort")
+            .reset_index(drop=True)
+        )
+        prior = population_gap_prior(aggregates) if prior_gap_days is None else prior_gap_days
+        features = with_gap_prior(aggregates, prior_gap_days=prior)
+        columns = feature_columns(self.settings, features.columns)
+        return features[[CUSTOMER_ID, *columns]]
+
+    def purchases_between(
+        self, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Purchase days and spend of each customer after the day ``start`` up to the day ``end``."""
+        days = self.days
+        window = days.filter(
+            (days[DAY] > ibis.date(pd.Timestamp(start).date()))
+            & (days[DAY] <= ibis.date(pd.Timestamp(end).date()))
+        )
+        totals = self.engine.collect(
+            window.group_by(CUSTOMER_ID).aggregate(
+                purchases=window.count(), spend=window[AMOUNT].sum().cast("float64")
+            )
+        )
+        aligned = (
+            totals.astype({CUSTOMER_ID: "string"})
+            .set_index(CUSTOMER_ID)
+            .reindex(customers.to_numpy())
+            .fillna(0.0)
+        )
+        return (
+            aligned["purchases"].to_numpy(dtype="float64"),
+            aligned["spend"].to_numpy(dtype="float64"),
+        )
+
+    def first_day(self) -> pd.Timestamp:
+        """The first purchase day in the data."""
+        first = self.engine.collect(self.days.aggregate(first=self.days[DAY].min()))
+        return pd.Timestamp(first["first"].iloc[0])
 
 
 def build_features(
     transactions: pd.DataFrame,
     *,
     as_of: pd.Timestamp,
-    recent_window_days: int,
+    settings: FeatureConfig | None = None,
     prior_gap_days: float | None = None,
+    returns: pd.DataFrame | None = None,
+    engine: EngineConfig | None = None,
 ) -> pd.DataFrame:
-    """All per-customer features, sorted by ``customer_id``.
+    """All per-customer features of clean transactions at ``as_of`` (see :class:`CustomerHistory`).
 
-    Parameters
-    ----------
-    transactions
-        Clean transactions (``customer_id``, ``timestamp``, ``amount``), none after ``as_of``.
-    as_of
-        Observation end.
-    recent_window_days
-        Length of the recent spend window for the trend features.
-    prior_gap_days
-        The population rhythm used to shrink single customers' gaps; None measures it on this
-        data (training). Scoring passes the value learned at training so that a customer's
-        features do not depend on who else is scored with them.
+    A convenience that opens an engine (DuckDB unless ``engine`` says otherwise) for one call.
     """
-    return features_from_purchase_days(
-        purchase_days(transactions),
-        as_of=as_of,
-        recent_window_days=recent_window_days,
-        prior_gap_days=prior_gap_days,
-    )
-
-
-def features_from_purchase_days(
-    daily: pd.DataFrame,
-    *,
-    as_of: pd.Timestamp,
-    recent_window_days: int,
-    prior_gap_days: float | None = None,
-) -> pd.DataFrame:
-    """:func:`build_features` from purchase days (none after ``as_of``).
-
-    Aggregating transactions to purchase days is the costly step; callers that need features
-    at several cut-offs (the holdout evaluation) do it once and filter the days.
-    """
-    rfm = rfm_features(daily, as_of=as_of)
-    prior = population_gap_prior(rfm) if prior_gap_days is None else prior_gap_days
-    rhythm = rhythm_features(daily, rfm, prior_gap_days=prior)
-    trend = trend_features(daily, as_of=as_of, window_days=recent_window_days)
-    features = rfm.merge(rhythm, on=CUSTOMER_ID, validate="1:1").merge(
-        trend, on=CUSTOMER_ID, validate="1:1"
-    )
-    return features.astype({CUSTOMER_ID: "string"})
+    with connect(engine or EngineConfig()) as opened:
+        history = CustomerHistory.from_frames(
+            opened, transactions, settings=settings or FeatureConfig(), returns=returns
+        )
+        return history.features(as_of, prior_gap_days=prior_gap_days)

@@ -2,105 +2,154 @@
 
 An occasional buyer who last bought 120 days ago is on time; a weekly buyer silent for 120
 days is not. These features measure each customer against their own rhythm, and their recent
-spend against their earlier spend.
+buying against their earlier buying.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import ibis
 import pandas as pd
 
-from pipeline.features.rfm import DAY
-from pipeline.schema import AMOUNT, CUSTOMER_ID
+from pipeline.schema import AMOUNT
 
 # A month floor keeps two purchases in a customer's first week from reading as a hundred a year.
 MIN_RATE_DAYS = 30.0
 # Fallback rhythm when nobody in the data has bought twice.
 FALLBACK_GAP_DAYS = 30.0
+DAYS_PER_YEAR = 365.25
 
 
-def population_gap_prior(rfm: pd.DataFrame) -> float:
+def population_gap_prior(features: pd.DataFrame) -> float:
     """Median mean gap between purchase days among repeat customers: the prior rhythm."""
-    repeaters = rfm[rfm["frequency"] > 0]
+    repeaters = features[features["frequency"] > 0]
     if repeaters.empty:
         return FALLBACK_GAP_DAYS
     return float((repeaters["recency_days"] / repeaters["frequency"]).median())
 
 
-def rhythm_features(
-    daily: pd.DataFrame, rfm: pd.DataFrame, *, prior_gap_days: float
-) -> pd.DataFrame:
-    """Gaps between purchase days and how overdue each customer is against their own rhythm.
+def rhythm_sums(history: ibis.Table) -> dict[str, ibis.Value]:
+    """Per-customer sums of the gaps between purchase days (integers: exact)."""
+    return {
+        "gap_count": history.gap_days.count(),
+        "gap_sum": history.gap_days.sum(),
+        "gap_square_sum": (history.gap_days * history.gap_days).sum(),
+    }
 
-    Parameters
-    ----------
-    daily
-        One row per customer and purchase day (:func:`pipeline.features.rfm.purchase_days`).
-    rfm
-        Output of :func:`pipeline.features.rfm.rfm_features`, same customers.
-    prior_gap_days
-        The rhythm assumed before a customer has shown one (:func:`population_gap_prior`).
 
-    Returns
-    -------
-    pd.DataFrame
-        One row per customer (``customer_id`` order of ``rfm``): ``mean_gap_days`` (NaN before a
-        repeat purchase), ``gap_cv`` (coefficient of variation of gaps; NaN with fewer than two
-        gaps), ``typical_gap_days`` (the mean gap shrunk towards the prior by one pseudo-gap, so
-        it exists for everyone and is not fooled by a single short gap), ``overdue_ratio``
-        (days since last purchase / typical gap) and ``repeat_purchases_per_year``.
+def rhythm_features(sums: ibis.Table) -> dict[str, ibis.Value]:
+    """Gaps between purchase days and the purchase rate.
+
+    ``mean_gap_days`` (null before a repeat purchase), ``gap_cv`` (population coefficient of
+    variation of the gaps, null with fewer than two: a customer's gaps are all of their history,
+    not a sample) and ``repeat_purchases_per_year`` (over at least a month of tenure).
     """
-    same_customer = daily[CUSTOMER_ID].eq(daily[CUSTOMER_ID].shift())
-    gaps = daily[DAY].diff().dt.days.where(same_customer)
-    gap_stats = (
-        pd.DataFrame({CUSTOMER_ID: daily[CUSTOMER_ID], "gap": gaps})
-        .dropna()
-        .groupby(CUSTOMER_ID, observed=True)["gap"]
-        .agg(["mean", "std", "count"])
-    )
-    # Population standard deviation: a customer's gaps are all of their history, not a sample.
-    gap_std = gap_stats["std"] * np.sqrt((gap_stats["count"] - 1) / gap_stats["count"])
-    gap_cv = (gap_std / gap_stats["mean"]).where(gap_stats["count"] >= 2)
-
-    indexed = rfm.set_index(CUSTOMER_ID)
-    frequency = indexed["frequency"].astype("float64")
-    typical_gap = (indexed["recency_days"] + prior_gap_days) / (frequency + 1.0)
-    rate_days = indexed["tenure_days"].clip(lower=MIN_RATE_DAYS)
-    result = pd.DataFrame(
-        {
-            "mean_gap_days": (indexed["recency_days"] / frequency).where(frequency > 0),
-            "gap_cv": gap_cv.reindex(indexed.index),
-            "typical_gap_days": typical_gap,
-            "overdue_ratio": indexed["days_since_last_purchase"] / typical_gap,
-            "repeat_purchases_per_year": frequency / rate_days * 365.25,
-        }
-    )
-    return result.rename_axis(CUSTOMER_ID).reset_index()
+    n = sums.gap_count
+    mean_gap = sums.gap_sum.cast("float64") / n
+    # n * sum(g^2) - (sum g)^2 is an exact integer: no cancellation error in the variance.
+    spread = (n * sums.gap_square_sum - sums.gap_sum * sums.gap_sum).cast("float64")
+    gap_sd = (spread / (n * n)).sqrt()
+    rate_days = ibis.greatest(sums.tenure_days.cast("float64"), MIN_RATE_DAYS)
+    return {
+        "mean_gap_days": ibis.ifelse(n > 0, mean_gap, ibis.null("float64")),
+        "gap_cv": ibis.ifelse(n >= 2, gap_sd / mean_gap, ibis.null("float64")),
+        "repeat_purchases_per_year": n.cast("float64") / rate_days * DAYS_PER_YEAR,
+    }
 
 
-def trend_features(daily: pd.DataFrame, *, as_of: pd.Timestamp, window_days: int) -> pd.DataFrame:
-    """Spend in the most recent window against the window before it.
+def with_gap_prior(features: pd.DataFrame, *, prior_gap_days: float) -> pd.DataFrame:
+    """Add the features that measure a customer against their own rhythm.
 
-    Returns
-    -------
-    pd.DataFrame
-        One row per customer: ``spend_recent`` (the last ``window_days`` up to as-of),
-        ``spend_previous`` (the ``window_days`` before those) and ``spend_change`` =
-        (recent - previous) / (recent + previous), in [-1, 1] and 0 when both are 0.
+    ``typical_gap_days``: the mean gap shrunk towards the population's by one pseudo-gap, so it
+    exists for everyone and is not fooled by a single short gap; ``overdue_ratio``: days since
+    the last purchase / the typical gap. They depend on a population figure, so they are
+    computed per customer from ``prior_gap_days`` after the engine's aggregation (scoring
+    passes the prior learned at training: a customer's features never depend on who else is
+    scored with them).
     """
-    as_of = pd.Timestamp(as_of).normalize()
-    age_days = (as_of - daily[DAY]).dt.days
-    recent = daily[AMOUNT].where(age_days < window_days, 0.0)
-    previous = daily[AMOUNT].where((age_days >= window_days) & (age_days < 2 * window_days), 0.0)
-    sums = (
-        pd.DataFrame(
-            {CUSTOMER_ID: daily[CUSTOMER_ID], "spend_recent": recent, "spend_previous": previous}
-        )
-        .groupby(CUSTOMER_ID, sort=True, observed=True)
-        .sum()
+    typical_gap = (features["recency_days"] + prior_gap_days) / (features["frequency"] + 1.0)
+    return features.assign(
+        typical_gap_days=typical_gap,
+        overdue_ratio=features["days_since_last_purchase"] / typical_gap,
     )
-    both = sums["spend_recent"] + sums["spend_previous"]
-    sums["spend_change"] = (
-        (sums["spend_recent"] - sums["spend_previous"]) / both.where(both > 0)
-    ).fillna(0.0)
-    return sums.reset_index()
+
+
+def trend_sums(
+    history: ibis.Table, *, window_days: int, activity_windows_days: tuple[int, ...]
+) -> dict[str, ibis.Value]:
+    """Per-customer sums of purchases and spend in time windows, and the spend-trend sums."""
+    age = history.age_days
+    amount = history[AMOUNT]
+    recent = age < window_days
+    previous = (age >= window_days) & (age < 2 * window_days)
+    # Only the whole periods of a customer's tenure enter the spend trend: the partial first
+    # one always holds the first purchase and would make every steady buyer look as declining.
+    in_full_period = history.period < history.full_periods
+    sums = {
+        "spend_recent_exact": ibis.ifelse(recent, amount, 0).sum(),
+        "spend_previous_exact": ibis.ifelse(previous, amount, 0).sum(),
+        "purchases_recent": ibis.ifelse(recent, 1, 0).sum(),
+        "purchases_previous": ibis.ifelse(previous, 1, 0).sum(),
+        "full_periods": history.full_periods.max(),
+        "period_spend_exact": ibis.ifelse(in_full_period, amount, 0).sum(),
+        "period_weighted_spend_exact": ibis.ifelse(
+            in_full_period, amount.cast("decimal(38, 4)") * history.period, 0
+        ).sum(),
+    }
+    for days in activity_windows_days:
+        within = age < days
+        sums[f"purchases_last_{days}d"] = ibis.ifelse(within, 1, 0).sum()
+        sums[f"spend_last_{days}d_exact"] = ibis.ifelse(within, amount, 0).sum()
+    return sums
+
+
+def _balance(recent: ibis.Value, previous: ibis.Value) -> ibis.Value:
+    """(recent - previous) / (recent + previous): in [-1, 1], 0 when both are 0."""
+    both = recent + previous
+    return ibis.ifelse(both > 0, (recent - previous) / both, 0.0)
+
+
+def trend_features(
+    sums: ibis.Table, *, period_days: int, activity_windows_days: tuple[int, ...]
+) -> dict[str, ibis.Value]:
+    """Recent buying against earlier buying.
+
+    ``spend_recent`` / ``purchases_recent`` (the last ``window_days`` up to as-of),
+    ``spend_previous`` / ``purchases_previous`` (the ``window_days`` before those),
+    ``spend_change`` and ``purchase_change`` (``(recent - previous) / (recent + previous)``, in
+    [-1, 1] and 0 when both are 0), ``purchases_last_<N>d`` and ``spend_last_<N>d`` for each
+    activity window, and ``spend_trend``: the least-squares slope of the customer's spend per
+    period (zeros included) over the whole periods of their tenure, relative to their mean
+    spend per period, per year (-0.5: spend falling by half its level a year). Null with fewer
+    than two whole periods or no spend in them.
+    """
+    recent = sums.spend_recent_exact.cast("float64")
+    previous = sums.spend_previous_exact.cast("float64")
+    features: dict[str, ibis.Value] = {
+        "spend_recent": recent,
+        "spend_previous": previous,
+        "spend_change": _balance(recent, previous),
+        "purchases_recent": sums.purchases_recent,
+        "purchases_previous": sums.purchases_previous,
+        "purchase_change": _balance(
+            sums.purchases_recent.cast("float64"), sums.purchases_previous.cast("float64")
+        ),
+        "spend_trend": _spend_trend(sums, period_days=period_days),
+    }
+    for days in activity_windows_days:
+        features[f"purchases_last_{days}d"] = sums[f"purchases_last_{days}d"]
+        features[f"spend_last_{days}d"] = sums[f"spend_last_{days}d_exact"].cast("float64")
+    return features
+
+
+def _spend_trend(sums: ibis.Table, *, period_days: int) -> ibis.Value:
+    # Periods x = 0 (oldest whole one) .. M - 1 (latest); period index p = M - 1 - x counts back
+    # from as-of. With y_x the spend in period x: Sy = sum y, Sxy = (M - 1) Sy - sum p*y, and
+    # Sx, Sxx in closed form, so the zero periods need no rows of their own.
+    m = sums.full_periods.cast("float64")
+    sy = sums.period_spend_exact.cast("float64")
+    sxy = (m - 1) * sy - sums.period_weighted_spend_exact.cast("float64")
+    sx = m * (m - 1) / 2
+    sxx = (m - 1) * m * (2 * m - 1) / 6
+    slope = (m * sxy - sx * sy) / (m * sxx - sx * sx)
+    per_year = slope / (sy / m) * (DAYS_PER_YEAR / period_days)
+    return ibis.ifelse((m >= 2) & (sy > 0), per_year, ibis.null("float64"))

@@ -2,83 +2,86 @@
 
 A purchase is a customer's *purchase day*: several transactions on one day are one purchase
 whose value is their sum (lifetimes' ``freq="D"``). Time is in whole days.
+
+Money is summed as exact decimals and day counts as integers, so every sum is the same
+whatever order an engine adds the rows in: two runs, or two engines, give identical features.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import datetime as dt
+
+import ibis
 
 from pipeline.schema import AMOUNT, CUSTOMER_ID, TIMESTAMP
 
 DAY = "day"
+# 18 digits with 4 decimals: exact sums of any realistic amounts, and fast (a 64-bit integer).
+MONEY = "decimal(18, 4)"
+WIDE_MONEY = "decimal(38, 4)"
 
 
-def purchase_days(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer and purchase day, from one row per transaction.
+def purchase_days(lines: ibis.Table) -> ibis.Table:
+    """One row per customer and purchase day, from one row per transaction line.
 
-    Returns columns ``customer_id``, ``day`` (midnight timestamps) and ``amount`` (the day's
-    total), sorted by customer and day.
+    Returns columns ``customer_id``, ``day`` (a date) and ``amount`` (the day's exact total).
     """
-    days = transactions[TIMESTAMP].dt.normalize().rename(DAY)
-    customers = transactions[CUSTOMER_ID]
-    if not isinstance(customers.dtype, pd.CategoricalDtype):
-        # Grouping on category codes is several times faster than on strings, and every later
-        # per-customer aggregation reuses them; categories sort as the strings do.
-        customers = customers.astype("category")
-    return (
-        transactions[AMOUNT]
-        .groupby([customers, days], sort=True, observed=True)
-        .sum()
-        .reset_index()
+    return lines.group_by(
+        **{CUSTOMER_ID: lines[CUSTOMER_ID], DAY: lines[TIMESTAMP].date()}
+    ).aggregate(**{AMOUNT: lines[AMOUNT].cast(MONEY).sum()})
+
+
+def purchase_history(days: ibis.Table, *, as_of: dt.date, period_days: int) -> ibis.Table:
+    """Purchase days up to ``as_of``, each with its place in the customer's history.
+
+    Adds ``gap_days`` (days since the customer's previous purchase day; null on the first),
+    ``age_days`` (days before ``as_of``), ``period`` (``age_days // period_days``: 0 is the
+    latest full period) and ``full_periods`` (how many whole periods the customer's tenure
+    spans, the partial first one left out).
+    """
+    observed = days.filter(days[DAY] <= ibis.date(as_of))
+    in_order = ibis.window(group_by=observed[CUSTOMER_ID], order_by=observed[DAY])
+    whole = ibis.window(group_by=observed[CUSTOMER_ID])
+    age_days = ibis.date(as_of).delta(observed[DAY], unit="day")
+    tenure_days = ibis.date(as_of).delta(observed[DAY].min().over(whole), unit="day")
+    return observed.mutate(
+        gap_days=observed[DAY].delta(observed[DAY].lag().over(in_order), unit="day"),
+        age_days=age_days,
+        period=age_days // period_days,
+        full_periods=tenure_days // period_days,
     )
 
 
-def rfm_features(daily: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Per-customer RFM from purchase days, consistent with lifetimes' summary.
+def rfm_sums(history: ibis.Table, *, as_of: dt.date) -> dict[str, ibis.Value]:
+    """Per-customer sums over :func:`purchase_history` behind the RFM features."""
+    first_spend = ibis.ifelse(history.gap_days.isnull(), history[AMOUNT], 0)
+    return {
+        "orders": history.count(),
+        "tenure_days": ibis.date(as_of).delta(history[DAY].min(), unit="day"),
+        "days_since_last_purchase": ibis.date(as_of).delta(history[DAY].max(), unit="day"),
+        "total_spend_exact": history[AMOUNT].sum(),
+        "first_spend_exact": first_spend.sum(),
+    }
 
-    Parameters
-    ----------
-    daily
-        Output of :func:`purchase_days`.
-    as_of
-        Observation end (a day); lifetimes' ``observation_period_end``.
 
-    Returns
-    -------
-    pd.DataFrame
-        One row per customer, sorted by ``customer_id``: ``frequency`` (repeat purchase days),
-        ``recency_days`` (first to last purchase day), ``tenure_days`` (first purchase day to
-        as-of, lifetimes' ``T``), ``monetary`` (mean value of repeat purchase days, 0 without
-        one), ``days_since_last_purchase``, ``orders`` (purchase days), ``total_spend`` and
-        ``avg_order_value``.
+def rfm_features(sums: ibis.Table) -> dict[str, ibis.Value]:
+    """RFM from :func:`rfm_sums`, consistent with lifetimes' ``summary_data_from_transaction_data``.
+
+    ``frequency`` (repeat purchase days), ``recency_days`` (first to last purchase day),
+    ``tenure_days`` (first purchase day to as-of, lifetimes' ``T``), ``monetary`` (mean value of
+    repeat purchase days, 0 without one), ``days_since_last_purchase``, ``orders`` (purchase
+    days), ``total_spend`` and ``avg_order_value``.
     """
-    grouped = daily.groupby(CUSTOMER_ID, sort=True, observed=True)
-    first_day = grouped[DAY].min()
-    last_day = grouped[DAY].max()
-    orders = grouped.size()
-    total_spend = grouped[AMOUNT].sum()
-    first_spend = grouped[AMOUNT].first()
-    frequency = orders - 1
-    as_of = pd.Timestamp(as_of).normalize()
-
-    repeat_spend = total_spend - first_spend
-    monetary = np.where(frequency > 0, repeat_spend / frequency.clip(lower=1), 0.0)
-    recency_days = (last_day - first_day).dt.days.astype("float64")
-    tenure_days = (as_of - first_day).dt.days.astype("float64")
-    return (
-        pd.DataFrame(
-            {
-                "frequency": frequency.astype("int64"),
-                "recency_days": recency_days,
-                "tenure_days": tenure_days,
-                "monetary": monetary,
-                "days_since_last_purchase": tenure_days - recency_days,
-                "orders": orders.astype("int64"),
-                "total_spend": total_spend.astype("float64"),
-                "avg_order_value": (total_spend / orders).astype("float64"),
-            }
-        )
-        .rename_axis(CUSTOMER_ID)
-        .reset_index()
-    )
+    frequency = sums.orders - 1
+    repeat_spend = (sums.total_spend_exact - sums.first_spend_exact).cast("float64")
+    total_spend = sums.total_spend_exact.cast("float64")
+    return {
+        "frequency": frequency,
+        "recency_days": (sums.tenure_days - sums.days_since_last_purchase).cast("float64"),
+        "tenure_days": sums.tenure_days.cast("float64"),
+        "monetary": ibis.ifelse(frequency > 0, repeat_spend / frequency, 0.0),
+        "days_since_last_purchase": sums.days_since_last_purchase.cast("float64"),
+        "orders": sums.orders,
+        "total_spend": total_spend,
+        "avg_order_value": total_spend / sums.orders,
+    }

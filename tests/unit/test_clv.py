@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from pipeline.clv import CustomerValueModel, lifetimes_dataset_path
-from pipeline.features import purchase_days, rfm_features
+from pipeline.features import build_features
 
 
 def cdnow_sample_calibration() -> pd.DataFrame:
@@ -27,7 +27,7 @@ def cdnow_sample_calibration() -> pd.DataFrame:
         }
     )
     calibration = transactions[transactions["timestamp"] <= "1997-09-30"]
-    return rfm_features(purchase_days(calibration), as_of=pd.Timestamp("1997-09-30"))
+    return build_features(calibration, as_of=pd.Timestamp("1997-09-30"))
 
 
 def with_trend_inputs(rfm: pd.DataFrame) -> pd.DataFrame:

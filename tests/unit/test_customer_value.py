@@ -5,49 +5,34 @@ import pandas as pd
 import pytest
 
 from pipeline.config import CLVConfig
-from pipeline.customer_value import holdout_actuals, select_value_model
-from pipeline.features import build_features, purchase_days
+from pipeline.customer_value import holdout_windows, select_value_model
+from pipeline.features import build_features
 from pipeline.learned_value import INPUT_COLUMNS, LearnedSpendModel
 from pipeline.synthetic import generate_transactions
-from tests.conftest import transactions
+from tests.conftest import history_of
 
 AS_OF = pd.Timestamp("2025-12-31")
 
 
-def test_holdout_actuals_count_purchase_days_and_spend_after_the_cut():
-    tx = transactions(
-        [
-            ("a", "2024-01-31 10:00", 5.0),
-            ("a", "2024-02-01 09:00", 10.0),
-            ("a", "2024-02-01 18:00", 1.0),
-            ("a", "2024-02-10 09:00", 4.0),
-            ("b", "2024-01-15 09:00", 3.0),
-        ]
-    )
-    purchases, spend = holdout_actuals(
-        purchase_days(tx),
-        pd.Series(["a", "b", "c"]),
-        start=pd.Timestamp("2024-01-31"),
-        end=pd.Timestamp("2024-02-10"),
-    )
-    assert purchases.tolist() == [2.0, 0.0, 0.0]  # the cut day belongs to calibration
-    assert spend.tolist() == [15.0, 0.0, 0.0]
+@pytest.fixture(scope="module")
+def planted_transactions() -> pd.DataFrame:
+    tx, _ = generate_transactions(1500, as_of=AS_OF, random_state=11)
+    return tx.astype({"customer_id": "string"})
 
 
 @pytest.fixture(scope="module")
-def planted():
-    tx, _ = generate_transactions(1500, as_of=AS_OF, random_state=11)
-    tx = tx.astype({"customer_id": "string"})
-    return tx, build_features(tx, as_of=AS_OF, recent_window_days=180)
+def planted(engine, planted_transactions):
+    history = history_of(engine, planted_transactions)
+    windows = holdout_windows(history, as_of=AS_OF, holdout_days=CLVConfig().holdout_days)
+    return windows, history.features(AS_OF)
 
 
 def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
-    tx, features = planted
+    windows, features = planted
     config = CLVConfig(selection_metric="spend_mae")
     selection = select_value_model(
-        purchase_days(tx),
+        windows,
         features,
-        as_of=AS_OF,
         config=config,
         trend_window_days=180,
         random_state=0,
@@ -64,11 +49,10 @@ def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
 
 
 def test_the_selection_metric_decides_which_candidate_is_used(planted):
-    tx, features = planted
+    windows, features = planted
     by_gini = select_value_model(
-        purchase_days(tx),
+        windows,
         features,
-        as_of=AS_OF,
         config=CLVConfig(selection_metric="spend_gini"),
         trend_window_days=180,
         random_state=0,
@@ -78,12 +62,11 @@ def test_the_selection_metric_decides_which_candidate_is_used(planted):
 
 
 def test_a_chosen_learned_model_forecasts_every_customer(planted):
-    tx, features = planted
+    windows, features = planted
     config = CLVConfig(candidates=("bgnbd", "learned"), selection_metric="spend_gini")
     selection = select_value_model(
-        purchase_days(tx),
+        windows,
         features,
-        as_of=AS_OF,
         config=config,
         trend_window_days=180,
         random_state=0,
@@ -94,7 +77,7 @@ def test_a_chosen_learned_model_forecasts_every_customer(planted):
 
         candidates = _Candidates(config, trend_window_days=180, random_state=0)
         forecaster.spend_model = candidates.learned_model(
-            purchase_days(tx), cut=AS_OF - pd.Timedelta(days=180), until=AS_OF, base_kind="bgnbd"
+            windows.calibration, windows.holdout_spend, window_days=180, base_kind="bgnbd"
         )
         forecaster.spend_window_days = 180
     year = forecaster.predict(features, horizon_days=360)
@@ -106,14 +89,15 @@ def test_a_chosen_learned_model_forecasts_every_customer(planted):
     assert set(year["value_trend"]) <= {"declining", "stable", "rising"}
 
 
-def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(planted):
-    full, _ = planted
+def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(
+    engine, planted_transactions
+):
+    full = planted_transactions
     tx = full[full["timestamp"] > AS_OF - pd.Timedelta(days=250)]  # less than two 180-day windows
-    features = build_features(tx, as_of=AS_OF, recent_window_days=180)
+    features = build_features(tx, as_of=AS_OF)
     selection = select_value_model(
-        purchase_days(tx),
+        holdout_windows(history_of(engine, tx), as_of=AS_OF, holdout_days=180),
         features,
-        as_of=AS_OF,
         config=CLVConfig(),
         trend_window_days=180,
         random_state=0,
@@ -143,7 +127,7 @@ def test_the_learned_model_predicts_non_negative_spend_and_learns_a_signal():
 
 
 def test_a_chosen_model_that_fails_on_the_full_history_gives_way_to_the_next(planted, monkeypatch):
-    tx, features = planted
+    windows, features = planted
     from pipeline.clv import CustomerValueModel
 
     original = CustomerValueModel.fit
@@ -156,9 +140,8 @@ def test_a_chosen_model_that_fails_on_the_full_history_gives_way_to_the_next(pla
     monkeypatch.setattr(CustomerValueModel, "fit", fail_on_everyone)
     config = CLVConfig(candidates=("pareto_nbd", "bgnbd"), selection_metric="spend_mae")
     selection = select_value_model(
-        purchase_days(tx),
+        windows,
         features,
-        as_of=AS_OF,
         config=config,
         trend_window_days=180,
         random_state=0,

@@ -1,0 +1,139 @@
+"""Feature engines: where the per-customer aggregations run.
+
+The feature stage is written once, as `ibis <https://ibis-project.org>`_ expressions over a
+transactions table (:mod:`pipeline.features`). An engine executes them:
+
+- ``duckdb`` (default): in-process, no server; streams files larger than memory and spills to
+  a temporary directory when an aggregation does not fit.
+- ``spark``: Apache Spark through PySpark (``pip install '.[spark]'``), for data beyond one
+  machine; local mode needs only a Java runtime.
+
+This is the only module that opens an engine; the stages only build expressions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from pipeline.config import EngineConfig
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """An open feature engine: the ibis backend and what it needs to be closed again."""
+
+    name: str
+    backend: Any
+    _temporary: list[str] = field(default_factory=list)
+    _scratch: tempfile.TemporaryDirectory | None = None
+
+    def table(self, frame: pd.DataFrame) -> ibis.Table:
+        """Hand a pandas frame to the engine (a temporary table on it)."""
+        name = f"loyalty_{uuid.uuid4().hex[:12]}"
+        self._temporary.append(name)
+        if self.name == "spark":
+            session = self.backend._session
+            session.createDataFrame(frame).createOrReplaceTempView(name)
+            return self.backend.table(name)
+        return self.backend.create_table(name, frame, temp=True)
+
+    def read(self, path: str | Path) -> ibis.Table:
+        """A Parquet or CSV file (or a directory / glob of them) as a table, read lazily."""
+        text = str(path)
+        lower = text.lower()
+        if lower.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
+            return self.backend.read_csv(text)
+        return self.backend.read_parquet(text)
+
+    def materialize(self, expression: ibis.Table) -> ibis.Table:
+        """Compute an expression once and keep the result on the engine for several queries."""
+        name = f"loyalty_{uuid.uuid4().hex[:12]}"
+        self._temporary.append(name)
+        if self.name == "spark":
+            frame = self.backend._session.sql(ibis.to_sql(expression, dialect="pyspark"))
+            frame.cache().createOrReplaceTempView(name)
+            return self.backend.table(name)
+        return self.backend.create_table(name, expression, temp=True)
+
+    def collect(self, expression: ibis.Table) -> pd.DataFrame:
+        """Run an expression and return its result as a pandas frame."""
+        return self.backend.to_pyarrow(expression).to_pandas()
+
+    def close(self) -> None:
+        for name in self._temporary:
+            try:
+                if self.name == "spark":
+                    self.backend._session.catalog.dropTempView(name)
+                else:
+                    self.backend.drop_table(name, force=True)
+            except Exception:  # the session may already be gone; nothing is left to clean
+                log.debug("could not drop temporary table %s", name)
+        self._temporary.clear()
+        if self.name == "duckdb":
+            self.backend.disconnect()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(config: EngineConfig) -> Engine:
+    """Open the configured engine."""
+    if config.name == "spark":
+        return _connect_spark(config)
+    scratch = tempfile.TemporaryDirectory(prefix="loyalty-duckdb-")
+    settings: dict[str, Any] = {"temp_directory": scratch.name}
+    if config.duckdb_threads is not None:
+        settings["threads"] = config.duckdb_threads
+    if config.duckdb_memory_limit is not None:
+        settings["memory_limit"] = config.duckdb_memory_limit
+    backend = ibis.duckdb.connect(**settings)
+    return Engine("duckdb", backend, _scratch=scratch)
+
+
+def _connect_spark(config: EngineConfig) -> Engine:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError(
+            "features.engine.name is spark but PySpark is not installed: "
+            "pip install '.[spark]' (and a Java 17 runtime)"
+        ) from None
+    # Executors must run the same interpreter as the driver (same pandas, same pipeline).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("loyalty-segmentation")
+    if config.spark_master is not None:
+        builder = builder.master(config.spark_master)
+    settings = {
+        # Days are cut in UTC, as the embedded engine does, whatever the cluster's local zone.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # A scheduler's log is no place for progress bars.
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if (config.spark_master or "").startswith("local"):
+        # 200 shuffle partitions are made for a cluster; on one machine they are overhead.
+        settings["spark.sql.shuffle.partitions"] = "8"
+    settings.update(config.spark_conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return Engine("spark", ibis.pyspark.connect(session))
