@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
@@ -190,3 +192,118 @@ def status_transitions(
         moved = (joined["status_before"] == origin) & (joined["status_after"] == destination)
         metrics[f"moved_{origin}_to_{destination}"] = float(moved.sum())
     return counts, metrics
+
+
+# -- KPIs per status: how success is measured, run after run ------------------------------------
+KPI_NAMES = ("retention", "repeat_rate", "avg_spend")
+_KPI_INPUTS = ("status", "frequency", "tenure_days", "days_since_last_purchase", "spend_recent")
+
+
+def status_kpis(
+    segments: pd.DataFrame, *, recent_window_days: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Retention rate, repeat-purchase rate and average recent spend of each status.
+
+    The recent window is the last ``recent_window_days`` days up to as-of, the same window as
+    the ``spend_recent`` feature: a purchase day counts as recent when it is fewer than
+    ``recent_window_days`` days before as-of. For the customers of one status:
+
+    - retention rate: of those who were already customers when the window began (first
+      purchase at least ``recent_window_days`` days before as-of, ``tenure_days >=
+      recent_window_days``), the share who bought again inside it (``days_since_last_purchase
+      < recent_window_days``). Customers who first bought inside the window are not in the
+      base: they could not have been retained.
+    - repeat-purchase rate: the share with at least one repeat purchase day over their whole
+      history (``frequency >= 1``).
+    - average spend: mean ``spend_recent`` per customer, customers who spent nothing in the
+      window included.
+
+    Parameters
+    ----------
+    segments
+        One row per customer with ``status``, ``frequency``, ``tenure_days``,
+        ``days_since_last_purchase`` and ``spend_recent`` (the segment table).
+    recent_window_days
+        Length of the recent window (``features.recent_window_days``).
+
+    Returns
+    -------
+    table
+        One row per status that has customers (in :data:`STATUSES` order): ``status``,
+        ``customers``, ``retention_base`` (customers before the window), ``retention``,
+        ``repeat_rate``, ``avg_spend``; ``retention`` is NaN when its base is empty.
+    metrics
+        ``kpi_retention_<status>``, ``kpi_repeat_rate_<status>`` and ``kpi_avg_spend_<status>``.
+        A KPI that is undefined (a status nobody has, a retention base of nobody) is left out
+        rather than logged as NaN or a made-up 0, so a chart across runs shows a gap.
+    """
+    missing = [c for c in _KPI_INPUTS if c not in segments.columns]
+    if missing:
+        raise ValueError(f"status_kpis needs the columns {missing}")
+    before_window = segments["tenure_days"] >= recent_window_days
+    bought_recently = segments["days_since_last_purchase"] < recent_window_days
+    per_customer = pd.DataFrame(
+        {
+            "status": segments["status"],
+            "before_window": before_window,
+            # retained: a customer before the window who bought inside it (NaN outside the base)
+            "retained": bought_recently.where(before_window).astype("float64"),
+            "repeater": (segments["frequency"] >= 1).astype("float64"),
+            "spend_recent": segments["spend_recent"].astype("float64"),
+        }
+    )
+    grouped = per_customer.groupby("status", sort=False)
+    table = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "retention_base": grouped["before_window"].sum().astype("int64"),
+            "retention": grouped["retained"].mean(),  # mean skips NaN: the base only
+            "repeat_rate": grouped["repeater"].mean(),
+            "avg_spend": grouped["spend_recent"].mean(),
+        }
+    )
+    order = [s for s in STATUSES if s in table.index]
+    table = table.loc[order].rename_axis("status").reset_index()
+    metrics = {
+        f"kpi_{kpi}_{row['status']}": float(row[kpi])
+        for row in table.to_dict("records")
+        for kpi in KPI_NAMES
+        if pd.notna(row[kpi])
+    }
+    return table, metrics
+
+
+def kpis_across_runs(
+    earlier: pd.DataFrame, current: Mapping[str, float], *, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """This run's KPIs beside earlier runs' ones, one row per as-of date.
+
+    Parameters
+    ----------
+    earlier
+        One row per earlier run, newest first, with ``run_id``, ``as_of`` and ``kpi_*`` columns
+        (:func:`pipeline.tracking.kpi_runs`); may be empty.
+    current
+        This run's metrics; only the ``kpi_*`` ones are used.
+    as_of
+        This run's as-of date.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``as_of``, ``run_id`` (empty for this run) and every ``kpi_*`` column, oldest date
+        first; NaN where a run has no value for a KPI. When several runs share an as-of date
+        the newest stands for it (this run for its own date): a rerun replaces what it reran.
+    """
+    kpis = {name: value for name, value in current.items() if name.startswith("kpi_")}
+    this_run = pd.DataFrame([{"as_of": pd.Timestamp(as_of), "run_id": "", **kpis}])
+    runs = this_run
+    if not earlier.empty:
+        previous = earlier.assign(as_of=pd.to_datetime(earlier["as_of"]))
+        runs = pd.concat([this_run, previous], ignore_index=True)
+    kpi_columns = sorted(c for c in runs.columns if c.startswith("kpi_"))
+    return (
+        runs.drop_duplicates("as_of", keep="first")
+        .sort_values("as_of", kind="mergesort")
+        .reset_index(drop=True)[["as_of", "run_id", *kpi_columns]]
+    )

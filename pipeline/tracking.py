@@ -331,6 +331,42 @@ def training_runs(
     return pd.DataFrame(rows)
 
 
+def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFrame:
+    """The KPIs of earlier finished training runs on the same data source, newest first.
+
+    Only runs that read the same ``source`` are comparable: KPIs of another business's customers
+    are not a point on this one's line. Runs that failed or were killed are left out.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per run: ``run_id``, ``started``, ``as_of`` and its ``kpi_*`` metrics; empty
+        when there are none.
+    """
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return pd.DataFrame()
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{RUN_KIND_TAG} = 'training' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_runs,
+    )
+    # Compared in Python, not in the filter string: a path may hold a quote.
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
+            "as_of": run.data.tags.get("as_of"),
+            **{k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")},
+        }
+        for run in runs
+        if run.data.tags.get("data_source") == source
+    ]
+    return pd.DataFrame(rows)
+
+
 def _aliases_by_run(client: MlflowClient, model_name: str) -> dict[str, tuple[str, str]]:
     try:
         versions = client.search_model_versions(f"name = '{model_name}'")

@@ -24,7 +24,9 @@ from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
 from pipeline.errors import UserFacingError
 from pipeline.evaluate import (
+    kpis_across_runs,
     planted_recovery,
+    status_kpis,
     status_shares,
     status_summary,
     status_transitions,
@@ -149,6 +151,7 @@ def fit_segmentation(
         labeler=labeler,
     )
     summary = status_summary(segments)
+    kpi_table, kpis = status_kpis(segments, recent_window_days=config.features.recent_window_days)
     stage_metrics = {
         "data": {
             "rows_in": float(clean.rows_in),
@@ -179,10 +182,12 @@ def fit_segmentation(
             "customer_rule_overrides": float((segments["status_source"] == "customer_rule").sum()),
             "sub_segmented_share": float(segments["sub_segment"].notna().mean()),
             "statuses_found": float(segments["status"].nunique()),
+            **kpis,
         },
     }
     tables = {
         "clv_model_comparison": selection.comparison,
+        "labeling_kpis": kpi_table,
         "labeling_sub_segments": segments["sub_segment"]
         .value_counts()
         .rename_axis("sub_segment")
@@ -346,6 +351,12 @@ def _run_training(
             counts, moves = status_transitions(previous, result.segments)
             result.tables["labeling_transitions"] = counts.reset_index()
             result.stage_metrics["labeling"].update(moves)
+        # KPIs over time: earlier runs on the same data beside this one, once there are two.
+        across = kpis_across_runs(
+            tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
+        )
+        if len(across) >= 2:
+            result.tables["labeling_kpis_across_runs"] = across
 
     stage("outputs")
     with io.atomic_directory(config.output) as staging:

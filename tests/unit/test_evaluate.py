@@ -7,11 +7,14 @@ import pytest
 from pipeline.evaluate import (
     decile_table,
     holdout_metrics,
+    kpis_across_runs,
     normalized_gini,
     planted_recovery,
+    status_kpis,
     status_shares,
     status_summary,
 )
+from pipeline.features import build_features
 
 
 def segments() -> pd.DataFrame:
@@ -98,3 +101,113 @@ def test_decile_table_averages_prediction_and_outcome_per_decile():
     assert table["decile"].tolist() == list(range(1, 11))
     assert (table["customers"] == 2).all()
     assert table.loc[0, "mean_predicted"] == 0.5 and table.loc[0, "mean_actual"] == 1.0
+
+
+def kpi_segments() -> pd.DataFrame:
+    """Eight customers, a 180-day window; the comments say who counts where."""
+    rows = [
+        # status, frequency, tenure_days, days_since_last_purchase, spend_recent
+        ("a", "loyal", 5, 400, 10, 100.0),  # before the window, bought in it: retained
+        ("b", "loyal", 2, 300, 200, 0.0),  # before the window, silent in it: not retained
+        ("c", "loyal", 0, 100, 100, 30.0),  # first bought inside the window: not in the base
+        ("d", "lost", 1, 500, 400, 0.0),
+        ("g", "lost", 1, 180, 179, 20.0),  # first purchase exactly at the window start: in base
+        ("h", "lost", 3, 800, 180, 0.0),  # last purchase exactly 180 days ago: outside it
+        ("e", "new", 0, 20, 20, 15.0),
+        ("f", "new", 1, 60, 5, 40.0),
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "customer_id",
+            "status",
+            "frequency",
+            "tenure_days",
+            "days_since_last_purchase",
+            "spend_recent",
+        ],
+    )
+
+
+def test_kpis_per_status_are_exact_on_a_hand_made_table():
+    table, metrics = status_kpis(kpi_segments(), recent_window_days=180)
+    table = table.set_index("status")
+    assert list(table.index) == ["new", "loyal", "lost"]
+    assert table.loc["loyal", "customers"] == 3 and table.loc["loyal", "retention_base"] == 2
+    assert metrics["kpi_retention_loyal"] == 0.5
+    assert metrics["kpi_repeat_rate_loyal"] == pytest.approx(2 / 3)
+    assert metrics["kpi_avg_spend_loyal"] == pytest.approx(130 / 3)
+    assert metrics["kpi_retention_lost"] == pytest.approx(1 / 3)
+    assert metrics["kpi_repeat_rate_lost"] == 1.0
+    assert metrics["kpi_avg_spend_lost"] == pytest.approx(20 / 3)
+    assert metrics["kpi_repeat_rate_new"] == 0.5 and metrics["kpi_avg_spend_new"] == 27.5
+
+
+def test_an_undefined_kpi_is_left_out_not_logged_as_nan_or_zero():
+    table, metrics = status_kpis(kpi_segments(), recent_window_days=180)
+    # nobody new was a customer before the window: no retention base
+    assert table.set_index("status").loc["new", "retention_base"] == 0
+    assert np.isnan(table.set_index("status").loc["new", "retention"])
+    assert "kpi_retention_new" not in metrics
+    # statuses nobody has get no KPI at all
+    assert not any(name.endswith(("_active", "_at_risk")) for name in metrics)
+    assert len(metrics) == 3 * 3 - 1
+    assert all(np.isfinite(value) for value in metrics.values())
+
+
+def test_kpi_windows_match_the_recent_spend_feature(six_rows):
+    # as of 2024-02-10 with a 30-day window: a's purchase on 01-11 is exactly 30 days old (out)
+    features = build_features(six_rows, as_of=pd.Timestamp("2024-02-10"), recent_window_days=30)
+    _, metrics = status_kpis(features.assign(status="loyal"), recent_window_days=30)
+    # a (since 01-01, bought 01-31) is retained; c (one purchase 01-02) is not; b is too new
+    assert metrics["kpi_retention_loyal"] == 0.5
+    assert metrics["kpi_repeat_rate_loyal"] == pytest.approx(1 / 3)
+    assert metrics["kpi_avg_spend_loyal"] == pytest.approx((30.0 + 7.0 + 0.0) / 3)
+
+
+def test_kpis_need_their_columns():
+    with pytest.raises(ValueError, match="spend_recent"):
+        status_kpis(kpi_segments().drop(columns="spend_recent"), recent_window_days=180)
+
+
+def test_kpis_across_runs_put_this_run_beside_earlier_ones_one_row_per_date():
+    earlier = pd.DataFrame(
+        {
+            "run_id": ["r3", "r2", "r1"],  # newest first
+            "as_of": ["2025-11-30", "2025-10-31", "2025-11-30"],
+            "kpi_retention_loyal": [0.8, 0.7, 0.1],
+            "kpi_avg_spend_lost": [1.0, np.nan, 3.0],
+        }
+    )
+    current = {"kpi_retention_loyal": 0.9, "kpi_repeat_rate_new": 0.4, "share_loyal": 0.2}
+    across = kpis_across_runs(earlier, current, as_of=pd.Timestamp("2025-12-31"))
+    assert across["as_of"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2025-10-31",
+        "2025-11-30",
+        "2025-12-31",
+    ]
+    # the newer of two runs on one date stands for it; this run has an empty run id
+    assert across["run_id"].tolist() == ["r2", "r3", ""]
+    assert across["kpi_retention_loyal"].tolist() == [0.7, 0.8, 0.9]
+    assert list(across.columns) == [
+        "as_of",
+        "run_id",
+        "kpi_avg_spend_lost",
+        "kpi_repeat_rate_new",
+        "kpi_retention_loyal",
+    ]
+    assert across["kpi_repeat_rate_new"].isna().tolist() == [True, True, False]
+
+
+def test_a_rerun_on_the_same_date_replaces_the_earlier_run():
+    earlier = pd.DataFrame(
+        {"run_id": ["r1"], "as_of": ["2025-12-31"], "kpi_retention_loyal": [0.1]}
+    )
+    across = kpis_across_runs(
+        earlier, {"kpi_retention_loyal": 0.9}, as_of=pd.Timestamp("2025-12-31")
+    )
+    assert len(across) == 1 and across["kpi_retention_loyal"].item() == 0.9
+    alone = kpis_across_runs(
+        pd.DataFrame(), {"kpi_retention_loyal": 0.9}, as_of=pd.Timestamp("2025-12-31")
+    )
+    assert len(alone) == 1
