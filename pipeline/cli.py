@@ -57,6 +57,17 @@ def _configure_logging(verbose: bool) -> None:
         warnings.filterwarnings("ignore", module="mlflow")
 
 
+def _drift_line(metrics: dict[str, float], *, threshold: float, against: str) -> str:
+    from pipeline.evaluate import drifted_features
+
+    line = f"drift against {against}: largest PSI {metrics['drift_psi_max']:.3f}"
+    drifted = drifted_features(metrics, threshold=threshold)
+    if not drifted:
+        return f"{line}, none above {threshold:.2f}"
+    listed = ", ".join(f"{name} {value:.2f}" for name, value in drifted.items())
+    return f"{line}; WARNING, above {threshold:.2f}: {listed}"
+
+
 def _summary_table(summary, metrics: dict[str, float]) -> Table:
     table = Table(title="Loyalty statuses", title_justify="left")
     for column, justify in (
@@ -220,6 +231,14 @@ def train(
             f"{int(metrics['transition_customers_compared']):,} customers changed status"
             + (f"; {moves}" if moves else "")
         )
+    if "drift_psi_max" in metrics:
+        lines.append(
+            _drift_line(
+                metrics,
+                threshold=config.monitoring.drift_warn_psi,
+                against="the champion's training data",
+            )
+        )
     lines.append(f"outputs: {outcome.output}/   model: {config.model_path}")
     tracked = outcome.tracked
     if tracked:
@@ -299,6 +318,15 @@ def score(
         f"rows set aside: {outcome.rows_quarantined:,}; outputs: {outcome.output}/",
         highlight=False,
     )
+    if outcome.drift:
+        out.print(
+            _drift_line(
+                outcome.drift,
+                threshold=model.config.monitoring.drift_warn_psi,
+                against="the model's training data",
+            ),
+            highlight=False,
+        )
 
 
 def pd_timestamp(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -307,3 +308,121 @@ def kpis_across_runs(
         .sort_values("as_of", kind="mergesort")
         .reset_index(drop=True)[["as_of", "run_id", *kpi_columns]]
     )
+
+
+# -- Drift: this data's feature distributions against the training data's ------------------------
+REFERENCE_BINS = 10
+# Shares below this count as this: an empty bin would make ln(a / e) infinite.
+PSI_EPSILON = 1e-4
+
+
+@dataclass(frozen=True)
+class BinnedDistribution:
+    """One feature's distribution at training, as shares of bins.
+
+    Bin ``i`` holds the values in ``(cuts[i - 1], cuts[i]]``; the first bin is open below and
+    the one after the last cut open above, so values outside the training range still fall in
+    a bin. A last extra bin holds missing (NaN or infinite) values: a change in how many
+    customers lack a value (``mean_gap_days`` before a repeat purchase) is drift too.
+    """
+
+    cuts: tuple[float, ...]
+    shares: tuple[float, ...]  # len(cuts) + 1 value bins, then the missing bin
+
+
+def bin_shares(values: pd.Series | np.ndarray, cuts: tuple[float, ...]) -> np.ndarray:
+    """Share of ``values`` in each bin of :class:`BinnedDistribution` with these cuts."""
+    values = np.asarray(values, dtype="float64")
+    finite = np.isfinite(values)
+    counts = np.bincount(
+        np.searchsorted(np.asarray(cuts, dtype="float64"), values[finite], side="left"),
+        minlength=len(cuts) + 1,
+    )
+    counts = np.append(counts, np.count_nonzero(~finite))
+    return counts / max(len(values), 1)
+
+
+def distribution_reference(
+    features: pd.DataFrame, *, bins: int = REFERENCE_BINS
+) -> dict[str, BinnedDistribution]:
+    """The distribution of every numeric column, for :func:`population_stability` later.
+
+    Cuts are the training quantiles at 1/bins, ..., (bins - 1)/bins of the finite values, taken
+    at observed values (``inverted_cdf``) so that each bin holds about 1/bins of the customers;
+    equal cuts are merged, so a feature where many customers share a value (no repeat purchase:
+    ``frequency`` 0) gets fewer, wider bins instead of empty ones.
+    """
+    reference = {}
+    for column in features.select_dtypes("number").columns:
+        values = features[column].to_numpy(dtype="float64")
+        finite = values[np.isfinite(values)]
+        cuts = (
+            np.unique(np.quantile(finite, np.arange(1, bins) / bins, method="inverted_cdf"))
+            if len(finite)
+            else np.array([])
+        )
+        reference[str(column)] = BinnedDistribution(
+            cuts=tuple(float(c) for c in cuts),
+            shares=tuple(float(s) for s in bin_shares(values, tuple(cuts))),
+        )
+    return reference
+
+
+def psi(actual: np.ndarray, expected: np.ndarray, *, epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index of bin shares ``actual`` against ``expected``.
+
+    PSI = sum over bins of (a - e) * ln(a / e), with a share below ``epsilon`` raised to it
+    (not renormalised). 0 for identical shares; every bin adds a non-negative amount.
+    """
+    a = np.maximum(np.asarray(actual, dtype="float64"), epsilon)
+    e = np.maximum(np.asarray(expected, dtype="float64"), epsilon)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def population_stability(
+    features: pd.DataFrame,
+    reference: Mapping[str, BinnedDistribution],
+    *,
+    epsilon: float = PSI_EPSILON,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """PSI of each reference feature: ``features`` binned as the training data was.
+
+    Features of the reference that ``features`` does not have are skipped (a bundle trained
+    before a feature was added or renamed), as are columns the reference does not know.
+
+    Returns
+    -------
+    table
+        ``feature``, ``psi``, largest first.
+    metrics
+        ``drift_psi_<feature>`` for each, and ``drift_psi_max`` (when any was compared).
+    """
+    if len(features) == 0:
+        raise ValueError("population_stability needs at least one customer")
+    rows = [
+        {
+            "feature": name,
+            "psi": psi(bin_shares(features[name], binned.cuts), binned.shares, epsilon=epsilon),
+        }
+        for name, binned in reference.items()
+        if name in features.columns
+    ]
+    table = (
+        pd.DataFrame(rows, columns=["feature", "psi"])
+        .sort_values(["psi", "feature"], ascending=[False, True], kind="mergesort")
+        .reset_index(drop=True)
+    )
+    metrics = {f"drift_psi_{row.feature}": float(row.psi) for row in table.itertuples()}
+    if rows:
+        metrics["drift_psi_max"] = float(table["psi"].max())
+    return table, metrics
+
+
+def drifted_features(metrics: Mapping[str, float], *, threshold: float) -> dict[str, float]:
+    """The features whose ``drift_psi_<feature>`` exceeds ``threshold``, largest first."""
+    above = {
+        name.removeprefix("drift_psi_"): value
+        for name, value in metrics.items()
+        if name.startswith("drift_psi_") and name != "drift_psi_max" and value > threshold
+    }
+    return dict(sorted(above.items(), key=lambda item: (-item[1], item[0])))

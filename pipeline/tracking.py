@@ -31,6 +31,7 @@ from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pipeline.model import SegmentationModel
     from pipeline.train import TrainingResult
 
 log = logging.getLogger(__name__)
@@ -431,6 +432,28 @@ def champion_segments_or_none(config: Config) -> pd.DataFrame | None:
     try:
         return load_champion_segments(tracking_uri=uri, model_name=config.tracking.registered_model)
     except (mlflow.exceptions.MlflowException, OSError):
+        return None
+
+
+def champion_bundle_or_none(config: Config) -> SegmentationModel | None:
+    """The champion's fitted bundle, or None when there is no champion or it cannot be loaded.
+
+    Used for monitoring only, so a champion that cannot be read (deleted artifacts, a bundle
+    from code that has since moved) is logged and skipped rather than stopping the training.
+    """
+    from pipeline.errors import InputError
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    name = config.tracking.registered_model
+    try:
+        client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None  # no registered model or no champion yet: nothing to compare with
+    try:
+        return load_registered_bundle(f"models:/{name}@{CHAMPION}", tracking_uri=uri)
+    except (InputError, OSError, ImportError, AttributeError, EOFError) as error:
+        log.warning("cannot load the champion's bundle (%s); no drift check", error)
         return None
 
 

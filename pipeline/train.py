@@ -24,8 +24,11 @@ from pipeline.config import Config, load_rules
 from pipeline.customer_value import select_value_model
 from pipeline.errors import UserFacingError
 from pipeline.evaluate import (
+    distribution_reference,
+    drifted_features,
     kpis_across_runs,
     planted_recovery,
+    population_stability,
     status_kpis,
     status_shares,
     status_summary,
@@ -149,6 +152,7 @@ def fit_segmentation(
         clusterer=clusterer,
         value_model=value_model,
         labeler=labeler,
+        feature_reference=distribution_reference(features),
     )
     summary = status_summary(segments)
     kpi_table, kpis = status_kpis(segments, recent_window_days=config.features.recent_window_days)
@@ -357,6 +361,22 @@ def _run_training(
         )
         if len(across) >= 2:
             result.tables["labeling_kpis_across_runs"] = across
+        # Drift: this data's features against the champion's training data (bundles from
+        # before drift checks carry no reference: then there is nothing to compare with).
+        champion = tracking.champion_bundle_or_none(config)
+        reference = getattr(champion, "feature_reference", None)
+        if reference:
+            drift, psi_metrics = population_stability(result.segments, reference)
+            result.tables["data_drift"] = drift
+            result.stage_metrics["data"].update(psi_metrics)
+            threshold = config.monitoring.drift_warn_psi
+            drifted = drifted_features(psi_metrics, threshold=threshold)
+            if drifted:
+                log.warning(
+                    "data drift against the champion's training data: PSI above %.2f for %s",
+                    threshold,
+                    ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
+                )
 
     stage("outputs")
     with io.atomic_directory(config.output) as staging:

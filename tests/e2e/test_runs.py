@@ -90,7 +90,7 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
 
 
 def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -143,3 +143,23 @@ def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
     assert "plots/kpis_across_runs.png" in plots_of(second_id)
     assert "plots/kpis_across_runs.png" not in plots_of(first_id)
     assert 'alt="KPIs across runs"' in (tmp_path / "out" / "report.html").read_text()
+
+    # drift: the second run's features against the champion's (the first run's) training data
+    assert "drift_psi_max" not in client.get_run(first_id).data.metrics  # no champion yet
+    drift = pd.read_csv(tmp_path / "out" / "data_drift.csv")
+    assert {"frequency", "days_since_last_purchase", "spend_recent"} <= set(drift["feature"])
+    assert metrics["drift_psi_max"] == pytest.approx(drift["psi"].max())
+    # two months more history changes how long everyone has been a customer
+    assert metrics["drift_psi_tenure_days"] > 0
+    (data_stage,) = client.search_runs(
+        [client.get_run(second_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{second_id}' and tags.stage = 'data'",
+    )
+    assert data_stage.data.metrics["drift_psi_max"] == pytest.approx(metrics["drift_psi_max"])
+    assert "drift against the champion's training data: largest PSI" in output
+    # a warning (in the log and the summary) exactly when a feature is above the threshold
+    drifted = drift.loc[drift["psi"] > 0.2, "feature"].tolist()
+    warned = [r.getMessage() for r in caplog.records if "data drift" in r.getMessage()]
+    assert len(warned) == (1 if drifted else 0)
+    assert all(f"{feature} (" in warned[0] for feature in drifted)
+    assert ("WARNING, above 0.20" in output) == bool(drifted)

@@ -5,11 +5,17 @@ import pandas as pd
 import pytest
 
 from pipeline.evaluate import (
+    PSI_EPSILON,
+    bin_shares,
     decile_table,
+    distribution_reference,
+    drifted_features,
     holdout_metrics,
     kpis_across_runs,
     normalized_gini,
     planted_recovery,
+    population_stability,
+    psi,
     status_kpis,
     status_shares,
     status_summary,
@@ -211,3 +217,74 @@ def test_a_rerun_on_the_same_date_replaces_the_earlier_run():
         pd.DataFrame(), {"kpi_retention_loyal": 0.9}, as_of=pd.Timestamp("2025-12-31")
     )
     assert len(alone) == 1
+
+
+def test_reference_bins_cut_at_observed_quantiles_and_merge_ties():
+    training = pd.DataFrame(
+        {
+            "spend": np.arange(1.0, 11.0),  # 1..10
+            "frequency": [0, 0, 0, 0, 0, 0, 1, 2, 3, 4],
+            "gap": [np.nan, np.nan, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, np.inf],
+            "customer_id": list("abcdefghij"),  # not numeric: no reference
+        }
+    )
+    reference = distribution_reference(training, bins=2)
+    assert set(reference) == {"spend", "frequency", "gap"}
+    assert reference["spend"].cuts == (5.0,)
+    assert reference["spend"].shares == (0.5, 0.5, 0.0)  # <= 5, > 5, missing
+    # six zeros: the deciles 0.1..0.6 all cut at 0 and are merged into one bin
+    deciles = distribution_reference(training)
+    assert deciles["frequency"].cuts == (0.0, 1.0, 2.0, 3.0)
+    assert deciles["frequency"].shares == pytest.approx((0.6, 0.1, 0.1, 0.1, 0.1, 0.0))
+    # NaN and infinity fall in the missing bin; cuts come from the finite values only
+    assert reference["gap"].cuts == (4.0,)
+    assert reference["gap"].shares == pytest.approx((0.4, 0.3, 0.3))
+
+
+def test_values_beyond_the_training_range_fall_in_the_outer_bins():
+    shares = bin_shares(np.array([-100.0, 2.0, 2.5, 3.0, 1000.0, np.nan]), (2.0, 3.0))
+    assert shares.tolist() == pytest.approx([2 / 6, 2 / 6, 1 / 6, 1 / 6])
+
+
+def test_psi_is_zero_for_identical_distributions():
+    training = pd.DataFrame({"spend": np.arange(1.0, 101.0), "orders": np.arange(100) % 7})
+    reference = distribution_reference(training)
+    shuffled = training.sample(frac=1.0, random_state=0)
+    table, metrics = population_stability(shuffled, reference)
+    assert metrics == {"drift_psi_spend": 0.0, "drift_psi_orders": 0.0, "drift_psi_max": 0.0}
+    assert set(table["feature"]) == {"spend", "orders"}
+
+
+def test_psi_of_a_known_shift_is_the_hand_computed_value():
+    reference = distribution_reference(pd.DataFrame({"spend": np.arange(1.0, 11.0)}), bins=2)
+    # 4..13 against 1..10 cut at 5: shares (0.2, 0.8) against (0.5, 0.5)
+    shifted = pd.DataFrame({"spend": np.arange(4.0, 14.0)})
+    _, metrics = population_stability(shifted, reference)
+    expected = (0.2 - 0.5) * np.log(0.2 / 0.5) + (0.8 - 0.5) * np.log(0.8 / 0.5)
+    assert expected == pytest.approx(0.3 * np.log(4))
+    assert metrics["drift_psi_spend"] == pytest.approx(expected)
+    assert metrics["drift_psi_max"] == pytest.approx(expected)
+
+
+def test_an_empty_bin_counts_with_epsilon_instead_of_an_infinite_log():
+    # training: half <= 2, half > 2, nobody missing; now: half <= 2, nobody > 2, half missing
+    assert psi(np.array([0.5, 0.0, 0.5]), np.array([0.5, 0.5, 0.0])) == pytest.approx(
+        2 * (0.5 - PSI_EPSILON) * np.log(0.5 / PSI_EPSILON)
+    )
+    reference = distribution_reference(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), bins=2)
+    _, metrics = population_stability(pd.DataFrame({"x": [1.0, 2.0, np.nan, np.nan]}), reference)
+    assert np.isfinite(metrics["drift_psi_x"])
+    assert metrics["drift_psi_x"] == pytest.approx(
+        2 * (0.5 - PSI_EPSILON) * np.log(0.5 / PSI_EPSILON)
+    )
+
+
+def test_psi_compares_only_the_features_both_sides_have_largest_first():
+    training = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0), "gone": np.arange(10.0)})
+    reference = distribution_reference(training, bins=2)
+    new = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) + 3, "added": np.zeros(10)})
+    table, metrics = population_stability(new, reference)
+    assert table["feature"].tolist() == ["b", "a"]
+    assert set(metrics) == {"drift_psi_a", "drift_psi_b", "drift_psi_max"}
+    assert drifted_features(metrics, threshold=0.2) == {"b": metrics["drift_psi_b"]}
+    assert drifted_features(metrics, threshold=metrics["drift_psi_b"]) == {}
