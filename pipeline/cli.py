@@ -2,7 +2,9 @@
 
 Exit codes: 0 success (also: an idempotent retraining that found the same run already done);
 1 an unexpected failure (a bug: the traceback is kept); 2 bad input or configuration (one line
-on stderr, nothing written); 3 another training holds the lock (nothing done).
+on stderr, nothing written); 3 another training holds the lock (nothing done); 4, from
+``retrain`` only, the new model was trained and registered but did not pass the promotion gates
+(it stays challenger; ``train`` exits 0 then).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -20,8 +23,13 @@ from rich.table import Table
 from pipeline.config import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import LockedError, UserFacingError
 
+if TYPE_CHECKING:
+    from pipeline.train import TrainingOutcome
+
 EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
+# A scheduled retraining whose model was held back needs a person (``loyalty promote``).
+EXIT_NOT_PROMOTED = 4
 STAGE_LABELS = {
     "data": "Reading and validating transactions",
     "features": "Building customer features",
@@ -55,6 +63,17 @@ def _configure_logging(verbose: bool) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", module="mlflow")
+
+
+def _drift_line(metrics: dict[str, float], *, threshold: float, against: str) -> str:
+    from pipeline.evaluate import drifted_features
+
+    line = f"drift against {against}: largest PSI {metrics['drift_psi_max']:.3f}"
+    drifted = drifted_features(metrics, threshold=threshold)
+    if not drifted:
+        return f"{line}, none above {threshold:.2f}"
+    listed = ", ".join(f"{name} {value:.2f}" for name, value in drifted.items())
+    return f"{line}; WARNING, above {threshold:.2f}: {listed}"
 
 
 def _summary_table(summary, metrics: dict[str, float]) -> Table:
@@ -149,7 +168,7 @@ def train(
     allow_share_shift: bool,
     idempotent: bool,
     verbose: bool,
-) -> None:
+) -> TrainingOutcome:
     """Fit features, clusters, customer value and statuses; write the segment table."""
     _configure_logging(verbose)
     started = time.perf_counter()
@@ -196,7 +215,7 @@ def train(
             "date; nothing to do",
             highlight=False,
         )
-        return
+        return outcome
     result = outcome.result
     out = _stdout()
     out.print(_summary_table(result.summary, result.metrics))
@@ -220,6 +239,14 @@ def train(
             f"{int(metrics['transition_customers_compared']):,} customers changed status"
             + (f"; {moves}" if moves else "")
         )
+    if "drift_psi_max" in metrics:
+        lines.append(
+            _drift_line(
+                metrics,
+                threshold=config.monitoring.drift_warn_psi,
+                against="the champion's training data",
+            )
+        )
     lines.append(f"outputs: {outcome.output}/   model: {config.model_path}")
     tracked = outcome.tracked
     if tracked:
@@ -232,6 +259,7 @@ def train(
     lines.append(f"done in {time.perf_counter() - started:.1f} s")
     for line in lines:
         out.print(line, highlight=False)
+    return outcome
 
 
 @main.command()
@@ -299,6 +327,15 @@ def score(
         f"rows set aside: {outcome.rows_quarantined:,}; outputs: {outcome.output}/",
         highlight=False,
     )
+    if outcome.drift:
+        out.print(
+            _drift_line(
+                outcome.drift,
+                threshold=model.config.monitoring.drift_warn_psi,
+                against="the model's training data",
+            ),
+            highlight=False,
+        )
 
 
 def pd_timestamp(value):
@@ -330,8 +367,11 @@ def retrain(
     tracking_uri: str | None,
     verbose: bool,
 ) -> None:
-    """Scheduled retraining: train, tagged scheduled, and idempotent (see README for cron)."""
-    ctx.invoke(
+    """Scheduled retraining: train, tagged scheduled, and idempotent (see README for cron).
+
+    Exits 4 when the new model was registered but held back by the promotion gates.
+    """
+    outcome = ctx.invoke(
         train,
         config_path=config_path,
         transactions=transactions,
@@ -346,6 +386,17 @@ def retrain(
         idempotent=True,
         verbose=verbose,
     )
+    tracked = outcome.tracked
+    if tracked is not None and tracked.model_version is not None and not tracked.promoted:
+        failed = ", ".join(g.name for g in tracked.gates if g.passed is False)
+        console.print(
+            f"[bold yellow]not promoted:[/] model version {tracked.model_version} stays "
+            f"challenger (gates failed: {failed}); review it, `loyalty promote` if it should "
+            f"serve; exit code {EXIT_NOT_PROMOTED}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_NOT_PROMOTED)
 
 
 def _tracking_options(function):

@@ -351,6 +351,19 @@ class PromotionConfig(_Section):
     )
 
 
+class MonitoringConfig(_Section):
+    """Checks that warn but never block: how far the data has moved from what a model was
+    trained on."""
+
+    drift_warn_psi: float = Field(
+        default=0.2,
+        gt=0,
+        description="warn when a feature's population stability index against the champion's "
+        "training data (training) or the bundle's own (scoring) exceeds this; below 0.1 is "
+        "commonly read as stable, above 0.25 as a large shift",
+    )
+
+
 class PlaybookEntry(_Section):
     action: str
     channel: str
@@ -406,6 +419,7 @@ class Config(_Section):
     labeling: LabelingConfig = LabelingConfig()
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     playbook: dict[Status, PlaybookEntry] | None = Field(
         default=None, description="null uses pipeline/rules/playbook.yaml"
     )

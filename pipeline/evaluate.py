@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
@@ -190,3 +193,236 @@ def status_transitions(
         moved = (joined["status_before"] == origin) & (joined["status_after"] == destination)
         metrics[f"moved_{origin}_to_{destination}"] = float(moved.sum())
     return counts, metrics
+
+
+# -- KPIs per status: how success is measured, run after run ------------------------------------
+KPI_NAMES = ("retention", "repeat_rate", "avg_spend")
+_KPI_INPUTS = ("status", "frequency", "tenure_days", "days_since_last_purchase", "spend_recent")
+
+
+def status_kpis(
+    segments: pd.DataFrame, *, recent_window_days: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Retention rate, repeat-purchase rate and average recent spend of each status.
+
+    The recent window is the last ``recent_window_days`` days up to as-of, the same window as
+    the ``spend_recent`` feature: a purchase day counts as recent when it is fewer than
+    ``recent_window_days`` days before as-of. For the customers of one status:
+
+    - retention rate: of those who were already customers when the window began (first
+      purchase at least ``recent_window_days`` days before as-of, ``tenure_days >=
+      recent_window_days``), the share who bought again inside it (``days_since_last_purchase
+      < recent_window_days``). Customers who first bought inside the window are not in the
+      base: they could not have been retained.
+    - repeat-purchase rate: the share with at least one repeat purchase day over their whole
+      history (``frequency >= 1``).
+    - average spend: mean ``spend_recent`` per customer, customers who spent nothing in the
+      window included.
+
+    Parameters
+    ----------
+    segments
+        One row per customer with ``status``, ``frequency``, ``tenure_days``,
+        ``days_since_last_purchase`` and ``spend_recent`` (the segment table).
+    recent_window_days
+        Length of the recent window (``features.recent_window_days``).
+
+    Returns
+    -------
+    table
+        One row per status that has customers (in :data:`STATUSES` order): ``status``,
+        ``customers``, ``retention_base`` (customers before the window), ``retention``,
+        ``repeat_rate``, ``avg_spend``; ``retention`` is NaN when its base is empty.
+    metrics
+        ``kpi_retention_<status>``, ``kpi_repeat_rate_<status>`` and ``kpi_avg_spend_<status>``.
+        A KPI that is undefined (a status nobody has, a retention base of nobody) is left out
+        rather than logged as NaN or a made-up 0, so a chart across runs shows a gap.
+    """
+    missing = [c for c in _KPI_INPUTS if c not in segments.columns]
+    if missing:
+        raise ValueError(f"status_kpis needs the columns {missing}")
+    before_window = segments["tenure_days"] >= recent_window_days
+    bought_recently = segments["days_since_last_purchase"] < recent_window_days
+    per_customer = pd.DataFrame(
+        {
+            "status": segments["status"],
+            "before_window": before_window,
+            # retained: a customer before the window who bought inside it (NaN outside the base)
+            "retained": bought_recently.where(before_window).astype("float64"),
+            "repeater": (segments["frequency"] >= 1).astype("float64"),
+            "spend_recent": segments["spend_recent"].astype("float64"),
+        }
+    )
+    grouped = per_customer.groupby("status", sort=False)
+    table = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "retention_base": grouped["before_window"].sum().astype("int64"),
+            "retention": grouped["retained"].mean(),  # mean skips NaN: the base only
+            "repeat_rate": grouped["repeater"].mean(),
+            "avg_spend": grouped["spend_recent"].mean(),
+        }
+    )
+    order = [s for s in STATUSES if s in table.index]
+    table = table.loc[order].rename_axis("status").reset_index()
+    metrics = {
+        f"kpi_{kpi}_{row['status']}": float(row[kpi])
+        for row in table.to_dict("records")
+        for kpi in KPI_NAMES
+        if pd.notna(row[kpi])
+    }
+    return table, metrics
+
+
+def kpis_across_runs(
+    earlier: pd.DataFrame, current: Mapping[str, float], *, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """This run's KPIs beside earlier runs' ones, one row per as-of date.
+
+    Parameters
+    ----------
+    earlier
+        One row per earlier run, newest first, with ``run_id``, ``as_of`` and ``kpi_*`` columns
+        (:func:`pipeline.tracking.kpi_runs`); may be empty.
+    current
+        This run's metrics; only the ``kpi_*`` ones are used.
+    as_of
+        This run's as-of date.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``as_of``, ``run_id`` (empty for this run) and every ``kpi_*`` column, oldest date
+        first; NaN where a run has no value for a KPI. When several runs share an as-of date
+        the newest stands for it (this run for its own date): a rerun replaces what it reran.
+    """
+    kpis = {name: value for name, value in current.items() if name.startswith("kpi_")}
+    this_run = pd.DataFrame([{"as_of": pd.Timestamp(as_of), "run_id": "", **kpis}])
+    runs = this_run
+    if not earlier.empty:
+        previous = earlier.assign(as_of=pd.to_datetime(earlier["as_of"]))
+        runs = pd.concat([this_run, previous], ignore_index=True)
+    kpi_columns = sorted(c for c in runs.columns if c.startswith("kpi_"))
+    return (
+        runs.drop_duplicates("as_of", keep="first")
+        .sort_values("as_of", kind="mergesort")
+        .reset_index(drop=True)[["as_of", "run_id", *kpi_columns]]
+    )
+
+
+# -- Drift: this data's feature distributions against the training data's ------------------------
+REFERENCE_BINS = 10
+# Shares below this count as this: an empty bin would make ln(a / e) infinite.
+PSI_EPSILON = 1e-4
+
+
+@dataclass(frozen=True)
+class BinnedDistribution:
+    """One feature's distribution at training, as shares of bins.
+
+    Bin ``i`` holds the values in ``(cuts[i - 1], cuts[i]]``; the first bin is open below and
+    the one after the last cut open above, so values outside the training range still fall in
+    a bin. A last extra bin holds missing (NaN or infinite) values: a change in how many
+    customers lack a value (``mean_gap_days`` before a repeat purchase) is drift too.
+    """
+
+    cuts: tuple[float, ...]
+    shares: tuple[float, ...]  # len(cuts) + 1 value bins, then the missing bin
+
+
+def bin_shares(values: pd.Series | np.ndarray, cuts: tuple[float, ...]) -> np.ndarray:
+    """Share of ``values`` in each bin of :class:`BinnedDistribution` with these cuts."""
+    values = np.asarray(values, dtype="float64")
+    finite = np.isfinite(values)
+    counts = np.bincount(
+        np.searchsorted(np.asarray(cuts, dtype="float64"), values[finite], side="left"),
+        minlength=len(cuts) + 1,
+    )
+    counts = np.append(counts, np.count_nonzero(~finite))
+    return counts / max(len(values), 1)
+
+
+def distribution_reference(
+    features: pd.DataFrame, *, bins: int = REFERENCE_BINS
+) -> dict[str, BinnedDistribution]:
+    """The distribution of every numeric column, for :func:`population_stability` later.
+
+    Cuts are the training quantiles at 1/bins, ..., (bins - 1)/bins of the finite values, taken
+    at observed values (``inverted_cdf``) so that each bin holds about 1/bins of the customers;
+    equal cuts are merged, so a feature where many customers share a value (no repeat purchase:
+    ``frequency`` 0) gets fewer, wider bins instead of empty ones.
+    """
+    reference = {}
+    for column in features.select_dtypes("number").columns:
+        values = features[column].to_numpy(dtype="float64")
+        finite = values[np.isfinite(values)]
+        cuts = (
+            np.unique(np.quantile(finite, np.arange(1, bins) / bins, method="inverted_cdf"))
+            if len(finite)
+            else np.array([])
+        )
+        reference[str(column)] = BinnedDistribution(
+            cuts=tuple(float(c) for c in cuts),
+            shares=tuple(float(s) for s in bin_shares(values, tuple(cuts))),
+        )
+    return reference
+
+
+def psi(actual: np.ndarray, expected: np.ndarray, *, epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index of bin shares ``actual`` against ``expected``.
+
+    PSI = sum over bins of (a - e) * ln(a / e), with a share below ``epsilon`` raised to it
+    (not renormalised). 0 for identical shares; every bin adds a non-negative amount.
+    """
+    a = np.maximum(np.asarray(actual, dtype="float64"), epsilon)
+    e = np.maximum(np.asarray(expected, dtype="float64"), epsilon)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def population_stability(
+    features: pd.DataFrame,
+    reference: Mapping[str, BinnedDistribution],
+    *,
+    epsilon: float = PSI_EPSILON,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """PSI of each reference feature: ``features`` binned as the training data was.
+
+    Features of the reference that ``features`` does not have are skipped (a bundle trained
+    before a feature was added or renamed), as are columns the reference does not know.
+
+    Returns
+    -------
+    table
+        ``feature``, ``psi``, largest first.
+    metrics
+        ``drift_psi_<feature>`` for each, and ``drift_psi_max`` (when any was compared).
+    """
+    if len(features) == 0:
+        raise ValueError("population_stability needs at least one customer")
+    rows = [
+        {
+            "feature": name,
+            "psi": psi(bin_shares(features[name], binned.cuts), binned.shares, epsilon=epsilon),
+        }
+        for name, binned in reference.items()
+        if name in features.columns
+    ]
+    table = (
+        pd.DataFrame(rows, columns=["feature", "psi"])
+        .sort_values(["psi", "feature"], ascending=[False, True], kind="mergesort")
+        .reset_index(drop=True)
+    )
+    metrics = {f"drift_psi_{row.feature}": float(row.psi) for row in table.itertuples()}
+    if rows:
+        metrics["drift_psi_max"] = float(table["psi"].max())
+    return table, metrics
+
+
+def drifted_features(metrics: Mapping[str, float], *, threshold: float) -> dict[str, float]:
+    """The features whose ``drift_psi_<feature>`` exceeds ``threshold``, largest first."""
+    above = {
+        name.removeprefix("drift_psi_"): value
+        for name, value in metrics.items()
+        if name.startswith("drift_psi_") and name != "drift_psi_max" and value > threshold
+    }
+    return dict(sorted(above.items(), key=lambda item: (-item[1], item[0])))

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from pipeline.actions import apply_playbook, assign_sub_segments
 from pipeline.config import Config, shipped_playbook, shipped_sub_segments
 from pipeline.customer_value import ValueForecaster
+from pipeline.evaluate import BinnedDistribution
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.schema import CUSTOMER_ID
@@ -98,6 +99,9 @@ class SegmentationModel:
     value_model: ValueForecaster
     labeler: StatusLabeler
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Each feature's training distribution, for drift checks. A class-level default, so that
+    # bundles pickled before it existed still load (and simply have no reference).
+    feature_reference: dict[str, BinnedDistribution] | None = None
 
     def features(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import matplotlib
+import matplotlib.dates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -187,6 +188,37 @@ def transitions(counts: pd.DataFrame) -> Figure:
     return fig
 
 
+KPI_TITLES = {
+    "retention": "Retention rate (bought again in the recent window)",
+    "repeat_rate": "Repeat-purchase rate",
+    "avg_spend": "Average spend in the recent window",
+}
+
+
+def kpis_across_runs(runs: pd.DataFrame) -> Figure:
+    """Each KPI over as-of dates, one line per status (a gap where a run has no value)."""
+    fig, axes = plt.subplots(
+        1, len(KPI_TITLES), figsize=(5.2 * len(KPI_TITLES), 4.2), constrained_layout=True
+    )
+    dates = pd.to_datetime(runs["as_of"])
+    for ax, (kpi, title) in zip(np.atleast_1d(axes), KPI_TITLES.items(), strict=True):
+        for status in STATUSES:
+            column = f"kpi_{kpi}_{status}"
+            if column in runs.columns and runs[column].notna().any():
+                ax.plot(dates, runs[column], "o-", color=STATUS_COLOURS[status], label=status)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("as of")
+        if kpi != "avg_spend":
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        locator = matplotlib.dates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))
+        ax.spines[["top", "right"]].set_visible(False)
+    np.atleast_1d(axes)[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle(f"KPIs per status over {len(runs)} runs", fontsize=11)
+    return fig
+
+
 def training_figures(result: TrainingResult) -> dict[str, Figure]:
     figures = {
         "status_sizes": status_sizes(result.segments),
@@ -202,6 +234,8 @@ def training_figures(result: TrainingResult) -> dict[str, Figure]:
         )
     if result.confusion is not None:
         figures["planted_confusion"] = confusion(result.confusion)
+    if "labeling_kpis_across_runs" in result.tables:
+        figures["kpis_across_runs"] = kpis_across_runs(result.tables["labeling_kpis_across_runs"])
     if "labeling_transitions" in result.tables:
         figures["status_transitions"] = transitions(
             result.tables["labeling_transitions"].set_index("before")

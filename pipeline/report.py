@@ -67,6 +67,13 @@ _TEMPLATE = """<!doctype html>
 <p class="note">Customer rules override a cluster's name for single customers:</p>
 {{ overrides | safe }}
 
+<h2>KPIs per status</h2>
+<p class="note">Over the last {{ window_days }} days before the as-of date: retention = share of the
+ customers who had bought before that window and bought again inside it (blank where nobody had);
+ repeat rate = share with at least one repeat purchase; average spend per customer in the window.</p>
+{{ kpis | safe }}
+{% if figures.kpis_across_runs %}<img alt="KPIs across runs" src="{{ figures.kpis_across_runs }}">{% endif %}
+
 <h2>What to do with each status</h2>
 {{ playbook | safe }}
 <h3>Sub-segments</h3>
@@ -172,6 +179,8 @@ def render_report(
         overrides=_table(tables.get("labeling_overrides", pd.DataFrame())),
         playbook=_table(playbook_table),
         sub_segments=_table(tables.get("labeling_sub_segments", pd.DataFrame())),
+        kpis=_table(tables.get("labeling_kpis", pd.DataFrame())),
+        window_days=config.features.recent_window_days,
         figures={name: figure_data_uri(figure) for name, figure in figures.items()},
         planted_f1=f"{metrics['planted_macro_f1']:.3f}" if "planted_macro_f1" in metrics else "",
     )

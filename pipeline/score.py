@@ -7,15 +7,23 @@ reproduces the training statuses exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import io, tracking
-from pipeline.evaluate import status_shares, status_summary
+from pipeline.evaluate import (
+    drifted_features,
+    population_stability,
+    status_shares,
+    status_summary,
+)
 from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,10 @@ class ScoringOutcome:
     summary: pd.DataFrame
     output: Path
     rows_quarantined: int
+    # PSI against the bundle's training data (empty for bundles without a reference), and the
+    # features above the warning threshold.
+    drift: dict[str, float] = field(default_factory=dict)
+    drifted: dict[str, float] = field(default_factory=dict)
 
 
 def load_model(reference: str, *, tracking_uri: str | None = None) -> SegmentationModel:
@@ -57,10 +69,27 @@ def run_scoring(
         clean.transactions, as_of=clean.as_of, horizon_days=horizon_days, returns=clean.returns
     )
     summary = status_summary(segments)
+    # Drift against the data this bundle was trained on (bundles older than the check have no
+    # reference and are scored without it).
+    reference = getattr(model, "feature_reference", None)
+    drift, psi_metrics, drifted, extra = None, {}, {}, {}
+    if reference:
+        drift, psi_metrics = population_stability(segments, reference)
+        threshold = model.config.monitoring.drift_warn_psi
+        drifted = drifted_features(psi_metrics, threshold=threshold)
+        extra = {"drift_warn_psi": threshold, "drifted_features": list(drifted)}
+        if drifted:
+            log.warning(
+                "data drift against the model's training data: PSI above %.2f for %s",
+                threshold,
+                ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
+            )
     with io.atomic_directory(output) as staging:
         io.write_frame(segments, staging / "segments.parquet")
         io.write_frame(clean.quarantine, staging / "quarantine.csv")
         io.write_frame(summary, staging / "status_summary.csv")
+        if drift is not None:
+            io.write_frame(drift, staging / "data_drift.csv")
         io.write_json(
             {
                 "as_of": str(clean.as_of.date()),
@@ -72,8 +101,12 @@ def run_scoring(
                     "rows_used": float(len(clean.transactions)),
                     "rows_quarantined": float(len(clean.quarantine)),
                     **status_shares(segments),
+                    **psi_metrics,
                 },
+                **extra,
             },
             staging / "metrics.json",
         )
-    return ScoringOutcome(segments, summary, Path(output), len(clean.quarantine))
+    return ScoringOutcome(
+        segments, summary, Path(output), len(clean.quarantine), psi_metrics, drifted
+    )

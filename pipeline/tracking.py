@@ -33,6 +33,7 @@ from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pipeline.model import SegmentationModel
     from pipeline.train import TrainingResult
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,42 @@ def training_runs(
     return pd.DataFrame(rows)
 
 
+def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFrame:
+    """The KPIs of earlier finished training runs on the same data source, newest first.
+
+    Only runs that read the same ``source`` are comparable: KPIs of another business's customers
+    are not a point on this one's line. Runs that failed or were killed are left out.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per run: ``run_id``, ``started``, ``as_of`` and its ``kpi_*`` metrics; empty
+        when there are none.
+    """
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return pd.DataFrame()
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{RUN_KIND_TAG} = 'training' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_runs,
+    )
+    # Compared in Python, not in the filter string: a path may hold a quote.
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
+            "as_of": run.data.tags.get("as_of"),
+            **{k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")},
+        }
+        for run in runs
+        if run.data.tags.get("data_source") == source
+    ]
+    return pd.DataFrame(rows)
+
+
 def _aliases_by_run(client: MlflowClient, model_name: str) -> dict[str, tuple[str, str]]:
     try:
         versions = client.search_model_versions(f"name = '{model_name}'")
@@ -419,6 +456,28 @@ def champion_segments_or_none(config: Config) -> pd.DataFrame | None:
     try:
         return load_champion_segments(tracking_uri=uri, model_name=config.tracking.registered_model)
     except (mlflow.exceptions.MlflowException, OSError):
+        return None
+
+
+def champion_bundle_or_none(config: Config) -> SegmentationModel | None:
+    """The champion's fitted bundle, or None when there is no champion or it cannot be loaded.
+
+    Used for monitoring only, so a champion that cannot be read (deleted artifacts, a bundle
+    from code that has since moved) is logged and skipped rather than stopping the training.
+    """
+    from pipeline.errors import InputError
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    name = config.tracking.registered_model
+    try:
+        client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None  # no registered model or no champion yet: nothing to compare with
+    try:
+        return load_registered_bundle(f"models:/{name}@{CHAMPION}", tracking_uri=uri)
+    except (InputError, OSError, ImportError, AttributeError, EOFError) as error:
+        log.warning("cannot load the champion's bundle (%s); no drift check", error)
         return None
 
 

@@ -25,7 +25,12 @@ from pipeline.customer_value import holdout_windows, select_value_model
 from pipeline.engine import connect
 from pipeline.errors import UserFacingError
 from pipeline.evaluate import (
+    distribution_reference,
+    drifted_features,
+    kpis_across_runs,
     planted_recovery,
+    population_stability,
+    status_kpis,
     status_shares,
     status_summary,
     status_transitions,
@@ -150,8 +155,10 @@ def fit_segmentation(
         clusterer=clusterer,
         value_model=value_model,
         labeler=labeler,
+        feature_reference=distribution_reference(features),
     )
     summary = status_summary(segments)
+    kpi_table, kpis = status_kpis(segments, recent_window_days=config.features.recent_window_days)
     stage_metrics = {
         "data": {
             "rows_in": float(clean.rows_in),
@@ -182,10 +189,12 @@ def fit_segmentation(
             "customer_rule_overrides": float((segments["status_source"] == "customer_rule").sum()),
             "sub_segmented_share": float(segments["sub_segment"].notna().mean()),
             "statuses_found": float(segments["status"].nunique()),
+            **kpis,
         },
     }
     tables = {
         "clv_model_comparison": selection.comparison,
+        "labeling_kpis": kpi_table,
         "labeling_sub_segments": segments["sub_segment"]
         .value_counts()
         .rename_axis("sub_segment")
@@ -349,6 +358,28 @@ def _run_training(
             counts, moves = status_transitions(previous, result.segments)
             result.tables["labeling_transitions"] = counts.reset_index()
             result.stage_metrics["labeling"].update(moves)
+        # KPIs over time: earlier runs on the same data beside this one, once there are two.
+        across = kpis_across_runs(
+            tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
+        )
+        if len(across) >= 2:
+            result.tables["labeling_kpis_across_runs"] = across
+        # Drift: this data's features against the champion's training data (bundles from
+        # before drift checks carry no reference: then there is nothing to compare with).
+        champion = tracking.champion_bundle_or_none(config)
+        reference = getattr(champion, "feature_reference", None)
+        if reference:
+            drift, psi_metrics = population_stability(result.segments, reference)
+            result.tables["data_drift"] = drift
+            result.stage_metrics["data"].update(psi_metrics)
+            threshold = config.monitoring.drift_warn_psi
+            drifted = drifted_features(psi_metrics, threshold=threshold)
+            if drifted:
+                log.warning(
+                    "data drift against the champion's training data: PSI above %.2f for %s",
+                    threshold,
+                    ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
+                )
 
     stage("outputs")
     with io.atomic_directory(config.output) as staging:

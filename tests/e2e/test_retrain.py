@@ -10,17 +10,24 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
+import pytest
 from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
 
 from pipeline import io
-from pipeline.cli import EXIT_LOCKED, main
+from pipeline.cli import EXIT_LOCKED, EXIT_NOT_PROMOTED, main
 from tests.e2e.test_train import small_config
 
 
 def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["retrain", "--config", str(small_config(tmp_path)), "--tracking-uri", uri]
+    # This test is about idempotency, not the gates (a held-back model exits 4): let them pass.
+    config = small_config(
+        tmp_path, "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0}"
+    )
+    args = ["retrain", "--config", str(config), "--tracking-uri", uri]
     first = CliRunner().invoke(main, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     run_id = json.loads((tmp_path / "out" / "run.json").read_text())["run_id"]
@@ -29,6 +36,38 @@ def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_pa
     assert f"already trained: run {run_id}" in second.output
     third = CliRunner().invoke(main, [*args, "--as-of", "2025-11-30"], catch_exceptions=False)
     assert third.exit_code == 0 and "already trained" not in third.output
+
+
+def test_a_retraining_held_back_by_the_gates_exits_4_and_leaves_the_model_challenger(
+    tmp_path, monkeypatch
+):
+    # (`train` keeps exiting 0 when its model is held back: see tests/e2e/test_runs.py.)
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A holdout Gini of 1 (every customer ranked exactly by what they went on to spend) is
+    # out of reach: this gate fails.
+    config = small_config(tmp_path, "promotion: {min_holdout_spend_gini: 1.0}")
+    args = ["retrain", "--config", str(config), "--tracking-uri", uri]
+    held_back = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert EXIT_NOT_PROMOTED == 4
+    assert held_back.exit_code == EXIT_NOT_PROMOTED, held_back.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["promoted"] is False and run["gates"]["holdout_gini"].startswith("failed")
+    assert f"not promoted: model version {run['model_version']} stays challenger" in (
+        held_back.output
+    )
+    assert "holdout_gini" in held_back.output.split("gates failed:")[1]
+    # trained, written and registered all the same: only the champion alias is withheld
+    assert (tmp_path / "models" / "bundle.joblib").exists()
+    client = MlflowClient(uri)
+    challenger = client.get_model_version_by_alias("loyalty-segmentation", "challenger")
+    assert str(challenger.version) == run["model_version"]
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias("loyalty-segmentation", "champion")
+
+    # the same data again is nothing to do, not a second alarm
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "already trained" in again.output
 
 
 def test_a_second_training_while_one_runs_exits_at_once_with_its_own_code(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
@@ -87,9 +89,9 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     assert missing.exit_code == 2 and "version 99" in missing.output
 
 
-def test_a_second_training_reports_who_moved_and_extends_the_history(tmp_path, monkeypatch):
-    import pandas as pd
-
+def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
+    tmp_path, monkeypatch, caplog
+):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # this test is about who moved, not about the gates: let the first model be champion
@@ -110,3 +112,54 @@ def test_a_second_training_reports_who_moved_and_extends_the_history(tmp_path, m
     assert (tmp_path / "out" / "plots" / "status_transitions.png").exists()
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
     assert "moved_loyal_to_at_risk" in metrics and 0 < metrics["transition_changed_share"] < 1
+
+    # KPIs per status on both runs, on the parent and on the labeling stage
+    client = MlflowClient(uri)
+    run_ids = earlier.drop_duplicates("as_of").set_index("as_of")["run_id"]
+    first_id, second_id = run_ids[pd.Timestamp("2025-10-31")], run_ids[pd.Timestamp("2025-12-31")]
+    for run_id in (first_id, second_id):
+        run = client.get_run(run_id)
+        statuses = set(earlier.loc[earlier["run_id"] == run_id, "status"])
+        kpis = {k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")}
+        assert {k.removeprefix("kpi_repeat_rate_") for k in kpis if "repeat_rate" in k} == statuses
+        assert {f"kpi_avg_spend_{s}" for s in statuses} <= set(kpis)
+        (labeling,) = client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.stage = 'labeling'",
+        )
+        assert {k: v for k, v in labeling.data.metrics.items() if k.startswith("kpi_")} == kpis
+    table = pd.read_csv(tmp_path / "out" / "labeling_kpis.csv").set_index("status")
+    assert metrics["kpi_retention_loyal"] == pytest.approx(table.loc["loyal", "retention"])
+
+    # and across runs: a chart once there are two, on the run and in its report
+    across = pd.read_csv(tmp_path / "out" / "labeling_kpis_across_runs.csv")
+    assert across["as_of"].tolist() == ["2025-10-31", "2025-12-31"]
+    assert across["run_id"].iloc[0] == first_id
+    assert across["kpi_avg_spend_loyal"].iloc[-1] == pytest.approx(metrics["kpi_avg_spend_loyal"])
+
+    def plots_of(run_id):
+        return {a.path for a in client.list_artifacts(run_id, "plots")}
+
+    assert "plots/kpis_across_runs.png" in plots_of(second_id)
+    assert "plots/kpis_across_runs.png" not in plots_of(first_id)
+    assert 'alt="KPIs across runs"' in (tmp_path / "out" / "report.html").read_text()
+
+    # drift: the second run's features against the champion's (the first run's) training data
+    assert "drift_psi_max" not in client.get_run(first_id).data.metrics  # no champion yet
+    drift = pd.read_csv(tmp_path / "out" / "data_drift.csv")
+    assert {"frequency", "days_since_last_purchase", "spend_recent"} <= set(drift["feature"])
+    assert metrics["drift_psi_max"] == pytest.approx(drift["psi"].max())
+    # two months more history changes how long everyone has been a customer
+    assert metrics["drift_psi_tenure_days"] > 0
+    (data_stage,) = client.search_runs(
+        [client.get_run(second_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{second_id}' and tags.stage = 'data'",
+    )
+    assert data_stage.data.metrics["drift_psi_max"] == pytest.approx(metrics["drift_psi_max"])
+    assert "drift against the champion's training data: largest PSI" in output
+    # a warning (in the log and the summary) exactly when a feature is above the threshold
+    drifted = drift.loc[drift["psi"] > 0.2, "feature"].tolist()
+    warned = [r.getMessage() for r in caplog.records if "data drift" in r.getMessage()]
+    assert len(warned) == (1 if drifted else 0)
+    assert all(f"{feature} (" in warned[0] for feature in drifted)
+    assert ("WARNING, above 0.20" in output) == bool(drifted)

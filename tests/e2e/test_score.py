@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -46,6 +52,10 @@ def test_scoring_the_training_data_with_the_champion_reproduces_the_training_sta
         assert result.exit_code == 0, result.output
         scored = pd.read_parquet(output / "segments.parquet")
         pd.testing.assert_frame_equal(scored, trained)
+        # the very data the bundle was trained on has not drifted at all
+        metrics = json.loads((output / "metrics.json").read_text())
+        assert metrics["metrics"]["drift_psi_max"] == 0.0 and metrics["drifted_features"] == []
+        assert "largest PSI 0.000, none above 0.20" in result.output
 
 
 def test_scoring_a_later_date_moves_silent_customers_towards_lost(tmp_path, monkeypatch):
@@ -78,3 +88,50 @@ def test_a_missing_model_is_exit_2_with_one_line(tmp_path):
     )
     assert result.exit_code == 2
     assert "model bundle not found" in result.output
+
+
+def test_scoring_data_that_has_drifted_from_the_training_data_warns_on_stderr(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("train", "--config", str(small_config(tmp_path)), "--no-tracking").exit_code == 0
+    # the same purchases at four times the price: spend features move, timing features do not
+    transactions = pd.read_csv(tmp_path / "embedded" / "transactions.csv")
+    shifted = tmp_path / "pricier.csv"
+    transactions.assign(amount=transactions["amount"] * 4).to_csv(shifted, index=False)
+    output = tmp_path / "scored"
+    # A real process: what a scheduler's log gets on stderr.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "score",
+            "--model",
+            str(tmp_path / "models" / "bundle.joblib"),
+            "--transactions",
+            str(shifted),
+            "--as-of",
+            "2025-12-31",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WARNING" in done.stderr
+    assert "data drift against the model's training data: PSI above 0.20" in done.stderr
+    assert "avg_order_value" in done.stderr
+    scored = json.loads((output / "metrics.json").read_text())
+    psi = scored["metrics"]
+    assert psi["drift_psi_avg_order_value"] > 0.2 and psi["drift_psi_total_spend"] > 0.2
+    assert psi["drift_psi_tenure_days"] == 0.0 and psi["drift_psi_frequency"] == 0.0
+    assert scored["drift_warn_psi"] == 0.2
+    assert "avg_order_value" in scored["drifted_features"]
+    assert "tenure_days" not in scored["drifted_features"]
+    drift = pd.read_csv(output / "data_drift.csv")
+    assert drift["psi"].max() == pytest.approx(psi["drift_psi_max"])
+    assert "WARNING, above 0.20" in done.stdout

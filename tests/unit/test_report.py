@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from pipeline import plots
@@ -13,17 +15,23 @@ from pipeline.train import fit_segmentation
 
 
 @pytest.fixture(scope="module")
-def html() -> str:
+def result():
     transactions, _ = generate_transactions(1200, random_state=5)
     config = Config(embedded=EmbeddedDataConfig(n_customers=1200))
-    result = fit_segmentation(
-        clean_transactions(transactions, data=config.data, source="t"), config
-    )
+    return fit_segmentation(clean_transactions(transactions, data=config.data, source="t"), config)
+
+
+def render(result) -> str:
     figures = plots.training_figures(result)
     try:
         return render_report(result, figures, run_id="abc123", source="t.csv")
     finally:
         plots.close(figures)
+
+
+@pytest.fixture(scope="module")
+def html(result) -> str:
+    return render(result)
 
 
 def test_the_report_is_self_contained(html):
@@ -41,8 +49,26 @@ def test_the_report_has_every_section_an_analyst_needs(html):
         "How clusters were named",
         "What to do with each status",
         "Sub-segments",
+        "KPIs per status",
     ):
         assert heading in html
     assert "abc123" in html and "highest silhouette" in html
     assert "Welcome offer" in html  # the playbook
     assert "customer rule:" in html  # override counts
+
+
+def test_the_kpi_table_is_in_the_report_and_the_chart_only_once_there_are_two_runs(result, html):
+    kpis = result.tables["labeling_kpis"]
+    assert {"status", "retention", "repeat_rate", "avg_spend"} <= set(kpis.columns)
+    assert "repeat_rate" in html and 'alt="KPIs across runs"' not in html
+
+    across = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2025-11-30", "2025-12-31"]),
+            "run_id": ["r1", ""],
+            "kpi_retention_loyal": [0.8, 0.9],
+            "kpi_avg_spend_loyal": [40.0, 42.0],
+        }
+    )
+    with_history = replace(result, tables={**result.tables, "labeling_kpis_across_runs": across})
+    assert 'alt="KPIs across runs"' in render(with_history)
