@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.config import FeatureConfig
 from pipeline.evaluate import (
     PSI_EPSILON,
     bin_shares,
@@ -163,7 +164,11 @@ def test_an_undefined_kpi_is_left_out_not_logged_as_nan_or_zero():
 
 def test_kpi_windows_match_the_recent_spend_feature(six_rows):
     # as of 2024-02-10 with a 30-day window: a's purchase on 01-11 is exactly 30 days old (out)
-    features = build_features(six_rows, as_of=pd.Timestamp("2024-02-10"), recent_window_days=30)
+    features = build_features(
+        six_rows,
+        as_of=pd.Timestamp("2024-02-10"),
+        settings=FeatureConfig(recent_window_days=30),
+    )
     _, metrics = status_kpis(features.assign(status="loyal"), recent_window_days=30)
     # a (since 01-01, bought 01-31) is retained; c (one purchase 01-02) is not; b is too new
     assert metrics["kpi_retention_loyal"] == 0.5
