@@ -138,6 +138,13 @@ def main() -> None:
 )
 @click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
 @click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["duckdb", "spark"]),
+    default=None,
+    help="Where the data stage and features run (config: engine.name; default duckdb).",
+)
+@click.option(
     "--trigger",
     type=click.Choice(["manual", "scheduled"]),
     default="manual",
@@ -164,6 +171,7 @@ def train(
     seed: int | None,
     tracking_uri: str | None,
     no_tracking: bool,
+    engine_name: str | None,
     trigger: str,
     allow_share_shift: bool,
     idempotent: bool,
@@ -185,6 +193,7 @@ def train(
                 "seed": seed,
                 "tracking.tracking_uri": tracking_uri,
                 "tracking.enabled": False if no_tracking else None,
+                "engine.name": engine_name,
                 "promotion.allow_share_shift": True if allow_share_shift else None,
             },
         )
@@ -290,6 +299,17 @@ def train(
 @click.option(
     "--tracking-uri", type=str, default=None, help="MLflow tracking URI for models:/ references."
 )
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["duckdb", "spark"]),
+    default=None,
+    help="Where to score (default: the engine the model was trained with). On spark, "
+    "--transactions may also be a folder, a glob or spark:db.table.",
+)
+@click.option(
+    "--spark-master", default=None, help="Spark master URL, e.g. local[4] (with --engine spark)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def score(
     model_reference: str,
@@ -298,6 +318,8 @@ def score(
     horizon_days: int | None,
     output: Path,
     tracking_uri: str | None,
+    engine_name: str | None,
+    spark_master: str | None,
     verbose: bool,
 ) -> None:
     """Apply a fitted model to new transactions, without refitting; same table as train."""
@@ -309,6 +331,14 @@ def score(
             logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
         with console.status("Loading the model"):
             model = load_model(model_reference, tracking_uri=tracking_uri)
+        engine = model.config.engine
+        if engine_name is not None or spark_master is not None:
+            engine = engine.model_copy(
+                update={
+                    "name": engine_name or engine.name,
+                    "spark_master": spark_master or engine.spark_master,
+                }
+            )
         with console.status("Scoring"):
             outcome = run_scoring(
                 model,
@@ -316,6 +346,7 @@ def score(
                 as_of=pd_timestamp(as_of),
                 output=output,
                 horizon_days=horizon_days,
+                engine=engine,
             )
     except UserFacingError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -323,7 +354,7 @@ def score(
     out = _stdout()
     out.print(_summary_table(outcome.summary, {}))
     out.print(
-        f"{len(outcome.segments):,} customers scored with {model_reference}; "
+        f"{outcome.customers:,} customers scored with {model_reference}; "
         f"rows set aside: {outcome.rows_quarantined:,}; outputs: {outcome.output}/",
         highlight=False,
     )
@@ -381,6 +412,7 @@ def retrain(
         seed=None,
         tracking_uri=tracking_uri,
         no_tracking=False,
+        engine_name=None,
         trigger="scheduled",
         allow_share_shift=False,
         idempotent=True,

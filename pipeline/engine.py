@@ -45,10 +45,28 @@ class Engine:
         name = f"loyalty_{uuid.uuid4().hex[:12]}"
         self._temporary.append(name)
         if self.name == "spark":
-            session = self.backend._session
-            session.createDataFrame(frame).createOrReplaceTempView(name)
+            # The schema from the dtypes: an empty frame has no rows to infer it from.
+            self.session.createDataFrame(frame, schema=spark_schema(frame)).createOrReplaceTempView(
+                name
+            )
             return self.backend.table(name)
         return self.backend.create_table(name, frame, temp=True)
+
+    @property
+    def session(self) -> Any:
+        """The Spark session of a spark engine."""
+        if self.name != "spark":
+            raise TypeError("only the spark engine has a Spark session")
+        return self.backend._session
+
+    def register(self, frame: Any) -> ibis.Table:
+        """A Spark DataFrame already on this engine's session, as a table."""
+        if self.name != "spark":
+            raise TypeError("only the spark engine holds Spark DataFrames")
+        name = f"loyalty_{uuid.uuid4().hex[:12]}"
+        self._temporary.append(name)
+        frame.createOrReplaceTempView(name)
+        return self.backend.table(name)
 
     def read(self, path: str | Path) -> ibis.Table:
         """A Parquet or CSV file (or a directory / glob of them) as a table, read lazily."""
@@ -63,7 +81,7 @@ class Engine:
         name = f"loyalty_{uuid.uuid4().hex[:12]}"
         self._temporary.append(name)
         if self.name == "spark":
-            frame = self.backend._session.sql(ibis.to_sql(expression, dialect="pyspark"))
+            frame = self.session.sql(ibis.to_sql(expression, dialect="pyspark"))
             frame.cache().createOrReplaceTempView(name)
             return self.backend.table(name)
         return self.backend.create_table(name, expression, temp=True)
@@ -76,7 +94,7 @@ class Engine:
         for name in self._temporary:
             try:
                 if self.name == "spark":
-                    self.backend._session.catalog.dropTempView(name)
+                    self.session.catalog.dropTempView(name)
                 else:
                     self.backend.drop_table(name, force=True)
             except Exception:  # the session may already be gone; nothing is left to clean
@@ -137,3 +155,23 @@ def _connect_spark(config: EngineConfig) -> Engine:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return Engine("spark", ibis.pyspark.connect(session))
+
+
+def spark_schema(frame: pd.DataFrame) -> Any:
+    """The Spark schema of a pandas frame, from its dtypes (a column of nulls is still typed)."""
+    from pyspark.sql import types as T
+
+    def spark_type(dtype: Any) -> Any:
+        if pd.api.types.is_bool_dtype(dtype):
+            return T.BooleanType()
+        if pd.api.types.is_integer_dtype(dtype):
+            return T.LongType()
+        if pd.api.types.is_float_dtype(dtype):
+            return T.DoubleType()
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return T.TimestampType()
+        return T.StringType()
+
+    return T.StructType(
+        [T.StructField(str(name), spark_type(dtype)) for name, dtype in frame.dtypes.items()]
+    )

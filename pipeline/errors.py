@@ -37,6 +37,11 @@ class InputError(UserFacingError):
         The offending column, when there is one.
     row
         The 1-based data row (the header is not counted), when there is one.
+    count
+        How many rows have the same problem, when that helps.
+    check
+        The check that found it, when rows found by one check in several parts of a file are
+        counted together.
     """
 
     source: str
@@ -44,6 +49,8 @@ class InputError(UserFacingError):
     hint: str = ""
     column: str | None = None
     row: int | None = None
+    count: int | None = None  # how many rows share the problem, when that helps
+    check: str | None = None  # which check found it: counts of one check are added up
 
     def __str__(self) -> str:
         where = [self.source]
@@ -51,5 +58,6 @@ class InputError(UserFacingError):
             where.append(f"column '{self.column}'")
         if self.row is not None:
             where.append(f"row {self.row}")
-        message = f"{', '.join(where)}: {self.problem}"
+        problem = self.problem if self.count is None else f"{self.problem} ({self.count} such rows)"
+        message = f"{', '.join(where)}: {problem}"
         return f"{message}. {self.hint}" if self.hint else message

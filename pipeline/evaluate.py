@@ -20,23 +20,48 @@ def status_shares(segments: pd.DataFrame) -> dict[str, float]:
     return {f"share_{status}": float(shares.get(status, 0.0)) for status in STATUSES}
 
 
-def status_summary(segments: pd.DataFrame) -> pd.DataFrame:
-    """One row per status present: customers, share, mean expected spend, share of value."""
+def status_totals(segments: pd.DataFrame) -> pd.DataFrame:
+    """Per status: ``customers``, ``expected_spend`` and ``p_alive`` summed (indexed by status)."""
     grouped = segments.groupby("status", sort=False)
-    total_value = segments["expected_spend"].sum()
-    summary = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customers": grouped.size(),
-            "share": grouped.size() / len(segments),
-            "mean_expected_spend": grouped["expected_spend"].mean(),
-            "mean_p_alive": grouped["p_alive"].mean(),
-            "value_share": grouped["expected_spend"].sum() / total_value
-            if total_value > 0
-            else 0.0,
+            "expected_spend": grouped["expected_spend"].sum(),
+            "p_alive": grouped["p_alive"].sum(),
+        }
+    )
+
+
+def summary_from_totals(totals: pd.DataFrame) -> pd.DataFrame:
+    """The status summary from :func:`status_totals` (or the same sums made elsewhere, e.g. Spark).
+
+    One row per status present, in the statuses' order: customers, share, mean expected spend,
+    mean p_alive, share of value.
+    """
+    customers = totals["customers"]
+    total_value = totals["expected_spend"].sum()
+    summary = pd.DataFrame(
+        {
+            "customers": customers.astype("int64"),
+            "share": customers / customers.sum(),
+            "mean_expected_spend": totals["expected_spend"] / customers,
+            "mean_p_alive": totals["p_alive"] / customers,
+            "value_share": totals["expected_spend"] / total_value if total_value > 0 else 0.0,
         }
     )
     order = [s for s in STATUSES if s in summary.index]
     return summary.loc[order].rename_axis("status").reset_index()
+
+
+def status_summary(segments: pd.DataFrame) -> pd.DataFrame:
+    """One row per status present: customers, share, mean expected spend, share of value."""
+    return summary_from_totals(status_totals(segments))
+
+
+def shares_from_summary(summary: pd.DataFrame) -> dict[str, float]:
+    """``share_<status>`` for every status (0 for one nobody has), from a status summary."""
+    shares = summary.set_index("status")["share"]
+    return {f"share_{status}": float(shares.get(status, 0.0)) for status in STATUSES}
 
 
 def planted_recovery(

@@ -103,6 +103,8 @@ def source_location(source: str) -> str:
         from pipeline.clv import lifetimes_dataset_path
 
         return str(lifetimes_dataset_path(BUILTIN_SOURCES[source]))
+    if source.startswith("spark:"):  # a table in the Spark catalogue
+        return source
     return str(Path(source).resolve())
 
 

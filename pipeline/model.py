@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from pipeline.actions import apply_playbook, assign_sub_segments
-from pipeline.config import Config, shipped_playbook, shipped_sub_segments
+from pipeline.actions import RankReference, apply_playbook, assign_sub_segments
+from pipeline.config import Config, SubSegmentRule, shipped_playbook, shipped_sub_segments
 from pipeline.customer_value import ValueForecaster
 from pipeline.evaluate import BinnedDistribution
 from pipeline.features import build_features
@@ -44,6 +44,10 @@ SEGMENT_COLUMNS = (
 )
 
 
+def sub_segment_rules(config: Config) -> tuple[SubSegmentRule, ...]:
+    return config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
+
+
 def assemble_segments(
     features: pd.DataFrame,
     clusters: np.ndarray,
@@ -53,11 +57,14 @@ def assemble_segments(
     as_of: pd.Timestamp,
     config: Config,
     attributes: pd.DataFrame | None = None,
+    rank_reference: RankReference | None = None,
 ) -> pd.DataFrame:
     """One row per customer: contract columns first, then actions, features and the as-of date.
 
     ``attributes`` (one row per customer, from the customers table) are joined so that
     sub-segment rules can combine a status with them; customers without a row get nulls.
+    ``rank_reference`` places customers in the training population for ``rank_`` rules
+    (:func:`pipeline.actions.rank_reference`).
     """
     table = pd.concat(
         [
@@ -75,8 +82,9 @@ def assemble_segments(
     ).astype("datetime64[ns]")
     if attributes is not None:
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
-    rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
-    table["sub_segment"] = assign_sub_segments(table, rules)
+    table["sub_segment"] = assign_sub_segments(
+        table, sub_segment_rules(config), reference=rank_reference
+    )
     playbook = config.playbook if config.playbook is not None else shipped_playbook()
     table = pd.concat([table, apply_playbook(table, playbook)], axis=1)
     table["as_of"] = pd.Series(as_of, index=table.index).astype("datetime64[ns]")
@@ -102,6 +110,8 @@ class SegmentationModel:
     # Each feature's training distribution, for drift checks. A class-level default, so that
     # bundles pickled before it existed still load (and simply have no reference).
     feature_reference: dict[str, BinnedDistribution] | None = None
+    # The training population's quantiles of the columns sub-segment rules rank by.
+    rank_reference: dict[str, np.ndarray] | None = None
 
     def features(
         self,
@@ -144,6 +154,7 @@ class SegmentationModel:
             as_of=as_of,
             config=self.config,
             attributes=attributes,
+            rank_reference=self.rank_reference,
         )
 
     def segment(

@@ -9,12 +9,17 @@ rows that are merely unusable are set aside with a reason so that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipeline.config import CustomersConfig, DataConfig
+from pipeline.config import CustomersConfig, DataConfig, FeatureConfig
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline.engine import Engine
+    from pipeline.features import CustomerHistory
 
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
@@ -35,7 +40,8 @@ class CleanTransactions:
     """Result of cleaning: the rows to use, the rows set aside, and the as-of date applied.
 
     ``returns`` holds the return and cancellation lines observed by as-of (``customer_id``,
-    ``timestamp`` and the positive ``amount`` returned); they are also in ``quarantine``.
+    ``timestamp`` and the positive ``amount`` returned; they are also in ``quarantine``), or
+    None when the column mapping cannot tell returns at all.
     """
 
     transactions: pd.DataFrame
@@ -43,6 +49,18 @@ class CleanTransactions:
     as_of: pd.Timestamp
     rows_in: int
     returns: pd.DataFrame | None = None
+
+    @property
+    def rows_used(self) -> int:
+        return len(self.transactions)
+
+    def history(self, engine: Engine, settings: FeatureConfig) -> CustomerHistory:
+        """The clean transactions handed to a feature engine."""
+        from pipeline.features import CustomerHistory
+
+        return CustomerHistory.from_frames(
+            engine, self.transactions, settings=settings, returns=self.returns
+        )
 
     def counts_by_reason(self) -> dict[str, int]:
         if self.quarantine.empty:
@@ -53,11 +71,50 @@ class CleanTransactions:
 
 
 def _first_bad_row(mask: pd.Series) -> int:
-    # Rows are reported 1-based and without the header, as a spreadsheet user counts them.
-    return int(mask.to_numpy().nonzero()[0][0]) + 1
+    # Rows are reported 1-based and without the header, as a spreadsheet user counts them; the
+    # index holds each row's 0-based place in the file (also inside a partition of it).
+    return int(mask.index[mask.to_numpy()].min()) + 1
 
 
-def _parse_timestamps(values: pd.Series, *, fmt: str | None, source: str, column: str) -> pd.Series:
+class Problems:
+    """Every reason an input cannot be used, gathered so that the first one in the file is told.
+
+    Checks record problems instead of raising, so that a file split into partitions (Spark)
+    reports the same first problem as the whole file: the one at the earliest row (problems of
+    a whole column first), with the rows counted over every partition.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[InputError] = []
+
+    def add(self, error: InputError) -> None:
+        self.found.append(error)
+
+    def raise_first(self) -> None:
+        first = first_problem(self.found)
+        if first is not None:
+            raise first
+
+
+def first_problem(found: list[InputError]) -> InputError | None:
+    """The problem to tell: the earliest row (whole-column problems first), counts summed."""
+    if not found:
+        return None
+    first = min(found, key=lambda e: -1 if e.row is None else e.row)
+    if first.count is None:
+        return first
+    same = [e.count or 0 for e in found if e.check == first.check]
+    return replace(first, count=sum(same))
+
+
+def _parse_timestamps(
+    values: pd.Series,
+    *,
+    fmt: str | None,
+    source: str,
+    column: str,
+    problems: Problems | None = None,
+) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -70,12 +127,15 @@ def _parse_timestamps(values: pd.Series, *, fmt: str | None, source: str, column
         if bad.any():
             row = _first_bad_row(bad)
             expected = f"the format '{fmt}'" if fmt else "ISO 8601 (YYYY-MM-DD[ HH:MM:SS])"
-            raise InputError(
-                source,
-                f"cannot read '{text.iloc[row - 1]}' as a date in {expected}",
-                "Fix the value or set data.timestamp_format in the config to the file's format",
-                column=column,
-                row=row,
+            _report(
+                InputError(
+                    source,
+                    f"cannot read '{text.loc[row - 1]}' as a date in {expected}",
+                    "Fix the value or set data.timestamp_format in the config to the file's format",
+                    column=column,
+                    row=row,
+                ),
+                problems,
             )
     if getattr(parsed.dt, "tz", None) is not None:
         # Mixed offsets would make day boundaries ambiguous: compare everything in UTC.
@@ -83,9 +143,18 @@ def _parse_timestamps(values: pd.Series, *, fmt: str | None, source: str, column
     return parsed.astype("datetime64[ns]")
 
 
-def _parse_amounts(values: pd.Series, *, source: str, column: str) -> pd.Series:
+def _report(error: InputError, problems: Problems | None) -> None:
+    if problems is None:
+        raise error
+    problems.add(error)
+
+
+def _parse_amounts(
+    values: pd.Series, *, source: str, column: str, problems: Problems | None = None
+) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
-        raise InputError(source, "holds true/false values, not amounts", column=column)
+        _report(InputError(source, "holds true/false values, not amounts", column=column), problems)
+        return pd.Series(float("nan"), index=values.index)
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
     text = values.astype("string").str.strip()
@@ -93,12 +162,15 @@ def _parse_amounts(values: pd.Series, *, source: str, column: str) -> pd.Series:
     bad = parsed.isna() & text.notna() & (text != "")
     if bad.any():
         row = _first_bad_row(bad)
-        raise InputError(
-            source,
-            f"cannot read '{text.iloc[row - 1]}' as a number",
-            "Amounts must be plain numbers with a '.' decimal point and no currency sign",
-            column=column,
-            row=row,
+        _report(
+            InputError(
+                source,
+                f"cannot read '{text.loc[row - 1]}' as a number",
+                "Amounts must be plain numbers with a '.' decimal point and no currency sign",
+                column=column,
+                row=row,
+            ),
+            problems,
         )
     return parsed.astype("float64")
 
@@ -107,7 +179,9 @@ _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0", ""}
 
 
-def _parse_flags(values: pd.Series, *, source: str, column: str) -> pd.Series:
+def _parse_flags(
+    values: pd.Series, *, source: str, column: str, problems: Problems | None = None
+) -> pd.Series:
     """A true/false column (also yes/no, 1/0); missing values are false."""
     if pd.api.types.is_bool_dtype(values):
         return values.fillna(False).astype(bool)
@@ -115,12 +189,15 @@ def _parse_flags(values: pd.Series, *, source: str, column: str) -> pd.Series:
     bad = ~text.isin(_TRUE | _FALSE)
     if bad.any():
         row = _first_bad_row(bad)
-        raise InputError(
-            source,
-            f"cannot read '{values.iloc[row - 1]}' as true or false",
-            "Mark return lines with true/false, yes/no or 1/0",
-            column=column,
-            row=row,
+        _report(
+            InputError(
+                source,
+                f"cannot read '{values.loc[row - 1]}' as true or false",
+                "Mark return lines with true/false, yes/no or 1/0",
+                column=column,
+                row=row,
+            ),
+            problems,
         )
     return text.isin(_TRUE)
 
@@ -186,6 +263,252 @@ def _net_cancellations(
         frame.loc[partial, QUANTITY] = remaining[~fully].to_numpy()
 
 
+def mapped_columns(data: DataConfig) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The file's column for each mapped field, and the discount columns (possibly several)."""
+    mapped = {field: name for field, name in data.columns.model_dump().items() if name is not None}
+    discount = mapped.pop(DISCOUNT, None)
+    return mapped, ((discount,) if isinstance(discount, str) else tuple(discount or ()))
+
+
+def returns_identifiable(data: DataConfig) -> bool:
+    """Whether the mapping can tell return or cancellation lines (and so a return rate exists)."""
+    columns = data.columns
+    return any(c is not None for c in (columns.invoice, columns.quantity, columns.returns))
+
+
+def check_columns(columns: list[str], *, data: DataConfig, source: str) -> None:
+    """Every mapped column is in the file.
+
+    Raises
+    ------
+    InputError
+        Naming the first missing column and the columns found.
+    """
+    mapped, discount_columns = mapped_columns(data)
+    missing = [name for name in (*mapped.values(), *discount_columns) if name not in columns]
+    if missing:
+        available = ", ".join(map(str, list(columns)[:12]))
+        raise InputError(
+            source,
+            f"required column missing (found: {available})",
+            "Map the file's column names under data.columns in the config",
+            column=missing[0],
+        )
+
+
+@dataclass
+class ClassifiedRows:
+    """Rows of one partition, typed, with every reason known before the as-of date is applied."""
+
+    raw: pd.DataFrame
+    frame: pd.DataFrame
+    reasons: pd.Series
+    is_cancellation: pd.Series
+    quantity: pd.Series | None
+    product: pd.Series | None
+    problems: Problems
+
+    def latest_usable(self) -> pd.Timestamp | None:
+        """The last timestamp of a usable row (the default as-of), None without one."""
+        times = self.frame.loc[self.reasons.isna(), TIMESTAMP]
+        return None if times.empty else times.max()
+
+
+@dataclass(frozen=True)
+class CleanPart:
+    """The outcome of cleaning one partition (the whole file is one)."""
+
+    transactions: pd.DataFrame
+    quarantine: pd.DataFrame
+    returns: pd.DataFrame
+
+
+def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> ClassifiedRows:
+    """Type the mapped columns and find every reason to set a row aside but the as-of date.
+
+    ``raw`` holds all rows of some customers (the whole file, or a partition of it by customer:
+    duplicates and cancellations never cross customers), indexed by each row's 0-based place in
+    the file. Problems the user must fix are recorded in ``problems``, not raised.
+    """
+    raw = raw.sort_index()
+    problems = Problems()
+    columns = data.columns
+    mapped, discount_columns = mapped_columns(data)
+
+    def amounts(field: str) -> pd.Series:
+        return _parse_amounts(
+            raw[mapped[field]], source=source, column=mapped[field], problems=problems
+        )
+
+    quantity = amounts(QUANTITY) if QUANTITY in mapped else None
+    price = amounts("unit_price") if "unit_price" in mapped else None
+    amount = amounts(AMOUNT) if AMOUNT in mapped else quantity * price
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            TIMESTAMP: _parse_timestamps(
+                raw[columns.timestamp],
+                fmt=data.timestamp_format,
+                source=source,
+                column=columns.timestamp,
+                problems=problems,
+            ),
+            AMOUNT: amount,
+        },
+        index=raw.index,
+    )
+    product = raw[mapped[PRODUCT]].astype("string").str.strip() if PRODUCT in mapped else None
+    if quantity is not None:
+        frame[QUANTITY] = quantity
+    if product is not None:
+        frame[PRODUCT] = product
+    if INVOICE in mapped:
+        frame[INVOICE] = raw[mapped[INVOICE]].astype("string").str.strip()
+    if discount_columns:
+        frame[DISCOUNT] = sum(
+            _parse_amounts(raw[name], source=source, column=name, problems=problems).fillna(0.0)
+            for name in discount_columns
+        ).abs()
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    def set_aside(mask: pd.Series, reason: str) -> None:
+        reasons.loc[mask & reasons.isna()] = reason
+
+    set_aside(frame[CUSTOMER_ID].isna(), "missing_customer_id")
+    set_aside(frame[TIMESTAMP].isna(), "missing_timestamp")
+    set_aside(frame[AMOUNT].isna(), "missing_amount")
+
+    duplicated = raw.duplicated(keep="first")
+    if duplicated.any() and data.duplicates == "error":
+        problems.add(
+            InputError(
+                source,
+                "exact duplicate of an earlier row",
+                "Set data.duplicates: quarantine to set them aside, or keep if they are real "
+                "repeat items",
+                row=_first_bad_row(duplicated),
+                count=int(duplicated.sum()),
+                check="duplicates",
+            )
+        )
+    if data.duplicates == "quarantine":
+        set_aside(duplicated, "duplicate")
+    if product is not None and data.non_product_codes:
+        set_aside(product.isin(data.non_product_codes).fillna(False), "non_product")
+    if price is not None:
+        bad_price = (price <= 0).fillna(False)
+        if bad_price.any() and data.non_positive_prices == "error":
+            row = _first_bad_row(bad_price)
+            problems.add(
+                InputError(
+                    source,
+                    f"unit price {price.loc[row - 1]:g} is not positive",
+                    "Set data.non_positive_prices: quarantine to set such rows aside",
+                    column=mapped["unit_price"],
+                    row=row,
+                )
+            )
+        set_aside(bad_price, "non_positive_price")
+
+    is_cancellation = pd.Series(False, index=raw.index)
+    if INVOICE in mapped:
+        invoices = raw[mapped[INVOICE]].astype("string").str.strip()
+        is_cancellation |= invoices.str.startswith(data.cancellation_prefix).fillna(False)
+    if quantity is not None:
+        is_cancellation |= (quantity < 0).fillna(False)
+    if "returns" in mapped:
+        is_cancellation |= _parse_flags(
+            raw[mapped["returns"]], source=source, column=mapped["returns"], problems=problems
+        )
+
+    negative = (frame[AMOUNT] < 0) & ~is_cancellation & reasons.isna()
+    if negative.any() and data.negative_amounts == "error":
+        row = _first_bad_row(negative)
+        problems.add(
+            InputError(
+                source,
+                f"negative amount {frame[AMOUNT].loc[row - 1]:g}",
+                "Returns need their own handling: set data.negative_amounts: quarantine to set "
+                "them aside",
+                column=mapped.get(AMOUNT, mapped.get(QUANTITY)),
+                row=row,
+                count=int(negative.sum()),
+                check="negative_amounts",
+            )
+        )
+    set_aside(negative, "negative_amount")
+    return ClassifiedRows(raw, frame, reasons, is_cancellation, quantity, product, problems)
+
+
+def finish_rows(rows: ClassifiedRows, *, data: DataConfig, as_of: pd.Timestamp) -> CleanPart:
+    """Apply the as-of date and net the cancellations it lets be seen."""
+    frame, reasons = rows.frame.copy(), rows.reasons.copy()
+    # as_of names a whole day: everything up to its end is observed.
+    after = frame[TIMESTAMP] >= as_of + pd.Timedelta(days=1)
+    reasons.loc[after & reasons.isna()] = "after_as_of"
+    # Only cancellations observed by as_of may cancel anything: later ones are not yet known.
+    cancellations = rows.is_cancellation & reasons.isna()
+    if cancellations.any():
+        if data.cancellations == "net":
+            _net_cancellations(
+                frame, reasons, cancellations, quantity=rows.quantity, product=rows.product
+            )
+        else:
+            reasons.loc[cancellations] = "cancellation"
+
+    kept = reasons.isna()
+    quarantine = rows.raw.loc[~kept].copy()
+    quarantine.insert(0, SOURCE_ROW, (rows.raw.index[~kept.to_numpy()] + 1).astype("int64"))
+    quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
+    returned = reasons.isin(RETURN_REASONS).fillna(False)
+    returns = frame.loc[returned, [CUSTOMER_ID, TIMESTAMP, AMOUNT]].assign(
+        **{AMOUNT: lambda lines: lines[AMOUNT].abs()}
+    )
+    return CleanPart(frame.loc[kept], quarantine, returns)
+
+
+def combine_parts(
+    parts: list[CleanPart],
+    *,
+    rows_in: int,
+    as_of: pd.Timestamp,
+    source: str,
+    identifiable: bool = True,
+) -> CleanTransactions:
+    """Put the partitions' outcomes together, in one canonical order whatever the partitioning.
+
+    ``identifiable``: whether the mapping can tell returns at all (:func:`returns_identifiable`);
+    when it cannot, ``returns`` is None rather than empty, and no return rate is made.
+
+    Raises
+    ------
+    InputError
+        Nothing is left on or before the as-of date.
+    """
+    transactions = pd.concat([part.transactions for part in parts])
+    if transactions.empty:
+        raise InputError(
+            source,
+            f"no transactions on or before the as-of date {as_of.date()}",
+            "Choose a later --as-of",
+        )
+    by_customer = [CUSTOMER_ID, TIMESTAMP]
+    quarantine = pd.concat([part.quarantine for part in parts]).sort_values(
+        SOURCE_ROW, kind="mergesort"
+    )
+    # Ties (two lines of one customer at one moment) keep the file's order.
+    transactions = transactions.sort_index().sort_values(by_customer, kind="mergesort")
+    returns = pd.concat([part.returns for part in parts]).sort_index()
+    returns = returns.sort_values(by_customer, kind="mergesort").reset_index(drop=True)
+    return CleanTransactions(
+        transactions=transactions.reset_index(drop=True),
+        quarantine=quarantine.reset_index(drop=True),
+        as_of=as_of,
+        rows_in=rows_in,
+        returns=returns if identifiable else None,
+    )
+
+
 def clean_transactions(
     raw: pd.DataFrame,
     *,
@@ -211,167 +534,41 @@ def clean_transactions(
     -------
     CleanTransactions
         ``transactions`` has one row per usable transaction with columns ``customer_id``
-        (string), ``timestamp`` (datetime64[ns]) and ``amount`` (float), sorted by customer and
-        time; ``quarantine`` holds the original columns of the rows set aside, plus
-        ``source_row`` and ``reason``.
+        (string), ``timestamp`` (datetime64[ns]), ``amount`` (float) and the optional line
+        columns that are mapped, sorted by customer and time; ``quarantine`` holds the original
+        columns of the rows set aside, plus ``source_row`` and ``reason``.
+
+    Raises
+    ------
+    InputError
+        The first problem in the file that the user must fix (see :class:`Problems`).
     """
     raw = raw.reset_index(drop=True)
-    columns = data.columns
-    mapped = {field: name for field, name in columns.model_dump().items() if name is not None}
-    discount_columns = mapped.pop(DISCOUNT, None)
-    if isinstance(discount_columns, str):
-        discount_columns = (discount_columns,)
-    needed = [*mapped.values(), *(discount_columns or ())]
-    missing = [name for name in needed if name not in raw.columns]
-    if missing:
-        available = ", ".join(map(str, raw.columns[:12]))
-        raise InputError(
-            source,
-            f"required column missing (found: {available})",
-            "Map the file's column names under data.columns in the config",
-            column=missing[0],
-        )
+    check_columns(list(raw.columns), data=data, source=source)
     if raw.empty:
         raise InputError(
             source, "the file has a header but no rows", "Point at a file with transactions"
         )
-
-    quantity = price = None
-    if "quantity" in mapped:
-        quantity = _parse_amounts(raw[mapped["quantity"]], source=source, column=mapped["quantity"])
-    if "unit_price" in mapped:
-        price = _parse_amounts(
-            raw[mapped["unit_price"]], source=source, column=mapped["unit_price"]
-        )
-    if "amount" in mapped:
-        amount = _parse_amounts(raw[mapped["amount"]], source=source, column=mapped["amount"])
-    else:
-        amount = quantity * price
-    frame = pd.DataFrame(
-        {
-            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
-            TIMESTAMP: _parse_timestamps(
-                raw[columns.timestamp],
-                fmt=data.timestamp_format,
-                source=source,
-                column=columns.timestamp,
-            ),
-            AMOUNT: amount,
-        },
-        index=raw.index,
-    )
-    product = raw[mapped[PRODUCT]].astype("string").str.strip() if PRODUCT in mapped else None
-    if quantity is not None:
-        frame[QUANTITY] = quantity
-    if product is not None:
-        frame[PRODUCT] = product
-    if INVOICE in mapped:
-        frame[INVOICE] = raw[mapped[INVOICE]].astype("string").str.strip()
-    if discount_columns:
-        frame[DISCOUNT] = sum(
-            _parse_amounts(raw[name], source=source, column=name).fillna(0.0)
-            for name in discount_columns
-        ).abs()
-    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
-
-    def set_aside(mask: pd.Series, reason: str) -> None:
-        reasons.loc[mask & reasons.isna()] = reason
-
-    set_aside(frame[CUSTOMER_ID].isna(), "missing_customer_id")
-    set_aside(frame[TIMESTAMP].isna(), "missing_timestamp")
-    set_aside(frame[AMOUNT].isna(), "missing_amount")
-
-    duplicated = raw.duplicated(keep="first")
-    if duplicated.any() and data.duplicates == "error":
-        raise InputError(
-            source,
-            f"exact duplicate of an earlier row ({int(duplicated.sum())} such rows)",
-            "Set data.duplicates: quarantine to set them aside, or keep if they are real repeat items",
-            row=_first_bad_row(duplicated),
-        )
-    if data.duplicates == "quarantine":
-        set_aside(duplicated, "duplicate")
-    if product is not None and data.non_product_codes:
-        set_aside(product.isin(data.non_product_codes).fillna(False), "non_product")
-    if price is not None:
-        bad_price = (price <= 0).fillna(False)
-        if bad_price.any() and data.non_positive_prices == "error":
-            raise InputError(
-                source,
-                f"unit price {price[bad_price].iloc[0]:g} is not positive",
-                "Set data.non_positive_prices: quarantine to set such rows aside",
-                column=mapped["unit_price"],
-                row=_first_bad_row(bad_price),
-            )
-        set_aside(bad_price, "non_positive_price")
-
-    is_cancellation = pd.Series(False, index=raw.index)
-    if "invoice" in mapped:
-        invoices = raw[mapped["invoice"]].astype("string").str.strip()
-        is_cancellation |= invoices.str.startswith(data.cancellation_prefix).fillna(False)
-    if quantity is not None:
-        is_cancellation |= (quantity < 0).fillna(False)
-    if "returns" in mapped:
-        is_cancellation |= _parse_flags(
-            raw[mapped["returns"]], source=source, column=mapped["returns"]
-        )
-
-    negative = (frame[AMOUNT] < 0) & ~is_cancellation & reasons.isna()
-    if negative.any() and data.negative_amounts == "error":
-        raise InputError(
-            source,
-            f"negative amount {frame[AMOUNT][negative].iloc[0]:g} ({int(negative.sum())} such rows)",
-            "Returns need their own handling: set data.negative_amounts: quarantine to set them aside",
-            column=mapped.get("amount", mapped.get("quantity")),
-            row=_first_bad_row(negative),
-        )
-    set_aside(negative, "negative_amount")
-
-    usable_times = frame.loc[reasons.isna(), TIMESTAMP]
-    if usable_times.empty:
-        raise InputError(source, "no usable rows (every row lacks a customer, date or amount)")
-    resolved_as_of = (
-        pd.Timestamp(as_of).normalize() if as_of is not None else usable_times.max().normalize()
-    )
-    # as_of names a whole day: everything up to its end is observed.
-    set_aside(frame[TIMESTAMP] >= resolved_as_of + pd.Timedelta(days=1), "after_as_of")
-    # Only cancellations observed by as_of may cancel anything: later ones are not yet known.
-    cancellations = is_cancellation & reasons.isna()
-    if cancellations.any():
-        if data.cancellations == "net":
-            _net_cancellations(frame, reasons, cancellations, quantity=quantity, product=product)
-        else:
-            set_aside(cancellations, "cancellation")
-
-    kept = reasons.isna()
-    if not kept.any():
-        raise InputError(
-            source,
-            f"no transactions on or before the as-of date {resolved_as_of.date()}",
-            "Choose a later --as-of",
-        )
-    transactions = (
-        frame.loc[kept]
-        .sort_values([CUSTOMER_ID, TIMESTAMP], kind="mergesort")
-        .reset_index(drop=True)
-    )
-    quarantine = raw.loc[~kept].copy()
-    quarantine.insert(0, SOURCE_ROW, (raw.index[~kept.to_numpy()] + 1).astype("int64"))
-    quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
-    returned = reasons.isin(RETURN_REASONS).fillna(False)
-    returns = (
-        frame.loc[returned, [CUSTOMER_ID, TIMESTAMP, AMOUNT]]
-        .assign(**{AMOUNT: lambda lines: lines[AMOUNT].abs()})
-        .sort_values([CUSTOMER_ID, TIMESTAMP], kind="mergesort")
-        .reset_index(drop=True)
-    )
-    return CleanTransactions(
-        transactions=transactions,
-        quarantine=quarantine.reset_index(drop=True),
-        as_of=resolved_as_of,
+    rows = classify_rows(raw, data=data, source=source)
+    rows.problems.raise_first()
+    resolved = resolve_as_of(as_of, [rows.latest_usable()], source=source)
+    return combine_parts(
+        [finish_rows(rows, data=data, as_of=resolved)],
         rows_in=len(raw),
-        returns=returns,
+        as_of=resolved,
+        source=source,
+        identifiable=returns_identifiable(data),
     )
+
+
+def resolve_as_of(
+    as_of: pd.Timestamp | None, latest: list[pd.Timestamp | None], *, source: str
+) -> pd.Timestamp:
+    """The as-of day: the one given, else the day of the last usable row (of any partition)."""
+    usable = [t for t in latest if t is not None and not pd.isna(t)]
+    if not usable:
+        raise InputError(source, "no usable rows (every row lacks a customer, date or amount)")
+    return pd.Timestamp(as_of if as_of is not None else max(usable)).normalize()
 
 
 def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) -> pd.DataFrame:

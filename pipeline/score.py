@@ -14,11 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import io, tracking
+from pipeline.config import EngineConfig
+from pipeline.engine import connect
 from pipeline.evaluate import (
     drifted_features,
     population_stability,
+    shares_from_summary,
     status_shares,
     status_summary,
+    summary_from_totals,
 )
 from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
@@ -28,10 +32,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ScoringOutcome:
-    segments: pd.DataFrame
+    segments: pd.DataFrame | None  # None when Spark wrote them (too many to bring here)
     summary: pd.DataFrame
     output: Path
     rows_quarantined: int
+    customers: int
     # PSI against the bundle's training data (empty for bundles without a reference), and the
     # features above the warning threshold.
     drift: dict[str, float] = field(default_factory=dict)
@@ -60,8 +65,23 @@ def run_scoring(
     as_of: pd.Timestamp | None,
     output: Path,
     horizon_days: int | None = None,
+    engine: EngineConfig | None = None,
 ) -> ScoringOutcome:
-    """Read and validate transactions with the bundle's own input rules, segment, write atomically."""
+    """Read and validate transactions with the bundle's own input rules, segment, write atomically.
+
+    ``engine`` (default: the one the bundle was trained with) says where: on Spark the data is
+    cleaned, its features built and the model applied one partition of customers at a time, and
+    ``segments.parquet`` is a folder of parts written by Spark.
+    """
+    if (engine or model.config.engine).name == "spark":
+        return _score_on_spark(
+            model,
+            transactions=transactions,
+            as_of=as_of,
+            output=output,
+            horizon_days=horizon_days or model.config.horizon_days,
+            engine=engine or model.config.engine,
+        )
     data = model.config.data
     raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
     clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
@@ -69,21 +89,7 @@ def run_scoring(
         clean.transactions, as_of=clean.as_of, horizon_days=horizon_days, returns=clean.returns
     )
     summary = status_summary(segments)
-    # Drift against the data this bundle was trained on (bundles older than the check have no
-    # reference and are scored without it).
-    reference = getattr(model, "feature_reference", None)
-    drift, psi_metrics, drifted, extra = None, {}, {}, {}
-    if reference:
-        drift, psi_metrics = population_stability(segments, reference)
-        threshold = model.config.monitoring.drift_warn_psi
-        drifted = drifted_features(psi_metrics, threshold=threshold)
-        extra = {"drift_warn_psi": threshold, "drifted_features": list(drifted)}
-        if drifted:
-            log.warning(
-                "data drift against the model's training data: PSI above %.2f for %s",
-                threshold,
-                ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
-            )
+    drift, psi_metrics, drifted, extra = _drift(model, segments)
     with io.atomic_directory(output) as staging:
         io.write_frame(segments, staging / "segments.parquet")
         io.write_frame(clean.quarantine, staging / "quarantine.csv")
@@ -108,5 +114,83 @@ def run_scoring(
             staging / "metrics.json",
         )
     return ScoringOutcome(
-        segments, summary, Path(output), len(clean.quarantine), psi_metrics, drifted
+        segments, summary, Path(output), len(clean.quarantine), len(segments), psi_metrics, drifted
+    )
+
+
+def _drift(model: SegmentationModel, customers: pd.DataFrame):
+    """Drift against the data the bundle was trained on (bundles older than the check have no
+    reference and are scored without it)."""
+    reference = getattr(model, "feature_reference", None)
+    if not reference:
+        return None, {}, {}, {}
+    drift, psi_metrics = population_stability(customers, reference)
+    threshold = model.config.monitoring.drift_warn_psi
+    drifted = drifted_features(psi_metrics, threshold=threshold)
+    if drifted:
+        log.warning(
+            "data drift against the model's training data: PSI above %.2f for %s",
+            threshold,
+            ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
+        )
+    extra = {"drift_warn_psi": threshold, "drifted_features": list(drifted)}
+    return drift, psi_metrics, drifted, extra
+
+
+# PSI on Spark is measured on a seeded sample of customers: bins of 10% need no more.
+DRIFT_SAMPLE = 200_000
+
+
+def _score_on_spark(
+    model: SegmentationModel,
+    *,
+    transactions: str,
+    as_of: pd.Timestamp | None,
+    output: Path,
+    horizon_days: int,
+    engine: EngineConfig,
+) -> ScoringOutcome:
+    from pipeline import distributed
+
+    with connect(engine) as opened:
+        raw = distributed.read_raw(opened.session, io.source_location(transactions))
+        clean = distributed.clean_on_spark(
+            raw, data=model.config.data, source=transactions, as_of=as_of
+        )
+        segments = distributed.score_on_spark(model, clean, opened, horizon_days=horizon_days)
+        segments = segments.persist()
+        summary = summary_from_totals(distributed.status_totals(segments))
+        customers = int(summary["customers"].sum())
+        reference = getattr(model, "feature_reference", None) or {}
+        sample = distributed.sample_rows(
+            segments, list(reference), limit=DRIFT_SAMPLE, seed=model.config.seed
+        )
+        drift, psi_metrics, drifted, extra = _drift(model, sample)
+        with io.atomic_directory(output) as staging:
+            distributed.write_parquet(segments, staging / "segments.parquet")
+            io.write_frame(clean.quarantine, staging / "quarantine.csv")
+            io.write_frame(summary, staging / "status_summary.csv")
+            if drift is not None:
+                io.write_frame(drift, staging / "data_drift.csv")
+            io.write_json(
+                {
+                    "as_of": str(clean.as_of.date()),
+                    "trained_as_of": str(pd.Timestamp(model.trained_as_of).date()),
+                    "source": transactions,
+                    "engine": "spark",
+                    "metrics": {
+                        "customers": float(customers),
+                        "rows_in": float(clean.rows_in),
+                        "rows_used": float(clean.rows_used),
+                        "rows_quarantined": float(len(clean.quarantine)),
+                        **shares_from_summary(summary),
+                        **psi_metrics,
+                    },
+                    **extra,
+                },
+                staging / "metrics.json",
+            )
+        segments.unpersist()
+    return ScoringOutcome(
+        None, summary, Path(output), len(clean.quarantine), customers, psi_metrics, drifted
     )

@@ -208,7 +208,7 @@ def log_training(
     *,
     output_dir: Path,
     figures: dict[str, Figure],
-    data: pd.DataFrame,
+    data: Any,
     data_fingerprint: str,
     source: str,
     trigger: str,
@@ -240,9 +240,14 @@ def log_training(
         mlflow.log_params(config_as_flat_dict(config))
         mlflow.log_metrics(result.metrics)
         location = source_location(source)
-        dataset = mlflow.data.from_pandas(
-            data, source=location, name=Path(location).name, digest=data_fingerprint
-        )
+        if isinstance(data, pd.DataFrame):
+            dataset = mlflow.data.from_pandas(
+                data, source=location, name=Path(location).name, digest=data_fingerprint
+            )
+        else:  # a Spark DataFrame: described where it lives, not brought here
+            dataset = mlflow.data.from_spark(
+                data, path=location, name=Path(location).name, digest=data_fingerprint
+            )
         mlflow.log_input(dataset, context="training")
         for stage in STAGES:
             with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):
@@ -292,6 +297,9 @@ KEY_METRICS = (
     "silhouette",
     "seed_stability_ari",
     "planted_macro_f1",
+    "holdout_spend_gini",
+    "holdout_spend_spearman",
+    "holdout_spend_aggregate_error_pct",
     "mean_p_alive",
     "total_expected_spend",
 )

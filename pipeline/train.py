@@ -13,12 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from pipeline import io, plots, report, synthetic, tracking
+from pipeline.actions import rank_reference, ranked_columns
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import holdout_windows, select_value_model
@@ -35,11 +37,14 @@ from pipeline.evaluate import (
     status_summary,
     status_transitions,
 )
-from pipeline.features import CustomerHistory, population_gap_prior
+from pipeline.features import population_gap_prior
 from pipeline.features.attributes import attribute_features
 from pipeline.labeling import CLUSTER, StatusLabeler
-from pipeline.model import SegmentationModel, assemble_segments
-from pipeline.schema import CleanTransactions, clean_customers, clean_transactions
+from pipeline.model import SegmentationModel, assemble_segments, sub_segment_rules
+from pipeline.schema import CUSTOMER_ID, CleanTransactions, clean_customers, clean_transactions
+
+if TYPE_CHECKING:
+    from pipeline.distributed import SparkCleanTransactions
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +115,7 @@ def fit_segmentation(
     # Every query the later stages need runs now; the engine is closed before any model is
     # fitted, so the two never compete for the cores.
     with connect(config.engine) as engine:
-        history = CustomerHistory.from_frames(
-            engine, clean.transactions, settings=config.features, returns=clean.returns
-        )
+        history = clean.history(engine, config.features)
         features = history.features(as_of)
         windows = holdout_windows(history, as_of=as_of, holdout_days=config.clv.holdout_days)
     prior_gap_days = population_gap_prior(features)
@@ -144,8 +147,22 @@ def fit_segmentation(
         stability["seed_stability_ari"] = float(
             adjusted_rand_score(statuses["status"], other_statuses["status"])
         )
+    # Sub-segments rank customers within the training population, at training as at scoring.
+    ranks = rank_reference(
+        signals.merge(attributes, on=CUSTOMER_ID, how="left")
+        if attributes is not None
+        else signals,
+        ranked_columns(sub_segment_rules(config)),
+    )
     segments = assemble_segments(
-        features, clusters, values, statuses, as_of=as_of, config=config, attributes=attributes
+        features,
+        clusters,
+        values,
+        statuses,
+        as_of=as_of,
+        config=config,
+        attributes=attributes,
+        rank_reference=ranks,
     )
 
     model = SegmentationModel(
@@ -156,13 +173,14 @@ def fit_segmentation(
         value_model=value_model,
         labeler=labeler,
         feature_reference=distribution_reference(features),
+        rank_reference=ranks,
     )
     summary = status_summary(segments)
     kpi_table, kpis = status_kpis(segments, recent_window_days=config.features.recent_window_days)
     stage_metrics = {
         "data": {
             "rows_in": float(clean.rows_in),
-            "rows_used": float(len(clean.transactions)),
+            "rows_used": float(clean.rows_used),
             "rows_quarantined": float(len(clean.quarantine)),
             **{f"quarantined_{k}": float(v) for k, v in clean.counts_by_reason().items()},
             "customers": float(len(features)),
@@ -266,6 +284,27 @@ def prepare_embedded_sample(config: Config) -> DataSource:
     return DataSource(str(transactions_path), truth_path, pd.Timestamp(settings.as_of))
 
 
+def load_transactions(
+    config: Config, source: str, *, as_of: pd.Timestamp | None
+) -> tuple[Any, CleanTransactions | SparkCleanTransactions, str]:
+    """Read and clean the transactions where the engine runs: the raw table, the clean one and
+    the data fingerprint.
+
+    On Spark the file (or ``spark:`` table) never comes to this machine: it is cleaned one
+    partition of customers at a time, by the same rules.
+    """
+    if config.engine.name == "spark":
+        from pipeline.distributed import clean_on_spark, read_raw
+
+        with connect(config.engine) as engine:
+            raw = read_raw(engine.session, io.source_location(source))
+            clean = clean_on_spark(raw, data=config.data, source=source, as_of=as_of)
+        return raw, clean, clean.fingerprint
+    raw = io.read_table(source, string_columns=(config.data.columns.customer_id,))
+    clean = clean_transactions(raw, data=config.data, source=source, as_of=as_of)
+    return raw, clean, io.fingerprint(raw)
+
+
 @dataclass(frozen=True)
 class TrainingOutcome:
     result: TrainingResult | None
@@ -312,12 +351,10 @@ def _run_training(
         if config.data.transactions
         else prepare_embedded_sample(config)
     )
-    raw = io.read_table(source.path, string_columns=(config.data.columns.customer_id,))
     as_of = pd.Timestamp(config.as_of) if config.as_of else source.default_as_of
-    clean = clean_transactions(raw, data=config.data, source=source.path, as_of=as_of)
+    raw, clean, fingerprint = load_transactions(config, source.path, as_of=as_of)
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
-    fingerprint = io.fingerprint(raw)
     run_key = hashlib.sha256(f"{fingerprint}|{config.model_dump_json()}".encode()).hexdigest()[:16]
     if idempotent and config.tracking.enabled:
         existing = tracking.finished_run_with_key(config, run_key)

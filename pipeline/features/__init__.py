@@ -166,7 +166,7 @@ class CustomerHistory:
             engine,
             engine.table(transactions),
             settings=settings,
-            returns=engine.table(returns) if returns is not None and len(returns) else None,
+            returns=engine.table(returns) if returns is not None else None,
         )
 
     @classmethod

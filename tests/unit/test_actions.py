@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.actions import apply_playbook, assign_sub_segments
+from pipeline.actions import apply_playbook, assign_sub_segments, rank_reference, ranked_columns
 from pipeline.config import PlaybookEntry, SubSegmentRule, shipped_playbook, shipped_sub_segments
 
 SEGMENTS = pd.DataFrame(
@@ -63,3 +63,17 @@ def test_the_shipped_playbook_covers_every_status_and_the_sub_segments_load():
         "lost",
     }
     assert all(rule.name for rule in shipped_sub_segments())
+
+
+def test_ranks_against_the_training_population_do_not_depend_on_who_else_is_scored():
+    rules = (SubSegmentRule(name="big spenders", when={"rank_total_spend": {"ge": 0.6}}),)
+    assert ranked_columns(rules) == ["total_spend"]
+    reference = rank_reference(SEGMENTS, ranked_columns(rules))
+    whole = assign_sub_segments(SEGMENTS, rules, reference=reference)
+    # spend 900, 100, 500, 20, 40: at or above 60% of the training customers are 900 and 500
+    assert whole.notna().tolist() == [True, False, True, False, False]
+    for row in range(len(SEGMENTS)):
+        alone = assign_sub_segments(SEGMENTS.iloc[[row]], rules, reference=reference)
+        assert alone.iloc[0] is whole.iloc[row] or alone.iloc[0] == whole.iloc[row]
+    # without a reference a lone customer is the top of their own batch
+    assert assign_sub_segments(SEGMENTS.iloc[[1]], rules).iloc[0] == "big spenders"

@@ -5,7 +5,15 @@ import pytest
 
 from pipeline.config import DataConfig, TransactionColumns
 from pipeline.errors import InputError
-from pipeline.schema import clean_transactions
+from pipeline.schema import (
+    check_columns,
+    classify_rows,
+    clean_transactions,
+    combine_parts,
+    finish_rows,
+    first_problem,
+    resolve_as_of,
+)
 
 
 def raw(rows, columns=("customer_id", "timestamp", "amount")) -> pd.DataFrame:
@@ -234,3 +242,103 @@ def test_non_positive_prices_can_stop_the_run():
 def test_a_mapping_needs_an_amount_or_quantity_and_price():
     with pytest.raises(ValueError, match="map either amount, or both quantity and unit_price"):
         TransactionColumns(amount=None, quantity="qty")
+
+
+def clean_by_customer(
+    frame: pd.DataFrame, *, data: DataConfig, source: str, as_of=None, partitions: int = 3
+):
+    """Clean the way Spark does: classify each partition of customers, then finish and combine."""
+    frame = frame.reset_index(drop=True)
+    check_columns(list(frame.columns), data=data, source=source)
+    ids = frame[data.columns.customer_id].fillna("").astype(str)
+    groups = [
+        frame[ids.map(lambda i: sum(map(ord, i)) % partitions) == k] for k in range(partitions)
+    ]
+    classified = [classify_rows(group, data=data, source=source) for group in groups]
+    problem = first_problem([p for rows in classified for p in rows.problems.found])
+    if problem is not None:
+        raise problem
+    resolved = resolve_as_of(as_of, [rows.latest_usable() for rows in classified], source=source)
+    parts = [finish_rows(rows, data=data, as_of=resolved) for rows in classified]
+    return combine_parts(parts, rows_in=len(frame), as_of=resolved, source=source)
+
+
+@pytest.mark.parametrize("as_of", [None, pd.Timestamp("2024-01-03")])
+def test_cleaning_partitions_of_customers_gives_what_cleaning_the_whole_file_gives(as_of):
+    messy = pd.concat([retail(), retail().iloc[[0, 5]]], ignore_index=True)  # two duplicates
+    data = RETAIL.model_copy(update={"duplicates": "quarantine"})
+    whole = clean_transactions(messy, data=data, source="r.csv", as_of=as_of)
+    split = clean_by_customer(messy, data=data, source="r.csv", as_of=as_of)
+    pd.testing.assert_frame_equal(split.transactions, whole.transactions)
+    pd.testing.assert_frame_equal(split.quarantine, whole.quarantine)
+    pd.testing.assert_frame_equal(split.returns, whole.returns)
+    assert (split.as_of, split.rows_in) == (whole.as_of, whole.rows_in)
+    assert whole.counts_by_reason()["duplicate"] == 2
+
+
+def test_the_first_problem_in_the_file_is_told_with_rows_counted_over_every_partition():
+    rows = [
+        ["a", "2024-01-01", "1"],
+        ["b", "2024-01-02", "-3"],
+        ["c", "2024-01-03", "-4"],
+        ["a", "2024-01-01", "1"],  # duplicate of row 1, but after the first negative amount
+        ["d", "2024-01-04", "-5"],
+        ["e", "yesterday", "5"],
+    ]
+    for clean in (clean_transactions, clean_by_customer):
+        with pytest.raises(InputError) as caught:
+            clean(raw(rows), data=DataConfig(), source="t.csv")
+        assert str(caught.value).startswith(
+            "t.csv, column 'amount', row 2: negative amount -3 (3 such rows)"
+        )
+
+
+def test_line_columns_are_carried_and_returns_are_kept_aside_for_the_return_rate():
+    data = RETAIL.model_copy(
+        update={
+            "columns": RETAIL.columns.model_copy(update={"discount": ("disc", "coupon")}),
+        }
+    )
+    frame = retail().assign(disc="0.5", coupon="1")
+    result = clean_transactions(frame, data=data, source="retail.csv")
+    tx = result.transactions.set_index("customer_id")
+    assert list(result.transactions.columns) == [
+        "customer_id",
+        "timestamp",
+        "amount",
+        "quantity",
+        "product",
+        "invoice",
+        "discount",
+    ]
+    assert tx.loc["c1", ["quantity", "product", "invoice", "discount"]].tolist() == [
+        6.0,  # 10 bought, 4 cancelled
+        "A",
+        "100",
+        1.5,
+    ]
+    # the netted and the unmatched cancellation lines, as positive values returned
+    returns = result.returns
+    assert returns["customer_id"].tolist() == ["c1", "c1", "c1", "c2"]
+    assert returns["amount"].tolist() == [8.0, 5.0, 3.0, 2.0]
+
+
+def test_a_returns_flag_marks_return_lines():
+    columns = TransactionColumns(returns="is_return")
+    rows = [["a", "2024-01-01", "10", "no"], ["a", "2024-01-05", "4", "yes"]]
+    result = clean_transactions(
+        raw(rows, ("customer_id", "timestamp", "amount", "is_return")),
+        data=DataConfig(columns=columns),
+        source="t.csv",
+    )
+    assert result.transactions["amount"].tolist() == [6.0]  # 10 less the 4 returned
+    assert result.counts_by_reason() == {"cancellation_netted": 1}
+    with pytest.raises(InputError, match=r"column 'is_return', row 1: cannot read 'maybe'"):
+        clean_transactions(
+            raw(
+                [["a", "2024-01-01", "10", "maybe"]],
+                ("customer_id", "timestamp", "amount", "is_return"),
+            ),
+            data=DataConfig(columns=columns),
+            source="t.csv",
+        )
