@@ -316,6 +316,11 @@ class LabelingConfig(_Section):
     """
 
     new_window_days: int = Field(default=90, ge=1)
+    cluster_naming: Literal["members", "profile"] = Field(
+        default="members",
+        description="members: a cluster takes the status most of its members meet; profile: "
+        "the status its median profile meets",
+    )
     cluster_rules: tuple[StatusRule, ...] | None = Field(
         default=None, description="null uses the rules shipped in pipeline/rules/statuses.yaml"
     )

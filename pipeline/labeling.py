@@ -1,11 +1,19 @@
 """Labeler: from clusters to named loyalty statuses, by profile, never by cluster id.
 
 Cluster ids permute on every fit, so a fixed ``{0: "Champions"}`` map breaks on the next run.
-Instead each cluster is summarised by a profile (the median of each signal over its members,
-and ``rank_<signal>``: the median percentile of its members in the whole population) and the
-first declarative rule whose conditions the profile meets names it. Several clusters may share
-a status; a default status catches the rest. Customer rules may then override the cluster's
-name for single customers (for example everyone inside the new-customer window is ``new``).
+Instead each cluster is named by declarative rules over the signals of its members (features
+and value outputs, and ``rank_<signal>``: a member's percentile in the whole population):
+
+- ``members`` (default): every member meets the first rule that holds for them, and the
+  cluster takes the status most of its members meet. A cluster near a rule's boundary keeps its
+  name unless half its members cross it, so names hold when another seed or a slightly
+  different k redraws the clusters.
+- ``profile``: the cluster's profile (the median of each signal over its members) is held to
+  the rules, and the first rule the profile meets names it.
+
+Several clusters may share a status; a default status catches the rest. Customer rules may then
+override the cluster's name for single customers (for example everyone inside the new-customer
+window is ``new``).
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ class StatusLabeler(BaseEstimator):
     parameters
         Named numbers that rule bounds may refer to by name (e.g. ``new_window_days``), so a
         window is set in one place.
+    naming
+        ``members``: a cluster takes the status most of its members meet; ``profile``: the
+        status its median profile meets (see the module's docstring).
     """
 
     def __init__(
@@ -56,11 +67,13 @@ class StatusLabeler(BaseEstimator):
         customer_rules: Sequence[StatusRule] = (),
         default_status: str = "occasional",
         parameters: Mapping[str, float] | None = None,
+        naming: str = "members",
     ) -> None:
         self.cluster_rules = cluster_rules
         self.customer_rules = customer_rules
         self.default_status = default_status
         self.parameters = parameters
+        self.naming = naming
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, y: None = None) -> StatusLabeler:
@@ -84,7 +97,8 @@ class StatusLabeler(BaseEstimator):
             name: np.sort(population[name].dropna().to_numpy()) for name in signals.columns
         }
         ranks = population.rank(pct=True).add_prefix(RANK_PREFIX)
-        grouped = pd.concat([population, ranks], axis=1).groupby(clusters[judged])
+        values = pd.concat([population, ranks], axis=1)
+        grouped = values.groupby(clusters[judged])
         profiles = grouped.median().reindex(np.unique(clusters))
         profiles.insert(0, "customers", pd.Series(clusters).value_counts().sort_index())
         profiles.insert(1, "share", profiles["customers"] / len(customers))
@@ -95,16 +109,29 @@ class StatusLabeler(BaseEstimator):
         )
         profiles.index.name = CLUSTER
 
-        statuses, reasons = {}, {}
+        if self.naming not in ("members", "profile"):
+            raise ValueError(f"naming must be 'members' or 'profile', not '{self.naming}'")
+        member_rules = self._member_rules(values)
+        statuses, reasons, agreeing = {}, {}, {}
         for cluster, profile in profiles.iterrows():
             if profile["customers_profiled"] == 0:
                 decided = overridden[clusters == cluster].mode().iloc[0]
                 statuses[int(cluster)] = decided
                 reasons[int(cluster)] = f"every member matched the customer rule for '{decided}'"
+                continue
+            members = member_rules[clusters[judged] == cluster]
+            if self.naming == "members":
+                status, reason = self._name_by_members(members, profile)
             else:
-                statuses[int(cluster)], reasons[int(cluster)] = self._name_profile(profile)
+                status, reason = self._name_profile(profile)
+            statuses[int(cluster)], reasons[int(cluster)] = status, reason
+            agreeing[int(cluster)] = float(
+                (members.map(self._rule_status) == status).mean() if len(members) else np.nan
+            )
         profiles["status"] = pd.Series(statuses)
         profiles["status_reason"] = pd.Series(reasons)
+        # How many profiled members meet their cluster's status on their own: its purity.
+        profiles["members_agreeing"] = pd.Series(agreeing)
         self.cluster_profiles_ = profiles
         self.mapping_ = statuses
         self.reasons_ = reasons
@@ -153,6 +180,40 @@ class StatusLabeler(BaseEstimator):
             parts.append(f"{signal} {_format(float(profile[signal]))} {' and '.join(bounds)}")
         detail = "; ".join(parts) if parts else "no conditions"
         return f"{rule.reason} ({detail})" if rule.reason else detail
+
+    def _member_rules(self, values: pd.DataFrame) -> pd.Series:
+        """Index of the first cluster rule each customer meets on their own (-1: none)."""
+        first = pd.Series(-1, index=values.index, dtype="int64")
+        for position, rule in enumerate(self.cluster_rules):
+            first[(first < 0) & self._evaluate(values, rule)] = position
+        return first
+
+    def _rule_status(self, position: int) -> str:
+        return self.cluster_rules[position].status if position >= 0 else self.default_status
+
+    def _name_by_members(self, members: pd.Series, profile: pd.Series) -> tuple[str, str]:
+        """The status most members meet; a tie goes to the profile's status, else the status
+        of the earlier rule."""
+        statuses = members.map(self._rule_status)
+        counts = statuses.value_counts()
+        tied = list(counts.index[counts == counts.max()])
+        # Each status's earliest rule: the rules' order is their priority.
+        priority = {status: members[statuses == status].min() for status in tied}
+        by_profile, _ = self._name_profile(profile)
+        status = (
+            by_profile
+            if len(tied) > 1 and by_profile in tied
+            else min(tied, key=lambda s: (priority[s] < 0, priority[s]))
+        )
+        share = f"{counts[status] / len(members):.0%} of its {len(members)} members"
+        if priority[status] < 0:
+            return status, f"no rule holds for {share}: default status"
+        # The rule most of them meet (a status may have several) explains the name.
+        rules = members[statuses == status].value_counts()
+        rule = self.cluster_rules[int(rules.index[0])]
+        medians = ", ".join(f"{signal} {_format(float(profile[signal]))}" for signal in rule.when)
+        reason = rule.reason or rule.status
+        return status, f"{reason}: {share} (medians: {medians})"
 
     def _name_profile(self, profile: pd.Series) -> tuple[str, str]:
         frame = profile.to_frame().T

@@ -85,6 +85,7 @@ def make_labeler(config: Config) -> StatusLabeler:
         else shipped["customer_rules"],
         default_status=labeling.default_status,
         parameters={"new_window_days": labeling.new_window_days},
+        naming=labeling.cluster_naming,
     )
 
 

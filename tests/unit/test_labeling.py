@@ -49,15 +49,59 @@ def test_clusters_are_named_by_their_profile_whatever_their_ids():
 
 
 def test_the_first_matching_rule_wins_and_the_default_catches_the_rest():
-    labeler = fit(customers((0, 1, 2)))
-    assert labeler.mapping_ == {0: "lost", 1: "loyal", 2: "occasional"}
-    assert labeler.reasons_[2] == "no rule matched: default status"
+    for naming in ("members", "profile"):
+        labeler = fit(customers((0, 1, 2)), naming=naming)
+        assert labeler.mapping_ == {0: "lost", 1: "loyal", 2: "occasional"}
+    assert fit(customers((0, 1, 2)), naming="profile").reasons_[2] == (
+        "no rule matched: default status"
+    )
+    assert fit(customers((0, 1, 2))).reasons_[2] == (
+        "no rule holds for 100% of its 2 members: default status"
+    )
 
 
 def test_each_mapping_carries_a_readable_reason_with_the_profile_values():
-    labeler = fit(customers((0, 1, 2)))
-    assert labeler.reasons_[0] == "long silent (overdue_ratio 10 >= 5)"
-    assert labeler.reasons_[1].startswith("rank_frequency 0.917 >= 0.6; overdue_ratio 0.75 < 2")
+    by_members = fit(customers((0, 1, 2)))
+    assert by_members.reasons_[0] == (
+        "long silent: 100% of its 2 members (medians: overdue_ratio 10)"
+    )
+    by_profile = fit(customers((0, 1, 2)), naming="profile")
+    assert by_profile.reasons_[0] == "long silent (overdue_ratio 10 >= 5)"
+    assert by_profile.reasons_[1].startswith("rank_frequency 0.917 >= 0.6; overdue_ratio 0.75 < 2")
+
+
+def test_a_cluster_takes_the_status_most_of_its_members_meet():
+    frame = pd.DataFrame(
+        {
+            "cluster": [0] * 5 + [1] * 5,
+            # cluster 0: three long silent, two just over the edge; its median is 9.0
+            "overdue_ratio": [9.0, 9.5, 12.0, 1.0, 1.2] + [1.0] * 5,
+            "frequency": [5, 5, 5, 5, 5] + [1, 2, 3, 4, 6],
+            "tenure_days": [400] * 10,
+        }
+    )
+    labeler = fit(frame)
+    assert labeler.mapping_[0] == "lost"
+    assert labeler.cluster_profiles_.loc[0, "members_agreeing"] == pytest.approx(0.6)
+    assert labeler.reasons_[0].startswith("long silent: 60% of its 5 members")
+    # moved over the edge: now most members are not silent and the cluster is not lost
+    frame.loc[2, "overdue_ratio"] = 1.1
+    assert fit(frame).mapping_[0] != "lost"
+
+
+def test_a_tie_among_members_goes_to_the_profiles_status():
+    frame = pd.DataFrame(
+        {
+            "cluster": [0, 0, 1, 1],
+            "overdue_ratio": [9.0, 1.0, 1.0, 1.0],
+            "frequency": [1, 1, 5, 6],
+            "tenure_days": [400] * 4,
+        }
+    )
+    # cluster 0: one long silent, one not; the median 5.0 still meets the rule for lost
+    assert fit(frame).mapping_[0] == "lost"
+    frame.loc[0, "overdue_ratio"] = 8.0  # median 4.5: the profile is no longer lost
+    assert fit(frame).mapping_[0] == "occasional"
 
 
 def test_profiles_hold_size_share_and_median_signals():
