@@ -57,15 +57,48 @@ class TransactionColumns(_Section):
         return self
 
 
+# The columns the customers table adds to the segment table (besides its extra columns).
+ATTRIBUTE_NAMES = (
+    "customer_id",
+    "age",
+    "age_band",
+    "signup_tenure_days",
+    "gender",
+    "location",
+    "tier",
+)
+
+
 class CustomerColumns(_Section):
-    """Names of the customers table's columns; null for those the file does not have."""
+    """Names of the customers table's columns; null for those the file does not have.
+
+    ``age_band`` maps a column that already holds age bands (e.g. "45-54"), for files without
+    a birth date; ``extra`` lists further columns joined to the segment table as text, under
+    their own names, for sub-segment rules (e.g. income band, household size).
+    """
 
     customer_id: str = "customer_id"
     birth_date: str | None = None
+    age_band: str | None = None
     gender: str | None = None
     location: str | None = None
     signup_date: str | None = None
     tier: str | None = None
+    extra: tuple[str, ...] = Field(
+        default=(), description="more columns passed through as text, under their own names"
+    )
+
+    @model_validator(mode="after")
+    def _one_source_of_age(self) -> CustomerColumns:
+        if self.birth_date is not None and self.age_band is not None:
+            raise ValueError("map birth_date (age bands are derived from it) or age_band, not both")
+        # An extra column under an attribute's own name would shadow it.
+        clashes = sorted(set(self.extra) & set(ATTRIBUTE_NAMES))
+        if clashes:
+            raise ValueError(f"extra columns may not be named like an attribute: {clashes}")
+        if len(set(self.extra)) != len(self.extra):
+            raise ValueError("extra lists a column twice")
+        return self
 
 
 class CustomersConfig(_Section):

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from pipeline.actions import apply_playbook, assign_sub_segments
 from pipeline.config import Config, shipped_playbook, shipped_sub_segments
 from pipeline.customer_value import ValueForecaster
+from pipeline.errors import ConfigError
 from pipeline.evaluate import BinnedDistribution
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
@@ -74,6 +75,14 @@ def assemble_segments(
         as_of + pd.to_timedelta(table["days_to_next_purchase"].round(), unit="D")
     ).astype("datetime64[ns]")
     if attributes is not None:
+        # Besides the features, the columns added below (sub_segment, action, channel, ...).
+        taken = {*table.columns, *SEGMENT_COLUMNS, "as_of"} - {CUSTOMER_ID}
+        clashes = sorted(set(attributes.columns) & taken)
+        if clashes:
+            raise ConfigError(
+                f"data.customers: columns {clashes} would replace columns of the segment table; "
+                "leave them out of data.customers.columns.extra"
+            )
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
     rules = config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
     table["sub_segment"] = assign_sub_segments(table, rules)

@@ -381,13 +381,17 @@ def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) 
     -------
     pd.DataFrame
         ``customer_id`` plus every mapped attribute (``birth_date`` and ``signup_date`` as
-        datetimes; ``gender``, ``location`` and ``tier`` as text).
+        datetimes; ``age_band``, ``gender``, ``location``, ``tier`` and the ``extra`` columns,
+        under their own names, as text).
     """
     raw = raw.reset_index(drop=True)
+    extra = config.columns.extra
     mapped = {
-        field: name for field, name in config.columns.model_dump().items() if name is not None
+        field: name
+        for field, name in config.columns.model_dump(exclude={"extra"}).items()
+        if name is not None
     }
-    missing = [name for name in mapped.values() if name not in raw.columns]
+    missing = [name for name in [*mapped.values(), *extra] if name not in raw.columns]
     if missing:
         raise InputError(
             source,
@@ -412,7 +416,9 @@ def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) 
             frame[field] = _parse_timestamps(
                 raw[mapped[field]], fmt=config.date_format, source=source, column=mapped[field]
             )
-    for field in ("gender", "location", "tier"):
+    for field in ("age_band", "gender", "location", "tier"):
         if field in mapped:
             frame[field] = raw[mapped[field]].astype("string").str.strip()
+    for name in extra:
+        frame[name] = raw[name].astype("string").str.strip()
     return frame[frame[CUSTOMER_ID].notna()].reset_index(drop=True)
