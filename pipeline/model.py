@@ -118,8 +118,11 @@ class SegmentationModel:
         *,
         as_of: pd.Timestamp,
         returns: pd.DataFrame | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """The training's features of clean transactions, with the training's population prior."""
+        """The training's features of clean transactions (and clean loyalty events and campaign
+        interactions, when the training had them), with the training's population prior."""
         return build_features(
             transactions,
             as_of=as_of,
@@ -127,6 +130,8 @@ class SegmentationModel:
             prior_gap_days=self.prior_gap_days,
             returns=returns,
             engine=self.config.engine,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
     def segment_features(
@@ -162,9 +167,21 @@ class SegmentationModel:
         as_of: pd.Timestamp,
         horizon_days: int | None = None,
         returns: pd.DataFrame | None = None,
+        attributes: pd.DataFrame | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``."""
-        features = self.features(transactions, as_of=as_of, returns=returns)
+        """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``.
+
+        ``attributes``, ``loyalty`` and ``campaigns`` are the optional tables, clean (see
+        :func:`pipeline.tables.read_optional_tables`): pass the ones the training had.
+        """
+        features = self.features(
+            transactions, as_of=as_of, returns=returns, loyalty=loyalty, campaigns=campaigns
+        )
         return self.segment_features(
-            features, as_of=as_of, horizon_days=horizon_days or self.config.horizon_days
+            features,
+            as_of=as_of,
+            horizon_days=horizon_days or self.config.horizon_days,
+            attributes=attributes,
         )

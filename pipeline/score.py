@@ -22,6 +22,7 @@ from pipeline.evaluate import (
 )
 from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
+from pipeline.tables import read_optional_tables
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,16 @@ def run_scoring(
     data = model.config.data
     raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
     clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
+    # The optional tables the bundle was trained with, read from the paths its config names.
+    optional = read_optional_tables(data, as_of=clean.as_of)
     segments = model.segment(
-        clean.transactions, as_of=clean.as_of, horizon_days=horizon_days, returns=clean.returns
+        clean.transactions,
+        as_of=clean.as_of,
+        horizon_days=horizon_days,
+        returns=clean.returns,
+        attributes=optional.attributes,
+        loyalty=optional.loyalty.events if optional.loyalty is not None else None,
+        campaigns=optional.campaigns.events if optional.campaigns is not None else None,
     )
     summary = status_summary(segments)
     # Drift against the data this bundle was trained on (bundles older than the check have no
@@ -100,6 +109,7 @@ def run_scoring(
                     "rows_in": float(clean.rows_in),
                     "rows_used": float(len(clean.transactions)),
                     "rows_quarantined": float(len(clean.quarantine)),
+                    **optional.metrics(),
                     **status_shares(segments),
                     **psi_metrics,
                 },
