@@ -235,6 +235,12 @@ def train(
         f"as of {config.as_of or result.segments['as_of'].iloc[0].date()}, horizon {config.horizon_days} days, "
         f"seed {config.seed}",
     ]
+    for table, prefix in (("loyalty events", "loyalty"), ("campaign interactions", "campaign")):
+        if f"{prefix}_rows_in" in metrics:
+            lines.append(
+                f"{table}: rows used {int(metrics[f'{prefix}_rows_used']):,}, "
+                f"set aside {int(metrics[f'{prefix}_rows_set_aside']):,}"
+            )
     if "planted_macro_f1" in metrics:
         lines.append(f"planted statuses recovered: macro-F1 {metrics['planted_macro_f1']:.3f}")
     if "transition_customers_compared" in metrics:

@@ -57,15 +57,48 @@ class TransactionColumns(_Section):
         return self
 
 
+# The columns the customers table adds to the segment table (besides its extra columns).
+ATTRIBUTE_NAMES = (
+    "customer_id",
+    "age",
+    "age_band",
+    "signup_tenure_days",
+    "gender",
+    "location",
+    "tier",
+)
+
+
 class CustomerColumns(_Section):
-    """Names of the customers table's columns; null for those the file does not have."""
+    """Names of the customers table's columns; null for those the file does not have.
+
+    ``age_band`` maps a column that already holds age bands (e.g. "45-54"), for files without
+    a birth date; ``extra`` lists further columns joined to the segment table as text, under
+    their own names, for sub-segment rules (e.g. income band, household size).
+    """
 
     customer_id: str = "customer_id"
     birth_date: str | None = None
+    age_band: str | None = None
     gender: str | None = None
     location: str | None = None
     signup_date: str | None = None
     tier: str | None = None
+    extra: tuple[str, ...] = Field(
+        default=(), description="more columns passed through as text, under their own names"
+    )
+
+    @model_validator(mode="after")
+    def _one_source_of_age(self) -> CustomerColumns:
+        if self.birth_date is not None and self.age_band is not None:
+            raise ValueError("map birth_date (age bands are derived from it) or age_band, not both")
+        # An extra column under an attribute's own name would shadow it.
+        clashes = sorted(set(self.extra) & set(ATTRIBUTE_NAMES))
+        if clashes:
+            raise ValueError(f"extra columns may not be named like an attribute: {clashes}")
+        if len(set(self.extra)) != len(self.extra):
+            raise ValueError("extra lists a column twice")
+        return self
 
 
 class CustomersConfig(_Section):
@@ -76,6 +109,129 @@ class CustomersConfig(_Section):
     date_format: str | None = Field(
         default=None, description="strftime format of its dates; null: ISO"
     )
+
+
+class LoyaltyColumns(_Section):
+    """Names of the loyalty events' columns: a wide layout (``points_earned`` and/or
+    ``points_redeemed``) or a long one (``points`` and ``event_type``)."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    points_earned: str | None = None
+    points_redeemed: str | None = None
+    points: str | None = None
+    event_type: str | None = None
+
+
+class LoyaltyEventValues(_Section):
+    """Which values of the event-type column mean points earned or redeemed (long layout).
+
+    Values are compared ignoring case and surrounding spaces; a value in no list is an error,
+    so list the event types that carry no points movement you want counted under ``ignored``.
+    """
+
+    earned: tuple[str, ...] = ()
+    redeemed: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+class LoyaltyEventsConfig(_Section):
+    """An optional table of loyalty-programme events: points earned and redeemed."""
+
+    path: str
+    columns: LoyaltyColumns
+    event_values: LoyaltyEventValues | None = Field(
+        default=None, description="long layout only: event types meaning earned / redeemed"
+    )
+    timestamp_format: str | None = Field(
+        default=None, description="strftime format of the timestamp column; null: ISO 8601"
+    )
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> LoyaltyEventsConfig:
+        columns = self.columns
+        wide = columns.points_earned is not None or columns.points_redeemed is not None
+        long = columns.points is not None or columns.event_type is not None
+        if wide == long:
+            raise ValueError(
+                "map either points_earned and/or points_redeemed (wide layout), or points and "
+                "event_type (long layout)"
+            )
+        if long:
+            if columns.points is None or columns.event_type is None:
+                raise ValueError("the long layout needs both points and event_type")
+            values = self.event_values
+            if values is None or not (values.earned or values.redeemed):
+                raise ValueError(
+                    "the long layout needs event_values: {earned: [...], redeemed: [...]}"
+                )
+            _no_value_twice(values.earned, values.redeemed, values.ignored)
+        elif self.event_values is not None:
+            raise ValueError("event_values only apply to the long layout (points + event_type)")
+        return self
+
+
+CampaignEvent = Literal["sent", "opened", "clicked", "converted"]
+CAMPAIGN_EVENTS: tuple[str, ...] = ("sent", "opened", "clicked", "converted")
+
+
+class CampaignColumns(_Section):
+    """Names of a campaign source's columns; null for those the file does not have."""
+
+    customer_id: str = "customer_id"
+    timestamp: str | None = None
+    campaign_id: str | None = None
+    channel: str | None = None
+    event: str | None = None
+
+
+class CampaignEventValues(_Section):
+    """Which values of the event column mean each interaction (compared ignoring case and
+    surrounding spaces); a value in no list is an error unless listed under ``ignored``."""
+
+    sent: tuple[str, ...] = ()
+    opened: tuple[str, ...] = ()
+    clicked: tuple[str, ...] = ()
+    converted: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+class CampaignSource(_Section):
+    """One file of campaign interactions: an event column mapped by ``event_values``, or one
+    fixed ``event`` for every row (e.g. a file of sends, or of coupon redemptions)."""
+
+    path: str
+    columns: CampaignColumns = CampaignColumns()
+    event_values: CampaignEventValues | None = None
+    event: CampaignEvent | None = Field(
+        default=None, description="the event of every row, for a file without an event column"
+    )
+    timestamp_format: str | None = Field(
+        default=None, description="strftime format of the timestamp column; null: ISO 8601"
+    )
+
+    @model_validator(mode="after")
+    def _event_column_or_fixed_event(self) -> CampaignSource:
+        if (self.columns.event is None) == (self.event is None):
+            raise ValueError("give either columns.event (with event_values) or a fixed event")
+        if self.columns.event is not None:
+            values = self.event_values
+            if values is None or not any(getattr(values, e) for e in CAMPAIGN_EVENTS):
+                raise ValueError("an event column needs event_values: {sent: [...], opened: [...]}")
+            _no_value_twice(*(getattr(values, e) for e in (*CAMPAIGN_EVENTS, "ignored")))
+        elif self.event_values is not None:
+            raise ValueError("event_values only apply with an event column (columns.event)")
+        return self
+
+
+def _no_value_twice(*groups: tuple[str, ...]) -> None:
+    seen: set[str] = set()
+    for group in groups:
+        for value in group:
+            key = value.strip().casefold()
+            if key in seen:
+                raise ValueError(f"event value '{value}' is listed twice")
+            seen.add(key)
 
 
 class DataConfig(_Section):
@@ -111,6 +267,12 @@ class DataConfig(_Section):
         description="unit price 0 or below (free samples, bad-debt adjustments)",
     )
     customers: CustomersConfig | None = None
+    loyalty_events: LoyaltyEventsConfig | None = Field(
+        default=None, description="optional loyalty-programme events (points earned, redeemed)"
+    )
+    campaigns: tuple[CampaignSource, ...] = Field(
+        default=(), description="optional campaign interaction files (sent, opened, ...)"
+    )
 
 
 class EmbeddedDataConfig(_Section):

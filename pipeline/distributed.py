@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pipeline.engine import Engine
     from pipeline.features import CustomerHistory
     from pipeline.model import SegmentationModel
+    from pipeline.tables import OptionalTables
 
 TABLE_PREFIX = "spark:"
 # Internal columns of the partition functions' output.
@@ -116,7 +117,16 @@ class SparkCleanTransactions:
         counts = self.quarantine[REASON].value_counts().sort_index()
         return {str(k): int(v) for k, v in counts.items()}
 
-    def history(self, engine: Engine, settings: Any) -> CustomerHistory:
+    def history(
+        self,
+        engine: Engine,
+        settings: Any,
+        *,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
+    ) -> CustomerHistory:
+        """The clean lines on Spark; the optional event tables (small: one row per event of the
+        programme, not per purchase) are handed over from pandas."""
         from pipeline.features import CustomerHistory
 
         return CustomerHistory.from_table(
@@ -124,6 +134,8 @@ class SparkCleanTransactions:
             engine.register(self.lines),
             settings=settings,
             returns=engine.register(self.returns) if self.returns is not None else None,
+            loyalty=engine.table(loyalty) if loyalty is not None else None,
+            campaigns=engine.table(campaigns) if campaigns is not None else None,
         )
 
 
@@ -275,20 +287,34 @@ def score_on_spark(
     engine: Engine,
     *,
     horizon_days: int,
+    optional: OptionalTables | None = None,
 ) -> DataFrame:
-    """The segment table as a Spark DataFrame: features on Spark, the model per partition."""
+    """The segment table as a Spark DataFrame: features on Spark, the model per partition.
+
+    ``optional``: the customers, loyalty and campaign tables the bundle was trained with.
+    """
     import ibis
 
     from pipeline.features import customer_aggregates, feature_columns
     from pipeline.features.behaviour import with_gap_prior
 
-    history = clean.history(engine, model.config.features)
+    loyalty = optional.loyalty if optional is not None else None
+    campaigns = optional.campaigns if optional is not None else None
+    attributes = optional.attributes if optional is not None else None
+    history = clean.history(
+        engine,
+        model.config.features,
+        loyalty=loyalty.events if loyalty is not None else None,
+        campaigns=campaigns.events if campaigns is not None else None,
+    )
     aggregates = customer_aggregates(
         history.lines,
         history.days,
         as_of=clean.as_of.date(),
         settings=model.config.features,
         returns=history.returns,
+        loyalty=history.loyalty,
+        campaigns=history.campaigns,
     )
     features = engine.session.sql(ibis.to_sql(aggregates, dialect="pyspark"))
     as_of = clean.as_of
@@ -301,7 +327,9 @@ def score_on_spark(
                 frame.astype({CUSTOMER_ID: "string"}), prior_gap_days=model.prior_gap_days
             )
             ordered = derived[[CUSTOMER_ID, *feature_columns(model.config.features, derived)]]
-            yield model.segment_features(ordered, as_of=as_of, horizon_days=horizon_days)
+            yield model.segment_features(
+                ordered, as_of=as_of, horizon_days=horizon_days, attributes=attributes
+            )
 
     # The output schema is the pandas table's: take it from the model applied to a few rows.
     sample = next(segment([features.limit(50).toPandas()]))

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from pipeline.actions import RankReference, apply_playbook, assign_sub_segments
 from pipeline.config import Config, SubSegmentRule, shipped_playbook, shipped_sub_segments
 from pipeline.customer_value import ValueForecaster
+from pipeline.errors import ConfigError
 from pipeline.evaluate import BinnedDistribution
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
@@ -81,6 +82,14 @@ def assemble_segments(
         as_of + pd.to_timedelta(table["days_to_next_purchase"].round(), unit="D")
     ).astype("datetime64[ns]")
     if attributes is not None:
+        # Besides the features, the columns added below (sub_segment, action, channel, ...).
+        taken = {*table.columns, *SEGMENT_COLUMNS, "as_of"} - {CUSTOMER_ID}
+        clashes = sorted(set(attributes.columns) & taken)
+        if clashes:
+            raise ConfigError(
+                f"data.customers: columns {clashes} would replace columns of the segment table; "
+                "leave them out of data.customers.columns.extra"
+            )
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
     table["sub_segment"] = assign_sub_segments(
         table, sub_segment_rules(config), reference=rank_reference
@@ -119,8 +128,11 @@ class SegmentationModel:
         *,
         as_of: pd.Timestamp,
         returns: pd.DataFrame | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """The training's features of clean transactions, with the training's population prior."""
+        """The training's features of clean transactions (and clean loyalty events and campaign
+        interactions, when the training had them), with the training's population prior."""
         return build_features(
             transactions,
             as_of=as_of,
@@ -128,6 +140,8 @@ class SegmentationModel:
             prior_gap_days=self.prior_gap_days,
             returns=returns,
             engine=self.config.engine,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
     def segment_features(
@@ -164,9 +178,21 @@ class SegmentationModel:
         as_of: pd.Timestamp,
         horizon_days: int | None = None,
         returns: pd.DataFrame | None = None,
+        attributes: pd.DataFrame | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``."""
-        features = self.features(transactions, as_of=as_of, returns=returns)
+        """Segment clean transactions (``customer_id, timestamp, amount``) observed up to ``as_of``.
+
+        ``attributes``, ``loyalty`` and ``campaigns`` are the optional tables, clean (see
+        :func:`pipeline.tables.read_optional_tables`): pass the ones the training had.
+        """
+        features = self.features(
+            transactions, as_of=as_of, returns=returns, loyalty=loyalty, campaigns=campaigns
+        )
         return self.segment_features(
-            features, as_of=as_of, horizon_days=horizon_days or self.config.horizon_days
+            features,
+            as_of=as_of,
+            horizon_days=horizon_days or self.config.horizon_days,
+            attributes=attributes,
         )

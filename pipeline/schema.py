@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipeline.config import CustomersConfig, DataConfig, FeatureConfig
+from pipeline.config import (
+    CAMPAIGN_EVENTS,
+    CampaignSource,
+    CustomersConfig,
+    DataConfig,
+    FeatureConfig,
+    LoyaltyEventsConfig,
+)
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -54,12 +61,24 @@ class CleanTransactions:
     def rows_used(self) -> int:
         return len(self.transactions)
 
-    def history(self, engine: Engine, settings: FeatureConfig) -> CustomerHistory:
-        """The clean transactions handed to a feature engine."""
+    def history(
+        self,
+        engine: Engine,
+        settings: FeatureConfig,
+        *,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
+    ) -> CustomerHistory:
+        """The clean transactions (and optional event tables) handed to a feature engine."""
         from pipeline.features import CustomerHistory
 
         return CustomerHistory.from_frames(
-            engine, self.transactions, settings=settings, returns=self.returns
+            engine,
+            self.transactions,
+            settings=settings,
+            returns=self.returns,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
     def counts_by_reason(self) -> dict[str, int]:
@@ -578,13 +597,17 @@ def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) 
     -------
     pd.DataFrame
         ``customer_id`` plus every mapped attribute (``birth_date`` and ``signup_date`` as
-        datetimes; ``gender``, ``location`` and ``tier`` as text).
+        datetimes; ``age_band``, ``gender``, ``location``, ``tier`` and the ``extra`` columns,
+        under their own names, as text).
     """
     raw = raw.reset_index(drop=True)
+    extra = config.columns.extra
     mapped = {
-        field: name for field, name in config.columns.model_dump().items() if name is not None
+        field: name
+        for field, name in config.columns.model_dump(exclude={"extra"}).items()
+        if name is not None
     }
-    missing = [name for name in mapped.values() if name not in raw.columns]
+    missing = [name for name in [*mapped.values(), *extra] if name not in raw.columns]
     if missing:
         raise InputError(
             source,
@@ -609,7 +632,280 @@ def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) 
             frame[field] = _parse_timestamps(
                 raw[mapped[field]], fmt=config.date_format, source=source, column=mapped[field]
             )
-    for field in ("gender", "location", "tier"):
+    for field in ("age_band", "gender", "location", "tier"):
         if field in mapped:
             frame[field] = raw[mapped[field]].astype("string").str.strip()
+    for name in extra:
+        frame[name] = raw[name].astype("string").str.strip()
     return frame[frame[CUSTOMER_ID].notna()].reset_index(drop=True)
+
+
+# -- the optional event tables: loyalty-programme events and campaign interactions ------------
+POINTS_EARNED = "points_earned"
+POINTS_REDEEMED = "points_redeemed"
+CAMPAIGN_ID = "campaign_id"
+CHANNEL = "channel"
+EVENT = "event"
+
+
+@dataclass(frozen=True)
+class CleanEvents:
+    """An optional event table after validation: the rows to use and the rows set aside.
+
+    ``set_aside`` holds the original columns of the rows that cannot be used (no customer id,
+    say) with ``source_row``, ``reason`` and ``source_file``, so that
+    ``rows_in == len(events) + len(set_aside)``.
+    """
+
+    events: pd.DataFrame
+    set_aside: pd.DataFrame
+    rows_in: int
+
+    def counts_by_reason(self) -> dict[str, int]:
+        if self.set_aside.empty:
+            return {}
+        return {
+            str(k): int(v) for k, v in self.set_aside[REASON].value_counts().sort_index().items()
+        }
+
+
+def _mapped_columns(
+    raw: pd.DataFrame, columns: dict[str, str | None], *, source: str, key: str
+) -> dict[str, str]:
+    """The mapping's non-null columns, checked against the file (the first one missing is named)."""
+    mapped = {field: name for field, name in columns.items() if name is not None}
+    missing = [name for name in mapped.values() if name not in raw.columns]
+    if missing:
+        available = ", ".join(map(str, raw.columns[:12]))
+        raise InputError(
+            source,
+            f"column of the {key} mapping missing (found: {available})",
+            f"Map the file's column names under data.{key}.columns in the config",
+            column=missing[0],
+        )
+    if raw.empty:
+        raise InputError(
+            source, "the file has a header but no rows", f"Point data.{key} at a file with rows"
+        )
+    return mapped
+
+
+def _event_kinds(
+    values: pd.Series,
+    kinds: dict[str, tuple[str, ...]],
+    *,
+    source: str,
+    column: str,
+    key: str,
+) -> pd.Series:
+    """Each row's kind (a key of ``kinds``) from the event column; NA where the cell is empty.
+
+    Values are matched ignoring case and surrounding spaces. A value listed nowhere is an
+    error: an event type nobody mapped would otherwise vanish from every count unnoticed.
+    """
+    text = values.astype("string").str.strip()
+    lookup = {value.strip().casefold(): kind for kind, listed in kinds.items() for value in listed}
+    folded = text.str.casefold()
+    kind = folded.map(lookup, na_action="ignore").astype("string")
+    unknown = kind.isna() & folded.notna() & (folded != "")
+    if unknown.any():
+        row = _first_bad_row(unknown)
+        raise InputError(
+            source,
+            f"event value '{text.iloc[row - 1]}' is not listed in data.{key}.event_values",
+            "List it under one of the events, or under ignored if it should not count",
+            column=column,
+            row=row,
+        )
+    return kind
+
+
+def _with_hint(error: InputError, hint: str) -> InputError:
+    return InputError(error.source, error.problem, hint, column=error.column, row=error.row)
+
+
+def _split_events(
+    raw: pd.DataFrame, frame: pd.DataFrame, reasons: pd.Series, *, source: str, what: str
+) -> CleanEvents:
+    kept = reasons.isna()
+    if not kept.any():
+        counts = reasons.value_counts().to_dict()
+        raise InputError(
+            source,
+            f"no usable {what} rows (set aside: {counts})",
+            "Check the column mapping: every row lacks a customer id or is ignored",
+        )
+    set_aside = raw.loc[~kept].copy()
+    set_aside.insert(0, SOURCE_ROW, (raw.index[~kept.to_numpy()] + 1).astype("int64"))
+    set_aside[REASON] = reasons.loc[~kept].astype(str).to_numpy()
+    set_aside["source_file"] = source
+    return CleanEvents(
+        events=frame.loc[kept].reset_index(drop=True),
+        set_aside=set_aside.reset_index(drop=True),
+        rows_in=len(raw),
+    )
+
+
+def clean_loyalty_events(
+    raw: pd.DataFrame, *, config: LoyaltyEventsConfig, source: str
+) -> CleanEvents:
+    """Validate a loyalty-programme events table into points earned and redeemed per event.
+
+    Two layouts are read. Wide: ``points_earned`` and/or ``points_redeemed`` columns (a missing
+    cell is 0). Long: one ``points`` column and an ``event_type`` column whose values
+    ``config.event_values`` maps to earned or redeemed (rows of ``ignored`` types are set
+    aside). Points are taken as magnitudes: ledgers often store redemptions as negative numbers,
+    and the column or event type already says which way the points moved.
+
+    Returns
+    -------
+    CleanEvents
+        ``events``: ``customer_id`` (string), ``timestamp`` (datetime64[ns]), ``points_earned``
+        and ``points_redeemed`` (float, >= 0). Rows without a customer id or a timestamp, and
+        ignored event types, are set aside with their reason.
+
+    Raises
+    ------
+    InputError
+        A mapped column is missing, the file has no rows, a date cannot be read, points are not
+        numbers, or an event type is not listed in ``event_values``.
+    """
+    raw = raw.reset_index(drop=True)
+    columns = config.columns
+    mapped = _mapped_columns(raw, columns.model_dump(), source=source, key="loyalty_events")
+    try:
+        timestamps = _parse_timestamps(
+            raw[columns.timestamp],
+            fmt=config.timestamp_format,
+            source=source,
+            column=columns.timestamp,
+        )
+    except InputError as error:
+        raise _with_hint(
+            error, "Fix the value or set data.loyalty_events.timestamp_format to the file's format"
+        ) from None
+
+    def points(field: str) -> pd.Series:
+        if field not in mapped:
+            return pd.Series(0.0, index=raw.index)
+        try:
+            parsed = _parse_amounts(raw[mapped[field]], source=source, column=mapped[field])
+        except InputError as error:
+            raise _with_hint(error, "Points must be plain numbers") from None
+        return parsed.abs().fillna(0.0)
+
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
+    if columns.event_type is None:
+        earned, redeemed = points(POINTS_EARNED), points(POINTS_REDEEMED)
+    else:
+        values = config.event_values
+        assert values is not None  # the config's layout check guarantees it
+        kind = _event_kinds(
+            raw[columns.event_type],
+            {"earned": values.earned, "redeemed": values.redeemed, "ignored": values.ignored},
+            source=source,
+            column=columns.event_type,
+            key="loyalty_events",
+        )
+        amount = points("points")
+        earned = amount.where((kind == "earned").fillna(False), 0.0)
+        redeemed = amount.where((kind == "redeemed").fillna(False), 0.0)
+        reasons.loc[kind.isna()] = "missing_event_type"
+        reasons.loc[(kind == "ignored").fillna(False)] = "ignored_event_type"
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            TIMESTAMP: timestamps,
+            POINTS_EARNED: earned.astype("float64"),
+            POINTS_REDEEMED: redeemed.astype("float64"),
+        }
+    )
+    # The first reason a row has is its reason: no customer before anything else.
+    reasons = reasons.mask(frame[TIMESTAMP].isna(), "missing_timestamp")
+    reasons = reasons.mask(frame[CUSTOMER_ID].isna(), "missing_customer_id")
+    return _split_events(raw, frame, reasons, source=source, what="loyalty event")
+
+
+def clean_campaign_events(raw: pd.DataFrame, *, config: CampaignSource, source: str) -> CleanEvents:
+    """Validate one campaign interactions file into one row per interaction.
+
+    The event of a row comes from its event column, mapped by ``config.event_values``, or is
+    ``config.event`` for every row. A file without a timestamp column (a list of the campaigns
+    each customer was sent, say) gives events without a time: the feature stage counts them
+    whatever the as-of date.
+
+    Returns
+    -------
+    CleanEvents
+        ``events``: ``customer_id`` (string), ``timestamp`` (datetime64[ns], NaT when unknown),
+        ``campaign_id`` and ``channel`` (string, lower case; NA when unknown) and ``event``
+        (one of sent, opened, clicked, converted). Rows without a customer id or an event, and
+        ignored event values, are set aside with their reason.
+
+    Raises
+    ------
+    InputError
+        A mapped column is missing, the file has no rows, a date cannot be read, or an event
+        value is not listed in ``event_values``.
+    """
+    raw = raw.reset_index(drop=True)
+    columns = config.columns
+    mapped = _mapped_columns(raw, columns.model_dump(), source=source, key="campaigns")
+    timestamps = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    if TIMESTAMP in mapped:
+        try:
+            timestamps = _parse_timestamps(
+                raw[mapped[TIMESTAMP]],
+                fmt=config.timestamp_format,
+                source=source,
+                column=mapped[TIMESTAMP],
+            )
+        except InputError as error:
+            raise _with_hint(
+                error, "Fix the value or set timestamp_format on this data.campaigns source"
+            ) from None
+
+    def text(field: str, *, lower: bool = False) -> pd.Series:
+        if field not in mapped:
+            return pd.Series(pd.NA, index=raw.index, dtype="string")
+        values = raw[mapped[field]].astype("string").str.strip()
+        values = values.mask(values == "")
+        return values.str.lower() if lower else values
+
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
+    if config.event is not None:
+        event = pd.Series(config.event, index=raw.index, dtype="string")
+    else:
+        values = config.event_values
+        assert values is not None  # the config's check guarantees it
+        event = _event_kinds(
+            raw[mapped[EVENT]],
+            {kind: getattr(values, kind) for kind in (*CAMPAIGN_EVENTS, "ignored")},
+            source=source,
+            column=mapped[EVENT],
+            key="campaigns",
+        )
+        reasons.loc[event.isna()] = "missing_event"
+        reasons.loc[(event == "ignored").fillna(False)] = "ignored_event"
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            TIMESTAMP: timestamps,
+            # Read like customer ids: one campaign's id may be a number in one file (26.0)
+            # and text in another (26), and must match across them.
+            CAMPAIGN_ID: _customer_ids(text(CAMPAIGN_ID)),
+            CHANNEL: text(CHANNEL, lower=True),
+            EVENT: event,
+        }
+    )
+    reasons = reasons.mask(frame[CUSTOMER_ID].isna(), "missing_customer_id")
+    return _split_events(raw, frame, reasons, source=source, what="campaign")
+
+
+def combine_events(parts: list[CleanEvents]) -> CleanEvents:
+    """Several sources of one kind of events (campaign files) as one table."""
+    return CleanEvents(
+        events=pd.concat([part.events for part in parts], ignore_index=True),
+        set_aside=pd.concat([part.set_aside for part in parts], ignore_index=True),
+        rows_in=sum(part.rows_in for part in parts),
+    )

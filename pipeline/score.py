@@ -26,6 +26,7 @@ from pipeline.evaluate import (
 )
 from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
+from pipeline.tables import read_optional_tables
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,16 @@ def run_scoring(
     data = model.config.data
     raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
     clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
+    # The optional tables the bundle was trained with, read from the paths its config names.
+    optional = read_optional_tables(data, as_of=clean.as_of)
     segments = model.segment(
-        clean.transactions, as_of=clean.as_of, horizon_days=horizon_days, returns=clean.returns
+        clean.transactions,
+        as_of=clean.as_of,
+        horizon_days=horizon_days,
+        returns=clean.returns,
+        attributes=optional.attributes,
+        loyalty=optional.loyalty.events if optional.loyalty is not None else None,
+        campaigns=optional.campaigns.events if optional.campaigns is not None else None,
     )
     summary = status_summary(segments)
     drift, psi_metrics, drifted, extra = _drift(model, segments)
@@ -106,6 +115,7 @@ def run_scoring(
                     "rows_in": float(clean.rows_in),
                     "rows_used": float(len(clean.transactions)),
                     "rows_quarantined": float(len(clean.quarantine)),
+                    **optional.metrics(),
                     **status_shares(segments),
                     **psi_metrics,
                 },
@@ -157,7 +167,10 @@ def _score_on_spark(
         clean = distributed.clean_on_spark(
             raw, data=model.config.data, source=transactions, as_of=as_of
         )
-        segments = distributed.score_on_spark(model, clean, opened, horizon_days=horizon_days)
+        optional = read_optional_tables(model.config.data, as_of=clean.as_of)
+        segments = distributed.score_on_spark(
+            model, clean, opened, horizon_days=horizon_days, optional=optional
+        )
         segments = segments.persist()
         summary = summary_from_totals(distributed.status_totals(segments))
         customers = int(summary["customers"].sum())
@@ -183,6 +196,7 @@ def _score_on_spark(
                         "rows_in": float(clean.rows_in),
                         "rows_used": float(clean.rows_used),
                         "rows_quarantined": float(len(clean.quarantine)),
+                        **optional.metrics(),
                         **shares_from_summary(summary),
                         **psi_metrics,
                     },

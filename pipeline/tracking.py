@@ -118,6 +118,8 @@ class LoyaltySegmentationModel(mlflow.pyfunc.PythonModel):
     """The fitted bundle as an MLflow pyfunc: transactions in, segment table out.
 
     ``params={"as_of": "YYYY-MM-DD"}`` sets the observation end (default: the training as-of).
+    Optional tables the bundle was trained with (customers, loyalty events, campaigns) are read
+    from the paths its config names, as ``loyalty score`` reads them.
     """
 
     def load_context(self, context: Any) -> None:
@@ -129,13 +131,21 @@ class LoyaltySegmentationModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         from pipeline.schema import clean_transactions
+        from pipeline.tables import read_optional_tables
 
         as_of = (params or {}).get("as_of") or self.bundle.trained_as_of
         data = DataConfig(duplicates="keep", negative_amounts="quarantine")
         clean = clean_transactions(
             model_input, data=data, source="model input", as_of=pd.Timestamp(as_of)
         )
-        return self.bundle.segment(clean.transactions, as_of=clean.as_of)
+        optional = read_optional_tables(self.bundle.config.data, as_of=clean.as_of)
+        return self.bundle.segment(
+            clean.transactions,
+            as_of=clean.as_of,
+            attributes=optional.attributes,
+            loyalty=optional.loyalty.events if optional.loyalty is not None else None,
+            campaigns=optional.campaigns.events if optional.campaigns is not None else None,
+        )
 
 
 def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str | None:

@@ -38,10 +38,10 @@ from pipeline.evaluate import (
     status_transitions,
 )
 from pipeline.features import population_gap_prior
-from pipeline.features.attributes import attribute_features
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments, sub_segment_rules
-from pipeline.schema import CUSTOMER_ID, CleanTransactions, clean_customers, clean_transactions
+from pipeline.schema import CUSTOMER_ID, CleanEvents, CleanTransactions, clean_transactions
+from pipeline.tables import OptionalTables, read_optional_tables
 
 if TYPE_CHECKING:
     from pipeline.distributed import SparkCleanTransactions
@@ -103,20 +103,30 @@ def fit_segmentation(
     config: Config,
     *,
     attributes: pd.DataFrame | None = None,
+    loyalty: CleanEvents | None = None,
+    campaigns: CleanEvents | None = None,
     on_stage: StageCallback | None = None,
 ) -> TrainingResult:
     """Fit every stage on clean transactions and segment the same customers.
 
-    features -> clusters -> customer value (BG/NBD + Gamma-Gamma) -> statuses.
+    features -> clusters -> customer value (BG/NBD + Gamma-Gamma) -> statuses. The optional
+    tables (customer ``attributes``, ``loyalty`` events, ``campaigns`` interactions) add their
+    columns to the buyers' rows; their row accounting goes into the data stage's metrics.
     """
     stage = on_stage or (lambda name: None)
     as_of, seed = clean.as_of, config.seed
+    optional = OptionalTables(attributes=attributes, loyalty=loyalty, campaigns=campaigns)
 
     stage("features")
     # Every query the later stages need runs now; the engine is closed before any model is
     # fitted, so the two never compete for the cores.
     with connect(config.engine) as engine:
-        history = clean.history(engine, config.features)
+        history = clean.history(
+            engine,
+            config.features,
+            loyalty=loyalty.events if loyalty is not None else None,
+            campaigns=campaigns.events if campaigns is not None else None,
+        )
         features = history.features(as_of)
         windows = holdout_windows(history, as_of=as_of, holdout_days=config.clv.holdout_days)
     prior_gap_days = population_gap_prior(features)
@@ -186,6 +196,7 @@ def fit_segmentation(
             **{f"quarantined_{k}": float(v) for k, v in clean.counts_by_reason().items()},
             "customers": float(len(features)),
             "prior_gap_days": prior_gap_days,
+            **optional.metrics(),
         },
         "clustering": {
             **cluster_metrics(
@@ -225,6 +236,9 @@ def fit_segmentation(
         .rename_axis("customer_rule")
         .reset_index(name="customers"),
     }
+    for name, events in (("loyalty", loyalty), ("campaigns", campaigns)):
+        if events is not None and not events.set_aside.empty:
+            tables[f"data_{name}_set_aside"] = events.set_aside
     if k_choice is not None:
         tables["k_selection"] = k_choice.evidence
     if selection.deciles is not None:
@@ -356,23 +370,25 @@ def _run_training(
     raw, clean, fingerprint = load_transactions(config, source.path, as_of=as_of)
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
-    run_key = hashlib.sha256(f"{fingerprint}|{config.model_dump_json()}".encode()).hexdigest()[:16]
+    # The optional tables (customers, loyalty events, campaigns) are read before the run key is
+    # made: a changed loyalty file is new data, as changed transactions are.
+    optional = read_optional_tables(config.data, as_of=clean.as_of)
+    keyed = f"{fingerprint}|{config.model_dump_json()}"
+    if optional.fingerprint:
+        keyed += f"|{optional.fingerprint}"
+    run_key = hashlib.sha256(keyed.encode()).hexdigest()[:16]
     if idempotent and config.tracking.enabled:
         existing = tracking.finished_run_with_key(config, run_key)
         if existing is not None:
             return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
-    attributes = None
-    if config.data.customers is not None:
-        customers_source = config.data.customers.path
-        customers = clean_customers(
-            io.read_table(
-                customers_source, string_columns=(config.data.customers.columns.customer_id,)
-            ),
-            config=config.data.customers,
-            source=customers_source,
-        )
-        attributes = attribute_features(customers, as_of=clean.as_of)
-    result = fit_segmentation(clean, config, attributes=attributes, on_stage=stage)
+    result = fit_segmentation(
+        clean,
+        config,
+        attributes=optional.attributes,
+        loyalty=optional.loyalty,
+        campaigns=optional.campaigns,
+        on_stage=stage,
+    )
     result.model.metadata.update(
         {
             "data_fingerprint": fingerprint,

@@ -1,8 +1,9 @@
 """The feature stage: one row per customer from one row per transaction line.
 
 Every feature is defined once, as an ibis expression (:mod:`.rfm`, :mod:`.behaviour`,
-:mod:`.basket`), and documented in the docstring of the function that defines it; an engine
-(:mod:`pipeline.engine`: DuckDB by default, Spark for data beyond one machine) runs them.
+:mod:`.basket`, and from the optional tables :mod:`.loyalty` and :mod:`.campaigns`), and
+documented in the docstring of the function that defines it; an engine (:mod:`pipeline.engine`:
+DuckDB by default, Spark for data beyond one machine) runs them.
 :func:`customer_aggregates` composes them into one aggregation per customer; the two features
 that depend on a population figure (the typical gap) are added per customer afterwards
 (:func:`~pipeline.features.behaviour.with_gap_prior`).
@@ -19,7 +20,7 @@ import pandas as pd
 
 from pipeline.config import EngineConfig, FeatureConfig
 from pipeline.engine import Engine, connect
-from pipeline.features.basket import basket_features, basket_sums, returned_sums
+from pipeline.features.basket import basket_features, basket_sums, returned_sums, top_products
 from pipeline.features.behaviour import (
     population_gap_prior,
     rhythm_features,
@@ -28,6 +29,8 @@ from pipeline.features.behaviour import (
     trend_sums,
     with_gap_prior,
 )
+from pipeline.features.campaigns import CAMPAIGN_FEATURES, campaign_features, campaign_sums
+from pipeline.features.loyalty import LOYALTY_FEATURES, loyalty_features, loyalty_sums
 from pipeline.features.rfm import DAY, purchase_days, purchase_history, rfm_features, rfm_sums
 from pipeline.schema import AMOUNT, CUSTOMER_ID
 
@@ -56,11 +59,24 @@ FEATURE_COLUMNS = (
     "spend_trend",
 )
 # Present when the transactions carry the columns they need (see pipeline.features.basket).
-BASKET_FEATURES = ("items_per_order", "distinct_products", "discount_share", "return_rate")
+BASKET_FEATURES = (
+    "items_per_order",
+    "distinct_products",
+    "discount_share",
+    "return_rate",
+    "top_product",
+)
+# Present when the optional tables are configured; each a fixed order (see their modules).
+OPTIONAL_TABLE_FEATURES = (*LOYALTY_FEATURES, *CAMPAIGN_FEATURES)
+# Features that are names, not numbers: returned as text (stages that take numbers skip them).
+TEXT_FEATURES = ("top_product", "preferred_channel")
 
 __all__ = [
     "BASKET_FEATURES",
+    "CAMPAIGN_FEATURES",
     "FEATURE_COLUMNS",
+    "LOYALTY_FEATURES",
+    "TEXT_FEATURES",
     "CustomerHistory",
     "build_features",
     "customer_aggregates",
@@ -80,8 +96,10 @@ def window_feature_columns(settings: FeatureConfig) -> tuple[str, ...]:
 
 
 def feature_columns(settings: FeatureConfig, available: pd.Index | list[str]) -> list[str]:
-    """Every feature column in table order: the catalogue, the windows, then the basket's."""
-    optional = [c for c in BASKET_FEATURES if c in set(available)]
+    """Every feature column in table order: the catalogue, the windows, then the basket's, the
+    loyalty events' and the campaigns' (those of them ``available``)."""
+    present = set(available)
+    optional = [c for c in (*BASKET_FEATURES, *OPTIONAL_TABLE_FEATURES) if c in present]
     return [*FEATURE_COLUMNS, *window_feature_columns(settings), *optional]
 
 
@@ -92,6 +110,8 @@ def customer_aggregates(
     as_of: dt.date,
     settings: FeatureConfig,
     returns: ibis.Table | None = None,
+    loyalty: ibis.Table | None = None,
+    campaigns: ibis.Table | None = None,
 ) -> ibis.Table:
     """Every engine-computed feature, one row per customer who bought by ``as_of``.
 
@@ -107,6 +127,9 @@ def customer_aggregates(
         Observation end: lines and days after it are ignored.
     returns
         Return and cancellation lines (``customer_id``, ``timestamp``, ``amount``), if any.
+    loyalty, campaigns
+        Clean loyalty events and campaign interactions (:mod:`pipeline.schema`), if configured.
+        Their features are joined to the buyers: customers found only in them are not added.
     """
     windows = settings.activity_windows_days
     history = purchase_history(days, as_of=as_of, period_days=settings.trend_period_days)
@@ -120,6 +143,11 @@ def customer_aggregates(
     for extra in (
         basket_sums(lines, as_of=as_of),
         returned_sums(returns, as_of=as_of) if returns is not None else None,
+        top_products(lines, as_of=as_of),
+        loyalty_sums(loyalty, as_of=as_of, window_days=settings.recent_window_days)
+        if loyalty is not None
+        else None,
+        campaign_sums(campaigns, as_of=as_of) if campaigns is not None else None,
     ):
         if extra is not None:
             joined = sums.left_join(extra, CUSTOMER_ID)
@@ -135,6 +163,8 @@ def customer_aggregates(
             sums, period_days=settings.trend_period_days, activity_windows_days=windows
         ),
         **basket_features(sums),
+        **loyalty_features(sums),
+        **campaign_features(sums),
     )
 
 
@@ -151,6 +181,9 @@ class CustomerHistory:
     days: ibis.Table
     settings: FeatureConfig
     returns: ibis.Table | None = None
+    # The optional tables, aggregated at the same cut-offs as the transactions.
+    loyalty: ibis.Table | None = None
+    campaigns: ibis.Table | None = None
 
     @classmethod
     def from_frames(
@@ -160,13 +193,19 @@ class CustomerHistory:
         *,
         settings: FeatureConfig,
         returns: pd.DataFrame | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
     ) -> CustomerHistory:
-        """Clean transactions (and return lines) held in pandas, handed to the engine."""
+        """Clean transactions (and return lines, loyalty events and campaign interactions)
+        held in pandas, handed to the engine."""
         return cls.from_table(
             engine,
             engine.table(transactions),
             settings=settings,
             returns=engine.table(returns) if returns is not None else None,
+            # A configured table is used even when empty, so its features always exist.
+            loyalty=engine.table(loyalty) if loyalty is not None else None,
+            campaigns=engine.table(campaigns) if campaigns is not None else None,
         )
 
     @classmethod
@@ -177,6 +216,8 @@ class CustomerHistory:
         *,
         settings: FeatureConfig,
         returns: ibis.Table | None = None,
+        loyalty: ibis.Table | None = None,
+        campaigns: ibis.Table | None = None,
     ) -> CustomerHistory:
         """Clean transaction lines already on the engine (a table, or files it reads)."""
         return cls(
@@ -185,6 +226,8 @@ class CustomerHistory:
             days=engine.materialize(purchase_days(lines)),
             settings=settings,
             returns=returns,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
     def features(self, as_of: pd.Timestamp, *, prior_gap_days: float | None = None) -> pd.DataFrame:
@@ -196,11 +239,18 @@ class CustomerHistory:
         as_of_day = pd.Timestamp(as_of).date()
         aggregates = self.engine.collect(
             customer_aggregates(
-                self.lines, self.days, as_of=as_of_day, settings=self.settings, returns=self.returns
+                self.lines,
+                self.days,
+                as_of=as_of_day,
+                settings=self.settings,
+                returns=self.returns,
+                loyalty=self.loyalty,
+                campaigns=self.campaigns,
             )
         )
+        text = {c: "string" for c in (CUSTOMER_ID, *TEXT_FEATURES) if c in aggregates.columns}
         aggregates = (
-            aggregates.astype({CUSTOMER_ID: "string"})
+            aggregates.astype(text)
             .sort_values(CUSTOMER_ID, kind="mergesort")
             .reset_index(drop=True)
         )
@@ -248,6 +298,8 @@ def build_features(
     prior_gap_days: float | None = None,
     returns: pd.DataFrame | None = None,
     engine: EngineConfig | None = None,
+    loyalty: pd.DataFrame | None = None,
+    campaigns: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """All per-customer features of clean transactions at ``as_of`` (see :class:`CustomerHistory`).
 
@@ -255,6 +307,11 @@ def build_features(
     """
     with connect(engine or EngineConfig()) as opened:
         history = CustomerHistory.from_frames(
-            opened, transactions, settings=settings or FeatureConfig(), returns=returns
+            opened,
+            transactions,
+            settings=settings or FeatureConfig(),
+            returns=returns,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
         return history.features(as_of, prior_gap_days=prior_gap_days)

@@ -17,7 +17,9 @@ def write(tmp_path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "cdnow.yaml"])
+@pytest.mark.parametrize(
+    "name", ["default.yaml", "cdnow.yaml", "online_retail.yaml", "completejourney.yaml"]
+)
 def test_the_shipped_configs_are_valid(name):
     assert isinstance(load_config(PROJECT / "configs" / name), Config)
 

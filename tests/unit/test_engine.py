@@ -61,6 +61,76 @@ def test_spark_and_duckdb_give_identical_features_at_every_cut_off(spark, engine
     assert on_spark.first_day() == on_duckdb.first_day()
 
 
+@pytest.fixture(scope="module")
+def events(lines) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean loyalty events and campaign interactions for part of the sample's customers.
+
+    Points with cents and events around the cut-offs; campaigns with and without ids,
+    timestamps and channels, and channel ties, so every branch of the features is compared.
+    """
+    tx, _ = lines
+    rng = np.random.default_rng(7)
+    customers = tx["customer_id"].drop_duplicates().sample(400, random_state=7).to_numpy()
+    # Plus members who never bought: both engines must leave them out.
+    members = np.concatenate([customers, ["never-1", "never-2"]])
+    n = 3000
+    when = AS_OF - pd.to_timedelta(rng.integers(-30, 720, n), unit="D")
+    earning = rng.random(n) < 0.7
+    points = np.round(rng.uniform(0, 500, n), 2)
+    loyalty = pd.DataFrame(
+        {
+            "customer_id": pd.Series(rng.choice(members, n), dtype="string"),
+            "timestamp": (when + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")).astype(
+                "datetime64[ns]"
+            ),
+            "points_earned": np.where(earning, points, 0.0),
+            "points_redeemed": np.where(earning, 0.0, points),
+        }
+    )
+    m = 4000
+    campaign_ids = pd.Series(rng.choice([f"c{i}" for i in range(12)], m), dtype="string")
+    channels = pd.Series(rng.choice(["email", "sms", "app"], m), dtype="string")
+    stamps = pd.Series(AS_OF - pd.to_timedelta(rng.integers(-30, 400, m), unit="D"))
+    campaigns = pd.DataFrame(
+        {
+            "customer_id": pd.Series(rng.choice(members, m), dtype="string"),
+            "timestamp": stamps.mask(rng.random(m) < 0.2).astype("datetime64[ns]"),
+            "campaign_id": campaign_ids.mask(rng.random(m) < 0.1),
+            "channel": channels.mask(rng.random(m) < 0.15),
+            "event": pd.Series(
+                rng.choice(["sent", "sent", "opened", "clicked", "converted"], m), dtype="string"
+            ),
+        }
+    )
+    return loyalty, campaigns
+
+
+def test_spark_and_duckdb_give_identical_loyalty_and_campaign_features(
+    spark, engine, lines, events
+):
+    tx, returns = lines
+    loyalty, campaigns = events
+    settings = FeatureConfig(recent_window_days=90)
+    histories = [
+        CustomerHistory.from_frames(
+            opened, tx, settings=settings, returns=returns, loyalty=loyalty, campaigns=campaigns
+        )
+        for opened in (engine, spark)
+    ]
+    for cut in (AS_OF, AS_OF - pd.Timedelta(days=180)):
+        expected = histories[0].features(cut)
+        assert {"points_balance_trend", "preferred_channel", "top_product"} <= set(expected.columns)
+        # the sample exercises the branches: ties, missing rates, null channels
+        assert (
+            expected["preferred_channel"].notna().any()
+            and expected["preferred_channel"].isna().any()
+        )
+        assert (
+            expected["redemption_rate"].notna().any() and expected["redemption_rate"].isna().any()
+        )
+        pd.testing.assert_frame_equal(histories[1].features(cut), expected, check_exact=True)
+
+
 def test_both_engines_read_the_same_parquet_and_csv_files_into_the_same_features(
     spark, engine, lines, tmp_path
 ):

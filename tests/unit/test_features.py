@@ -5,13 +5,17 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
-from pipeline.config import EngineConfig, FeatureConfig
+from pipeline.actions import assign_sub_segments
+from pipeline.config import EngineConfig, FeatureConfig, SubSegmentRule
 from pipeline.engine import connect
 from pipeline.features import (
     BASKET_FEATURES,
+    CAMPAIGN_FEATURES,
     FEATURE_COLUMNS,
+    LOYALTY_FEATURES,
     CustomerHistory,
     build_features,
+    feature_columns,
     population_gap_prior,
 )
 from tests.conftest import transactions
@@ -193,6 +197,7 @@ def test_basket_features_come_from_the_mapped_line_columns():
     assert features.loc["a", "distinct_products"] == 3
     assert features.loc["a", "discount_share"] == pytest.approx(6 / 36)
     assert features.loc["a", "return_rate"] == pytest.approx(10 / 40)
+    assert features.loc["a", "top_product"] == "x"  # 16 spent on x, 9 on z, 5 on y
 
 
 def test_without_an_invoice_an_order_is_a_purchase_day():
@@ -257,3 +262,54 @@ def test_sums_are_exact_so_the_order_of_rows_does_not_matter():
     pd.testing.assert_frame_equal(
         build_features(tx, as_of=as_of), build_features(shuffled, as_of=as_of), check_exact=True
     )
+
+
+def test_the_top_product_has_the_highest_spend_ties_going_to_the_first_name():
+    tx = transactions(
+        [
+            ("a", "2024-01-01", 10.0),  # x: 10 + 6 = 16
+            ("a", "2024-01-02", 12.0),  # y: 12
+            ("a", "2024-01-03", 6.0),
+            ("a", "2024-02-20", 50.0),  # y after as-of: not yet bought
+            ("b", "2024-01-01", 7.0),  # q and p both 7: p by name
+            ("b", "2024-01-02", 7.0),
+            ("c", "2024-01-05", 3.0),  # no product recorded on c's only line
+        ]
+    ).assign(product=pd.Series(["x", "y", "x", "y", "q", "p", None], dtype="string"))
+    features = features_of(tx)
+    assert features["top_product"].fillna("(none)").tolist() == ["x", "p", "(none)"]
+    assert str(features["top_product"].dtype) == "string"
+    later = features_of(tx, as_of=pd.Timestamp("2024-02-20"))
+    assert later.loc["a", "top_product"] == "y"  # 62 against 16
+
+
+def test_a_sub_segment_rule_can_name_a_product_bought():
+    tx = transactions([("a", "2024-01-01", 10.0), ("b", "2024-01-01", 10.0)]).assign(
+        product=pd.Series(["coffee", "tea"], dtype="string")
+    )
+    segments = build_features(tx, as_of=AS_OF).assign(status="loyal")
+    rules = (
+        SubSegmentRule(
+            name="loyal coffee buyers", statuses=("loyal",), when={"top_product": ("coffee",)}
+        ),
+    )
+    assert assign_sub_segments(segments, rules).fillna("").tolist() == ["loyal coffee buyers", ""]
+
+
+def test_the_catalogue_puts_the_optional_features_after_the_basket_in_a_fixed_order():
+    available = [
+        *reversed(CAMPAIGN_FEATURES),
+        *reversed(LOYALTY_FEATURES),
+        "top_product",
+        "return_rate",
+    ]
+    columns = feature_columns(FeatureConfig(activity_windows_days=(30,)), available)
+    assert columns == [
+        *FEATURE_COLUMNS,
+        "purchases_last_30d",
+        "spend_last_30d",
+        "return_rate",
+        "top_product",
+        *LOYALTY_FEATURES,
+        *CAMPAIGN_FEATURES,
+    ]
