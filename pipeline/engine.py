@@ -116,8 +116,11 @@ def connect(config: EngineConfig) -> Engine:
     """Open the configured engine."""
     if config.name == "spark":
         return _connect_spark(config)
+    # Operators that outgrow the memory limit spill to a scratch directory (removed on close),
+    # so data larger than memory streams through. Results are sorted by customer afterwards, so
+    # the engine need not keep rows in input order (less memory, more parallel).
     scratch = tempfile.TemporaryDirectory(prefix="loyalty-duckdb-")
-    settings: dict[str, Any] = {"temp_directory": scratch.name}
+    settings: dict[str, Any] = {"temp_directory": scratch.name, "preserve_insertion_order": False}
     if config.duckdb_threads is not None:
         settings["threads"] = config.duckdb_threads
     if config.duckdb_memory_limit is not None:

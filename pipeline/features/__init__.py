@@ -218,12 +218,18 @@ class CustomerHistory:
         returns: ibis.Table | None = None,
         loyalty: ibis.Table | None = None,
         campaigns: ibis.Table | None = None,
+        materialize: bool = True,
     ) -> CustomerHistory:
-        """Clean transaction lines already on the engine (a table, or files it reads)."""
+        """Clean transaction lines already on the engine (a table, or files it reads).
+
+        ``materialize``: keep the purchase days on the engine, for features at several
+        cut-offs; without, every query computes them again from the lines.
+        """
+        days = purchase_days(lines)
         return cls(
             engine=engine,
             lines=lines,
-            days=engine.materialize(purchase_days(lines)),
+            days=engine.materialize(days) if materialize else days,
             settings=settings,
             returns=returns,
             loyalty=loyalty,

@@ -28,12 +28,12 @@ def population_gap_prior(features: pd.DataFrame) -> float:
 
 
 def rhythm_sums(history: ibis.Table) -> dict[str, ibis.Value]:
-    """Per-customer sums of the gaps between purchase days (integers: exact)."""
-    return {
-        "gap_count": history.gap_days.count(),
-        "gap_sum": history.gap_days.sum(),
-        "gap_square_sum": (history.gap_days * history.gap_days).sum(),
-    }
+    """Per-customer sum of squared gaps between purchase days (an integer: exact).
+
+    The gaps' count and sum need no sum of their own: a customer has ``orders - 1`` gaps, and
+    they add up to the days from the first purchase to the last.
+    """
+    return {"gap_square_sum": (history.gap_days * history.gap_days).sum()}
 
 
 def rhythm_features(sums: ibis.Table) -> dict[str, ibis.Value]:
@@ -43,10 +43,11 @@ def rhythm_features(sums: ibis.Table) -> dict[str, ibis.Value]:
     variation of the gaps, null with fewer than two: a customer's gaps are all of their history,
     not a sample) and ``repeat_purchases_per_year`` (over at least a month of tenure).
     """
-    n = sums.gap_count
-    mean_gap = sums.gap_sum.cast("float64") / n
+    n = sums.orders - 1
+    gap_sum = sums.tenure_days - sums.days_since_last_purchase
+    mean_gap = gap_sum.cast("float64") / n
     # n * sum(g^2) - (sum g)^2 is an exact integer: no cancellation error in the variance.
-    spread = (n * sums.gap_square_sum - sums.gap_sum * sums.gap_sum).cast("float64")
+    spread = (n * sums.gap_square_sum - gap_sum * gap_sum).cast("float64")
     gap_sd = (spread / (n * n)).sqrt()
     rate_days = ibis.greatest(sums.tenure_days.cast("float64"), MIN_RATE_DAYS)
     return {
@@ -81,24 +82,21 @@ def trend_sums(
     amount = history[AMOUNT]
     recent = age < window_days
     previous = (age >= window_days) & (age < 2 * window_days)
-    # Only the whole periods of a customer's tenure enter the spend trend: the partial first
-    # one always holds the first purchase and would make every steady buyer look as declining.
-    in_full_period = history.period < history.full_periods
+    # Filtered sums: the engine skips the other rows instead of adding zeros; an empty filter
+    # sums to null, hence the zero fill.
     sums = {
-        "spend_recent_exact": ibis.ifelse(recent, amount, 0).sum(),
-        "spend_previous_exact": ibis.ifelse(previous, amount, 0).sum(),
-        "purchases_recent": ibis.ifelse(recent, 1, 0).sum(),
-        "purchases_previous": ibis.ifelse(previous, 1, 0).sum(),
-        "full_periods": history.full_periods.max(),
-        "period_spend_exact": ibis.ifelse(in_full_period, amount, 0).sum(),
-        "period_weighted_spend_exact": ibis.ifelse(
-            in_full_period, amount.cast("decimal(38, 4)") * history.period, 0
-        ).sum(),
+        "spend_recent_exact": amount.sum(where=recent).fill_null(0),
+        "spend_previous_exact": amount.sum(where=previous).fill_null(0),
+        "purchases_recent": amount.count(where=recent),
+        "purchases_previous": amount.count(where=previous),
+        # sum(period x spend) over every purchase day: with the first day's own (it is the
+        # customer's oldest period), all that the spend trend needs.
+        "period_weighted_spend_exact": (amount.cast("decimal(38, 4)") * history.period).sum(),
     }
     for days in activity_windows_days:
         within = age < days
-        sums[f"purchases_last_{days}d"] = ibis.ifelse(within, 1, 0).sum()
-        sums[f"spend_last_{days}d_exact"] = ibis.ifelse(within, amount, 0).sum()
+        sums[f"purchases_last_{days}d"] = amount.count(where=within)
+        sums[f"spend_last_{days}d_exact"] = amount.sum(where=within).fill_null(0)
     return sums
 
 
@@ -117,10 +115,11 @@ def trend_features(
     ``spend_previous`` / ``purchases_previous`` (the ``window_days`` before those),
     ``spend_change`` and ``purchase_change`` (``(recent - previous) / (recent + previous)``, in
     [-1, 1] and 0 when both are 0), ``purchases_last_<N>d`` and ``spend_last_<N>d`` for each
-    activity window, and ``spend_trend``: the least-squares slope of the customer's spend per
-    period (zeros included) over the whole periods of their tenure, relative to their mean
-    spend per period, per year (-0.5: spend falling by half its level a year). Null with fewer
-    than two whole periods or no spend in them.
+    activity window, and ``spend_trend``: the slope of the customer's spend per period over
+    their tenure (zero periods included; the first purchase left out; the partial oldest period
+    weighted by how much of it was observed), relative to their mean spend per period, per year
+    (-0.5: spend falling by half its level a year). Null before a whole period has passed or
+    without spend after the first purchase.
     """
     recent = sums.spend_recent_exact.cast("float64")
     previous = sums.spend_previous_exact.cast("float64")
@@ -142,14 +141,23 @@ def trend_features(
 
 
 def _spend_trend(sums: ibis.Table, *, period_days: int) -> ibis.Value:
-    # Periods x = 0 (oldest whole one) .. M - 1 (latest); period index p = M - 1 - x counts back
-    # from as-of. With y_x the spend in period x: Sy = sum y, Sxy = (M - 1) Sy - sum p*y, and
-    # Sx, Sxx in closed form, so the zero periods need no rows of their own.
-    m = sums.full_periods.cast("float64")
-    sy = sums.period_spend_exact.cast("float64")
-    sxy = (m - 1) * sy - sums.period_weighted_spend_exact.cast("float64")
-    sx = m * (m - 1) / 2
-    sxx = (m - 1) * m * (2 * m - 1) / 6
-    slope = (m * sxy - sx * sy) / (m * sxx - sx * sx)
-    per_year = slope / (sy / m) * (DAYS_PER_YEAR / period_days)
-    return ibis.ifelse((m >= 2) & (sy > 0), per_year, ibis.null("float64"))
+    # Periods p = 0 (the latest) .. M (the oldest, holding the first purchase and only partly
+    # observed: exposure e = (T - M * period + 1) / period of a period); x = -p runs forward in
+    # time. The spend rate of each period (spend / exposure, zero periods included) is fitted by
+    # least squares weighted by exposure, so the partial period counts for what it covers. The
+    # first purchase is left out (it is where the customer starts, not how they go on), which
+    # makes every sum a plain per-customer one: sum(spend), sum(p * spend), and closed forms
+    # for the exposures.
+    tenure = sums.tenure_days
+    m = (tenure // period_days).cast("float64")
+    e = (tenure - (tenure // period_days) * period_days + 1).cast("float64") / period_days
+    sw = m + e
+    sx = -(m * (m - 1) / 2 + m * e)
+    sxx = (m - 1) * m * (2 * m - 1) / 6 + m * m * e
+    first = sums.first_spend_exact.cast("float64")
+    sy = sums.total_spend_exact.cast("float64") - first
+    sxy = -(sums.period_weighted_spend_exact.cast("float64") - m * first)
+    slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+    per_year = slope / (sy / sw) * (DAYS_PER_YEAR / period_days)
+    # At least one whole period besides the first, and some spend after the first purchase.
+    return ibis.ifelse((m >= 1) & (sy > 0), per_year, ibis.null("float64"))

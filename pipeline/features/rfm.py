@@ -26,41 +26,37 @@ def purchase_days(lines: ibis.Table) -> ibis.Table:
 
     Returns columns ``customer_id``, ``day`` (a date) and ``amount`` (the day's exact total).
     """
+    # A day's total fits MONEY again: later sums stay on 64-bit integers, not 128-bit ones.
     return lines.group_by(
         **{CUSTOMER_ID: lines[CUSTOMER_ID], DAY: lines[TIMESTAMP].date()}
-    ).aggregate(**{AMOUNT: lines[AMOUNT].cast(MONEY).sum()})
+    ).aggregate(**{AMOUNT: lines[AMOUNT].cast(MONEY).sum().cast(MONEY)})
 
 
 def purchase_history(days: ibis.Table, *, as_of: dt.date, period_days: int) -> ibis.Table:
     """Purchase days up to ``as_of``, each with its place in the customer's history.
 
     Adds ``gap_days`` (days since the customer's previous purchase day; null on the first),
-    ``age_days`` (days before ``as_of``), ``period`` (``age_days // period_days``: 0 is the
-    latest full period) and ``full_periods`` (how many whole periods the customer's tenure
-    spans, the partial first one left out).
+    ``age_days`` (days before ``as_of``) and ``period`` (``age_days // period_days``: 0 is the
+    latest period).
     """
     observed = days.filter(days[DAY] <= ibis.date(as_of))
     in_order = ibis.window(group_by=observed[CUSTOMER_ID], order_by=observed[DAY])
-    whole = ibis.window(group_by=observed[CUSTOMER_ID])
     age_days = ibis.date(as_of).delta(observed[DAY], unit="day")
-    tenure_days = ibis.date(as_of).delta(observed[DAY].min().over(whole), unit="day")
     return observed.mutate(
         gap_days=observed[DAY].delta(observed[DAY].lag().over(in_order), unit="day"),
         age_days=age_days,
         period=age_days // period_days,
-        full_periods=tenure_days // period_days,
     )
 
 
 def rfm_sums(history: ibis.Table, *, as_of: dt.date) -> dict[str, ibis.Value]:
     """Per-customer sums over :func:`purchase_history` behind the RFM features."""
-    first_spend = ibis.ifelse(history.gap_days.isnull(), history[AMOUNT], 0)
     return {
         "orders": history.count(),
         "tenure_days": ibis.date(as_of).delta(history[DAY].min(), unit="day"),
         "days_since_last_purchase": ibis.date(as_of).delta(history[DAY].max(), unit="day"),
         "total_spend_exact": history[AMOUNT].sum(),
-        "first_spend_exact": first_spend.sum(),
+        "first_spend_exact": history[AMOUNT].argmin(history[DAY]),
     }
 
 

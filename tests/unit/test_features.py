@@ -147,11 +147,21 @@ def test_activity_windows_count_purchase_days_and_spend_up_to_as_of():
     assert windows.loc["a", ["purchases_last_90d", "spend_last_90d"]].tolist() == [3, 15.0]
 
 
-def test_spend_trend_is_the_relative_yearly_slope_of_spend_per_whole_period():
+def weighted_trend(spend_by_period: list[float], exposure_of_oldest: float) -> float:
+    """The spend trend by plain numpy: periods latest first, the oldest one partly observed."""
+    periods = np.arange(len(spend_by_period))
+    exposure = np.where(periods == periods[-1], exposure_of_oldest, 1.0)
+    rate = np.asarray(spend_by_period) / exposure
+    # np.polyfit weights residuals, least squares weighted by exposure needs its square root
+    slope = np.polyfit(-periods, rate, 1, w=np.sqrt(exposure))[0]
+    return slope / (np.sum(spend_by_period) / exposure.sum()) * 365.25 / 30
+
+
+def test_spend_trend_is_the_relative_yearly_slope_of_spend_per_period():
     # as-of 2024-12-30; 30-day periods counted back: p0 = Dec 1-30, p1 = Oct 31-Nov 29, ...
     tx = transactions(
         [
-            ("falling", "2024-08-01", 5.0),  # first purchase: in the partial first period
+            ("falling", "2024-08-01", 5.0),  # first purchase (left out): age 151, period 5
             ("falling", "2024-09-05", 40.0),  # p3
             ("falling", "2024-10-10", 20.0),  # p2
             ("falling", "2024-11-10", 10.0),  # p1
@@ -165,14 +175,11 @@ def test_spend_trend_is_the_relative_yearly_slope_of_spend_per_whole_period():
         ]
     )
     trend = features_of(tx, as_of=pd.Timestamp("2024-12-30"))["spend_trend"]
-    # falling: tenure 151 days -> 5 whole periods; spend oldest first [0, 40, 20, 10, 0]
-    spend = np.array([0.0, 40.0, 20.0, 10.0, 0.0])
-    slope = np.polyfit(np.arange(5), spend, 1)[0]
-    assert trend["falling"] == pytest.approx(slope / spend.mean() * 365.25 / 30)
-    assert trend["steady"] == pytest.approx(
-        np.polyfit(np.arange(5), [0.0, 10, 10, 10, 10], 1)[0] / 8 * 365.25 / 30
-    )
-    assert np.isnan(trend["young"])  # under two whole periods: no trend yet
+    # tenure 151 days: periods 0-4 whole, period 5 seen for 2 of its 30 days
+    assert trend["falling"] == pytest.approx(weighted_trend([0, 10, 20, 40, 0, 0], 2 / 30))
+    assert trend["steady"] == pytest.approx(weighted_trend([10, 10, 10, 10, 0, 0], 2 / 30))
+    assert trend["falling"] < -1 < 0 < trend["steady"]
+    assert np.isnan(trend["young"])  # not a whole period yet: no trend
 
 
 def test_basket_features_come_from_the_mapped_line_columns():
