@@ -423,9 +423,10 @@ class CLVConfig(_Section):
         default=0.1, ge=0, description="discount rate per year of clv"
     )
     fit_sample_size: int | None = Field(
-        default=200_000,
+        default=100_000,
         ge=1000,
-        description="fit on a seeded sample of at most this many customers",
+        description="fit on a seeded sample of at most this many customers (parameters of "
+        "four-parameter models are estimated to well under 1% from 100,000)",
     )
     penalizer: float = Field(default=0.001, ge=0)
     monetary_penalizer: float = Field(default=0.001, ge=0)
