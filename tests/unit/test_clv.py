@@ -344,3 +344,16 @@ def test_a_non_finite_closed_form_never_reaches_the_forecast(monkeypatch):
     np.testing.assert_allclose(purchases[1], [300 / 365 * 30, 300 / 365 * 60])
     np.testing.assert_array_equal(alive[[0, 2]], clean_alive[[0, 2]])
     np.testing.assert_array_equal(purchases[[0, 2]], clean_purchases[[0, 2]])
+
+
+def test_a_strong_frequency_spend_correlation_is_measured_and_warned_about(cdnow, caplog):
+    independent = CustomerValueModel().fit(with_trend_inputs(cdnow))
+    assert abs(independent.metrics_["frequency_monetary_correlation"]) < 0.3
+    # the same customers, with spend per purchase made to grow with frequency
+    correlated = cdnow.assign(
+        monetary=np.where(cdnow["frequency"] > 0, 10.0 + 5.0 * cdnow["frequency"], 0.0)
+    )
+    with caplog.at_level("WARNING", logger="pipeline.clv"):
+        model = CustomerValueModel().fit(with_trend_inputs(correlated))
+    assert model.metrics_["frequency_monetary_correlation"] > 0.9
+    assert "Gamma-Gamma assumes they do not" in caplog.text

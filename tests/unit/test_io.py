@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -124,3 +126,11 @@ def test_a_held_lock_refuses_a_second_holder(tmp_path):
         pass
     with io.exclusive_lock(lock):  # released: free again
         pass
+
+
+def test_a_source_is_located_where_it_really_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert io.source_location("lifetimes:cdnow").endswith("CDNOW_master.txt")
+    assert Path(io.source_location("lifetimes:cdnow")).exists()
+    assert io.source_location("sales.csv") == str(tmp_path / "sales.csv")
+    assert io.source_location("spark:warehouse.sales") == "spark:warehouse.sales"
