@@ -267,6 +267,12 @@ class DataConfig(_Section):
         description="unit price 0 or below (free samples, bad-debt adjustments)",
     )
     customers: CustomersConfig | None = None
+    stream_above_mb: float | None = Field(
+        default=1024,
+        ge=0,
+        description="a transactions file larger than this is cleaned partition by partition "
+        "from disk (files larger than memory); null: always in memory",
+    )
     loyalty_events: LoyaltyEventsConfig | None = Field(
         default=None, description="optional loyalty-programme events (points earned, redeemed)"
     )

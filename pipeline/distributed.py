@@ -111,6 +111,15 @@ class SparkCleanTransactions:
     rows_used: int
     fingerprint: str
 
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantine)
+
+    def write_quarantine(self, path: Any) -> None:
+        from pipeline.io import write_frame
+
+        write_frame(self.quarantine, path)
+
     def counts_by_reason(self) -> dict[str, int]:
         if self.quarantine.empty:
             return {}

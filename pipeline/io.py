@@ -56,20 +56,10 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
         from pipeline.clv import lifetimes_dataset_path  # the one place that knows lifetimes
 
         return _read_cdnow(lifetimes_dataset_path(BUILTIN_SOURCES[source]))
+    check_readable(source)
     path = Path(source)
     name = path.name.lower()
-    if not path.exists():
-        raise InputError(
-            source, "file not found", "Check the path given by --transactions or data.transactions"
-        )
-    if path.is_dir() or path.stat().st_size == 0:
-        raise InputError(
-            source, "the file is empty" if path.is_file() else "is a directory, not a file"
-        )
     if name.endswith(PARQUET_SUFFIXES):
-        with path.open("rb") as handle:
-            if handle.read(4) != _PARQUET_MAGIC:
-                raise InputError(source, "is not a Parquet file although its name says so")
         try:
             return pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several unrelated types for corrupt files
@@ -77,11 +67,6 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
                 source, f"cannot read the Parquet file ({error.__class__.__name__})"
             ) from None
     if name.endswith(CSV_SUFFIXES):
-        with path.open("rb") as handle:
-            if handle.read(4) == _PARQUET_MAGIC:
-                raise InputError(
-                    source, "is a Parquet file although its name says CSV", "Rename it to .parquet"
-                )
         try:
             return pd.read_csv(
                 path,
@@ -95,6 +80,36 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
             detail = str(error).splitlines()[0]
             raise InputError(source, f"not a readable CSV file ({detail})") from None
     raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
+
+
+def check_readable(source: str) -> None:
+    """A file that exists, is not empty, and is of the kind its name says.
+
+    Raises
+    ------
+    InputError
+        Saying which of these it is not.
+    """
+    path = Path(source)
+    name = path.name.lower()
+    if not path.exists():
+        raise InputError(
+            source, "file not found", "Check the path given by --transactions or data.transactions"
+        )
+    if path.is_dir() or path.stat().st_size == 0:
+        raise InputError(
+            source, "the file is empty" if path.is_file() else "is a directory, not a file"
+        )
+    if not name.endswith((*PARQUET_SUFFIXES, *CSV_SUFFIXES)):
+        raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
+    with path.open("rb") as handle:
+        is_parquet = handle.read(4) == _PARQUET_MAGIC
+    if name.endswith(PARQUET_SUFFIXES) and not is_parquet:
+        raise InputError(source, "is not a Parquet file although its name says so")
+    if name.endswith(CSV_SUFFIXES) and is_parquet:
+        raise InputError(
+            source, "is a Parquet file although its name says CSV", "Rename it to .parquet"
+        )
 
 
 def source_location(source: str) -> str:

@@ -10,6 +10,7 @@ rows that are merely unusable are set aside with a reason so that
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -60,6 +61,16 @@ class CleanTransactions:
     @property
     def rows_used(self) -> int:
         return len(self.transactions)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantine)
+
+    def write_quarantine(self, path: Path) -> None:
+        """Every row set aside, with its place in the file and its reason, as CSV."""
+        from pipeline.io import write_frame
+
+        write_frame(self.quarantine, path)
 
     def history(
         self,

@@ -26,6 +26,7 @@ from pipeline.evaluate import (
 )
 from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
+from pipeline.streaming import clean_streaming, streams
 from pipeline.tables import read_optional_tables
 
 log = logging.getLogger(__name__)
@@ -84,24 +85,36 @@ def run_scoring(
             engine=engine or model.config.engine,
         )
     data = model.config.data
-    raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
-    clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
+    if streams(transactions, data):
+        # Larger than is wise to hold: cleaned from disk a partition of customers at a time,
+        # its features read by the engine from the clean parts.
+        clean = clean_streaming(
+            transactions, data=data, as_of=as_of, engine=engine or model.config.engine
+        )
+    else:
+        raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
+        clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
     # The optional tables the bundle was trained with, read from the paths its config names.
     optional = read_optional_tables(data, as_of=clean.as_of)
-    segments = model.segment(
-        clean.transactions,
+    with connect(engine or model.config.engine) as opened:
+        history = clean.history(
+            opened,
+            model.config.features,
+            loyalty=optional.loyalty.events if optional.loyalty is not None else None,
+            campaigns=optional.campaigns.events if optional.campaigns is not None else None,
+        )
+        features = history.features(clean.as_of, prior_gap_days=model.prior_gap_days)
+    segments = model.segment_features(
+        features,
         as_of=clean.as_of,
-        horizon_days=horizon_days,
-        returns=clean.returns,
+        horizon_days=horizon_days or model.config.horizon_days,
         attributes=optional.attributes,
-        loyalty=optional.loyalty.events if optional.loyalty is not None else None,
-        campaigns=optional.campaigns.events if optional.campaigns is not None else None,
     )
     summary = status_summary(segments)
     drift, psi_metrics, drifted, extra = _drift(model, segments)
     with io.atomic_directory(output) as staging:
         io.write_frame(segments, staging / "segments.parquet")
-        io.write_frame(clean.quarantine, staging / "quarantine.csv")
+        clean.write_quarantine(staging / "quarantine.csv")
         io.write_frame(summary, staging / "status_summary.csv")
         if drift is not None:
             io.write_frame(drift, staging / "data_drift.csv")
@@ -113,8 +126,8 @@ def run_scoring(
                 "metrics": {
                     "customers": float(len(segments)),
                     "rows_in": float(clean.rows_in),
-                    "rows_used": float(len(clean.transactions)),
-                    "rows_quarantined": float(len(clean.quarantine)),
+                    "rows_used": float(clean.rows_used),
+                    "rows_quarantined": float(clean.rows_quarantined),
                     **optional.metrics(),
                     **status_shares(segments),
                     **psi_metrics,
@@ -124,7 +137,13 @@ def run_scoring(
             staging / "metrics.json",
         )
     return ScoringOutcome(
-        segments, summary, Path(output), len(clean.quarantine), len(segments), psi_metrics, drifted
+        segments,
+        summary,
+        Path(output),
+        clean.rows_quarantined,
+        len(segments),
+        psi_metrics,
+        drifted,
     )
 
 
@@ -181,7 +200,7 @@ def _score_on_spark(
         drift, psi_metrics, drifted, extra = _drift(model, sample)
         with io.atomic_directory(output) as staging:
             distributed.write_parquet(segments, staging / "segments.parquet")
-            io.write_frame(clean.quarantine, staging / "quarantine.csv")
+            clean.write_quarantine(staging / "quarantine.csv")
             io.write_frame(summary, staging / "status_summary.csv")
             if drift is not None:
                 io.write_frame(drift, staging / "data_drift.csv")
@@ -195,7 +214,7 @@ def _score_on_spark(
                         "customers": float(customers),
                         "rows_in": float(clean.rows_in),
                         "rows_used": float(clean.rows_used),
-                        "rows_quarantined": float(len(clean.quarantine)),
+                        "rows_quarantined": float(clean.rows_quarantined),
                         **optional.metrics(),
                         **shares_from_summary(summary),
                         **psi_metrics,
@@ -206,5 +225,5 @@ def _score_on_spark(
             )
         segments.unpersist()
     return ScoringOutcome(
-        None, summary, Path(output), len(clean.quarantine), customers, psi_metrics, drifted
+        None, summary, Path(output), clean.rows_quarantined, customers, psi_metrics, drifted
     )

@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -254,10 +255,18 @@ def log_training(
             dataset = mlflow.data.from_pandas(
                 data, source=location, name=Path(location).name, digest=data_fingerprint
             )
-        else:  # a Spark DataFrame: described where it lives, not brought here
+        elif data is not None:  # a Spark DataFrame: described where it lives, not brought here
             dataset = mlflow.data.from_spark(
                 data, path=location, name=Path(location).name, digest=data_fingerprint
             )
+        else:  # a file cleaned from disk: its place and fingerprint, never its rows
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "interpreted in several ways"
+                where = resolve_dataset_source(location)
+            dataset = MetaDataset(where, name=Path(location).name, digest=data_fingerprint)
         mlflow.log_input(dataset, context="training")
         for stage in STAGES:
             with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):

@@ -41,10 +41,12 @@ from pipeline.features import population_gap_prior
 from pipeline.labeling import CLUSTER, StatusLabeler
 from pipeline.model import SegmentationModel, assemble_segments, sub_segment_rules
 from pipeline.schema import CUSTOMER_ID, CleanEvents, CleanTransactions, clean_transactions
+from pipeline.streaming import clean_streaming, streams
 from pipeline.tables import OptionalTables, read_optional_tables
 
 if TYPE_CHECKING:
     from pipeline.distributed import SparkCleanTransactions
+    from pipeline.streaming import StreamedCleanTransactions
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +194,7 @@ def fit_segmentation(
         "data": {
             "rows_in": float(clean.rows_in),
             "rows_used": float(clean.rows_used),
-            "rows_quarantined": float(len(clean.quarantine)),
+            "rows_quarantined": float(clean.rows_quarantined),
             **{f"quarantined_{k}": float(v) for k, v in clean.counts_by_reason().items()},
             "customers": float(len(features)),
             "prior_gap_days": prior_gap_days,
@@ -301,7 +303,7 @@ def prepare_embedded_sample(config: Config) -> DataSource:
 
 def load_transactions(
     config: Config, source: str, *, as_of: pd.Timestamp | None
-) -> tuple[Any, CleanTransactions | SparkCleanTransactions, str]:
+) -> tuple[Any, CleanTransactions | SparkCleanTransactions | StreamedCleanTransactions, str]:
     """Read and clean the transactions where the engine runs: the raw table, the clean one and
     the data fingerprint.
 
@@ -315,6 +317,10 @@ def load_transactions(
             raw = read_raw(engine.session, io.source_location(source))
             clean = clean_on_spark(raw, data=config.data, source=source, as_of=as_of)
         return raw, clean, clean.fingerprint
+    if streams(source, config.data):
+        # Larger than is wise to hold: cleaned from disk a partition of customers at a time.
+        streamed = clean_streaming(source, data=config.data, as_of=as_of, engine=config.engine)
+        return None, streamed, streamed.fingerprint
     raw = io.read_table(source, string_columns=(config.data.columns.customer_id,))
     clean = clean_transactions(raw, data=config.data, source=source, as_of=as_of)
     return raw, clean, io.fingerprint(raw)
@@ -438,7 +444,7 @@ def _run_training(
     stage("outputs")
     with io.atomic_directory(config.output) as staging:
         io.write_frame(result.segments, staging / "segments.parquet")
-        io.write_frame(clean.quarantine, staging / "quarantine.csv")
+        clean.write_quarantine(staging / "quarantine.csv")
         io.write_frame(result.summary, staging / "status_summary.csv")
         io.write_frame(result.cluster_profiles, staging / "cluster_profiles.csv")
         if result.confusion is not None:

@@ -138,6 +138,22 @@ def test_the_same_seed_gives_identical_segments(tmp_path):
     assert tables[0] == tables[1]
 
 
+def test_a_file_cleaned_from_disk_trains_to_the_same_segment_table(tmp_path):
+    """Above data.stream_above_mb the file is cleaned partition by partition from disk."""
+    tables = []
+    for threshold in ("null", "0"):
+        out = tmp_path / f"threshold-{threshold}"
+        config = small_config(tmp_path, f"data: {{stream_above_mb: {threshold}}}")
+        result = run_cli(
+            ["train", "--config", str(config), "--no-tracking", "--output", str(out), *SMALL]
+        )
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+        assert metrics["rows_in"] == metrics["rows_used"] + metrics["rows_quarantined"]
+        tables.append((out / "segments.parquet").read_bytes())
+    assert tables[0] == tables[1]
+
+
 def test_any_csv_with_the_default_columns_trains(tmp_path):
     rows = []
     for customer in range(300):
