@@ -306,16 +306,11 @@ def score_on_spark(
 
     from pipeline.features import customer_aggregates, feature_columns
     from pipeline.features.behaviour import with_gap_prior
+    from pipeline.tables import OptionalTables
 
-    loyalty = optional.loyalty if optional is not None else None
-    campaigns = optional.campaigns if optional is not None else None
-    attributes = optional.attributes if optional is not None else None
-    history = clean.history(
-        engine,
-        model.config.features,
-        loyalty=loyalty.events if loyalty is not None else None,
-        campaigns=campaigns.events if campaigns is not None else None,
-    )
+    optional = optional or OptionalTables()
+    attributes = optional.attributes
+    history = clean.history(engine, model.config.features, **optional.events())
     aggregates = customer_aggregates(
         history.lines,
         history.days,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -20,7 +21,6 @@ from pipeline.evaluate import (
     drifted_features,
     population_stability,
     shares_from_summary,
-    status_shares,
     status_summary,
     summary_from_totals,
 )
@@ -97,12 +97,7 @@ def run_scoring(
     # The optional tables the bundle was trained with, read from the paths its config names.
     optional = read_optional_tables(data, as_of=clean.as_of)
     with connect(engine or model.config.engine) as opened:
-        history = clean.history(
-            opened,
-            model.config.features,
-            loyalty=optional.loyalty.events if optional.loyalty is not None else None,
-            campaigns=optional.campaigns.events if optional.campaigns is not None else None,
-        )
+        history = clean.history(opened, model.config.features, **optional.events())
         features = history.features(clean.as_of, prior_gap_days=model.prior_gap_days)
     segments = model.segment_features(
         features,
@@ -114,27 +109,15 @@ def run_scoring(
     drift, psi_metrics, drifted, extra = _drift(model, segments)
     with io.atomic_directory(output) as staging:
         io.write_frame(segments, staging / "segments.parquet")
-        clean.write_quarantine(staging / "quarantine.csv")
-        io.write_frame(summary, staging / "status_summary.csv")
-        if drift is not None:
-            io.write_frame(drift, staging / "data_drift.csv")
-        io.write_json(
-            {
-                "as_of": str(clean.as_of.date()),
-                "trained_as_of": str(pd.Timestamp(model.trained_as_of).date()),
-                "source": transactions,
-                "metrics": {
-                    "customers": float(len(segments)),
-                    "rows_in": float(clean.rows_in),
-                    "rows_used": float(clean.rows_used),
-                    "rows_quarantined": float(clean.rows_quarantined),
-                    **optional.metrics(),
-                    **status_shares(segments),
-                    **psi_metrics,
-                },
-                **extra,
-            },
-            staging / "metrics.json",
+        _write_outputs(
+            staging,
+            model=model,
+            clean=clean,
+            transactions=transactions,
+            summary=summary,
+            drift=drift,
+            metrics={**optional.metrics(), **psi_metrics},
+            extra=extra,
         )
     return ScoringOutcome(
         segments,
@@ -144,6 +127,41 @@ def run_scoring(
         len(segments),
         psi_metrics,
         drifted,
+    )
+
+
+def _write_outputs(
+    staging: Path,
+    *,
+    model: SegmentationModel,
+    clean: Any,
+    transactions: str,
+    summary: pd.DataFrame,
+    drift: pd.DataFrame | None,
+    metrics: dict[str, float],
+    extra: dict[str, Any],
+) -> None:
+    """Everything a scoring writes besides the segment table (whichever engine wrote that)."""
+    clean.write_quarantine(staging / "quarantine.csv")
+    io.write_frame(summary, staging / "status_summary.csv")
+    if drift is not None:
+        io.write_frame(drift, staging / "data_drift.csv")
+    io.write_json(
+        {
+            "as_of": str(clean.as_of.date()),
+            "trained_as_of": str(pd.Timestamp(model.trained_as_of).date()),
+            "source": transactions,
+            "metrics": {
+                "customers": float(summary["customers"].sum()),
+                "rows_in": float(clean.rows_in),
+                "rows_used": float(clean.rows_used),
+                "rows_quarantined": float(clean.rows_quarantined),
+                **shares_from_summary(summary),
+                **metrics,
+            },
+            **extra,
+        },
+        staging / "metrics.json",
     )
 
 
@@ -200,28 +218,15 @@ def _score_on_spark(
         drift, psi_metrics, drifted, extra = _drift(model, sample)
         with io.atomic_directory(output) as staging:
             distributed.write_parquet(segments, staging / "segments.parquet")
-            clean.write_quarantine(staging / "quarantine.csv")
-            io.write_frame(summary, staging / "status_summary.csv")
-            if drift is not None:
-                io.write_frame(drift, staging / "data_drift.csv")
-            io.write_json(
-                {
-                    "as_of": str(clean.as_of.date()),
-                    "trained_as_of": str(pd.Timestamp(model.trained_as_of).date()),
-                    "source": transactions,
-                    "engine": "spark",
-                    "metrics": {
-                        "customers": float(customers),
-                        "rows_in": float(clean.rows_in),
-                        "rows_used": float(clean.rows_used),
-                        "rows_quarantined": float(clean.rows_quarantined),
-                        **optional.metrics(),
-                        **shares_from_summary(summary),
-                        **psi_metrics,
-                    },
-                    **extra,
-                },
-                staging / "metrics.json",
+            _write_outputs(
+                staging,
+                model=model,
+                clean=clean,
+                transactions=transactions,
+                summary=summary,
+                drift=drift,
+                metrics={**optional.metrics(), **psi_metrics},
+                extra={"engine": "spark", **extra},
             )
         segments.unpersist()
     return ScoringOutcome(

@@ -38,6 +38,13 @@ class OptionalTables:
     campaigns: CleanEvents | None = None
     fingerprint: str = ""
 
+    def events(self) -> dict[str, pd.DataFrame | None]:
+        """The clean event tables, as the feature stage takes them (``loyalty``, ``campaigns``)."""
+        return {
+            "loyalty": self.loyalty.events if self.loyalty is not None else None,
+            "campaigns": self.campaigns.events if self.campaigns is not None else None,
+        }
+
     def metrics(self) -> dict[str, float]:
         """Row accounting of the event tables: rows in, used and set aside (per reason)."""
         metrics: dict[str, float] = {}

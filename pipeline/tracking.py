@@ -144,8 +144,7 @@ class LoyaltySegmentationModel(mlflow.pyfunc.PythonModel):
             clean.transactions,
             as_of=clean.as_of,
             attributes=optional.attributes,
-            loyalty=optional.loyalty.events if optional.loyalty is not None else None,
-            campaigns=optional.campaigns.events if optional.campaigns is not None else None,
+            **optional.events(),
         )
 
 

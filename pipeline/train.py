@@ -123,12 +123,7 @@ def fit_segmentation(
     # Every query the later stages need runs now; the engine is closed before any model is
     # fitted, so the two never compete for the cores.
     with connect(config.engine) as engine:
-        history = clean.history(
-            engine,
-            config.features,
-            loyalty=loyalty.events if loyalty is not None else None,
-            campaigns=campaigns.events if campaigns is not None else None,
-        )
+        history = clean.history(engine, config.features, **optional.events())
         features = history.features(as_of)
         windows = holdout_windows(history, as_of=as_of, holdout_days=config.clv.holdout_days)
     prior_gap_days = population_gap_prior(features)
