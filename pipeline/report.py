@@ -94,12 +94,28 @@ def figure_data_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# Columns that hold a share of something: shown as percentages.
+_SHARE_COLUMNS = ("share", "value_share", "retention", "repeat_rate", "members_agreeing")
+
+
+def _number(value: float, *, share: bool, digits: int) -> str:
+    """A readable number: percentages for shares, thousands separators, never 1.16e+03."""
+    if pd.isna(value):
+        return ""
+    if share:
+        return f"{value:.1%}"
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}g}"
+
+
 def _table(frame: pd.DataFrame, *, digits: int = 3) -> str:
     formatted = frame.copy()
     for column in formatted.columns:
         if pd.api.types.is_float_dtype(formatted[column]):
+            share = column in _SHARE_COLUMNS or str(column).endswith("_share")
             formatted[column] = formatted[column].map(
-                lambda v: "" if pd.isna(v) else f"{v:,.{digits}g}"
+                lambda v, share=share: _number(v, share=share, digits=digits)
             )
     text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     styler = formatted.style.hide(axis="index").set_properties(

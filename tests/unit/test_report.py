@@ -72,3 +72,13 @@ def test_the_kpi_table_is_in_the_report_and_the_chart_only_once_there_are_two_ru
     )
     with_history = replace(result, tables={**result.tables, "labeling_kpis_across_runs": across})
     assert 'alt="KPIs across runs"' in render(with_history)
+
+
+def test_numbers_in_report_tables_read_as_people_write_them():
+    from pipeline.report import _number
+
+    assert _number(1157.38, share=False, digits=3) == "1,157"
+    assert _number(2410.7, share=False, digits=3) == "2,411"  # never 2.41e+03
+    assert _number(0.3541, share=False, digits=3) == "0.354"
+    assert _number(0.1, share=True, digits=3) == "10.0%"
+    assert _number(float("nan"), share=True, digits=3) == ""
