@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,21 @@ from pipeline.config import EngineConfig, FeatureConfig
 from pipeline.engine import Engine, connect
 from pipeline.features import CustomerHistory
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The real data sets: $LOYALTY_SHARED_DATA, else ``shared/data`` beside the checkout or
+    beside one of its parent folders (a clone in a subfolder still finds them)."""
+    if os.environ.get("LOYALTY_SHARED_DATA"):
+        return Path(os.environ["LOYALTY_SHARED_DATA"])
+    project = Path(__file__).resolve().parents[1]
+    for folder in project.parents:
+        candidate = folder / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return project.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 
 
 def transactions(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
