@@ -304,8 +304,7 @@ def score_on_spark(
     """
     import ibis
 
-    from pipeline.features import customer_aggregates, feature_columns
-    from pipeline.features.behaviour import with_gap_prior
+    from pipeline.features import customer_aggregates, customer_features
     from pipeline.tables import OptionalTables
 
     optional = optional or OptionalTables()
@@ -320,24 +319,27 @@ def score_on_spark(
         loyalty=history.loyalty,
         campaigns=history.campaigns,
     )
-    features = engine.session.sql(ibis.to_sql(aggregates, dialect="pyspark"))
+    # Every feature on Spark, with the training's population rhythm: no customer's features
+    # depend on who else is in their partition.
+    features = customer_features(
+        aggregates, settings=model.config.features, prior_gap_days=model.prior_gap_days
+    )
+    frame = engine.session.sql(ibis.to_sql(features, dialect="pyspark"))
     as_of = clean.as_of
 
     def segment(frames):
-        for frame in frames:
-            if frame.empty:
-                continue
-            derived = with_gap_prior(
-                frame.astype({CUSTOMER_ID: "string"}), prior_gap_days=model.prior_gap_days
-            )
-            ordered = derived[[CUSTOMER_ID, *feature_columns(model.config.features, derived)]]
-            yield model.segment_features(
-                ordered, as_of=as_of, horizon_days=horizon_days, attributes=attributes
-            )
+        for batch in frames:
+            if len(batch):
+                yield model.segment_features(
+                    batch.astype({CUSTOMER_ID: "string"}),
+                    as_of=as_of,
+                    horizon_days=horizon_days,
+                    attributes=attributes,
+                )
 
     # The output schema is the pandas table's: take it from the model applied to a few rows.
-    sample = next(segment([features.limit(50).toPandas()]))
-    return features.mapInPandas(segment, spark_schema(sample))
+    sample = next(segment([frame.limit(50).toPandas()]))
+    return frame.mapInPandas(segment, spark_schema(sample))
 
 
 def status_totals(segments: DataFrame) -> pd.DataFrame:

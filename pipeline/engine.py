@@ -8,7 +8,7 @@ transactions table (:mod:`pipeline.features`). An engine executes them:
 - ``spark``: Apache Spark through PySpark (``pip install '.[spark]'``), for data beyond one
   machine; local mode needs only a Java runtime.
 
-This is the only module that opens an engine; the stages only build expressions.
+This is the only module that opens a feature engine; the stages only build expressions.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from typing import Any
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.config import EngineConfig
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_TEXT_TYPES = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
 
 
 @dataclass
@@ -40,10 +43,15 @@ class Engine:
     _temporary: list[str] = field(default_factory=list)
     _scratch: tempfile.TemporaryDirectory | None = None
 
-    def table(self, frame: pd.DataFrame) -> ibis.Table:
-        """Hand a pandas frame to the engine (a temporary table on it)."""
+    def _temporary_name(self) -> str:
+        """A fresh name for a table this engine drops again on close."""
         name = f"loyalty_{uuid.uuid4().hex[:12]}"
         self._temporary.append(name)
+        return name
+
+    def table(self, frame: pd.DataFrame) -> ibis.Table:
+        """Hand a pandas frame to the engine (a temporary table on it)."""
+        name = self._temporary_name()
         if self.name == "spark":
             # The schema from the dtypes: an empty frame has no rows to infer it from.
             self.session.createDataFrame(frame, schema=spark_schema(frame)).createOrReplaceTempView(
@@ -63,8 +71,7 @@ class Engine:
         """A Spark DataFrame already on this engine's session, as a table."""
         if self.name != "spark":
             raise TypeError("only the spark engine holds Spark DataFrames")
-        name = f"loyalty_{uuid.uuid4().hex[:12]}"
-        self._temporary.append(name)
+        name = self._temporary_name()
         frame.createOrReplaceTempView(name)
         return self.backend.table(name)
 
@@ -78,8 +85,7 @@ class Engine:
 
     def materialize(self, expression: ibis.Table) -> ibis.Table:
         """Compute an expression once and keep the result on the engine for several queries."""
-        name = f"loyalty_{uuid.uuid4().hex[:12]}"
-        self._temporary.append(name)
+        name = self._temporary_name()
         if self.name == "spark":
             frame = self.session.sql(ibis.to_sql(expression, dialect="pyspark"))
             frame.cache().createOrReplaceTempView(name)
@@ -87,8 +93,11 @@ class Engine:
         return self.backend.create_table(name, expression, temp=True)
 
     def collect(self, expression: ibis.Table) -> pd.DataFrame:
-        """Run an expression and return its result as a pandas frame."""
-        return self.backend.to_pyarrow(expression).to_pandas()
+        """Run an expression and return its result as a pandas frame (text as ``string``)."""
+        # Straight to pandas' string dtype (no detour through Python objects for millions of
+        # ids), each column handed over and freed in turn (not the whole table held twice).
+        table = self.backend.to_pyarrow(expression)
+        return table.to_pandas(types_mapper=_TEXT_TYPES.get, split_blocks=True, self_destruct=True)
 
     def close(self) -> None:
         for name in self._temporary:
@@ -134,7 +143,7 @@ def _connect_spark(config: EngineConfig) -> Engine:
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError(
-            "features.engine.name is spark but PySpark is not installed: "
+            "engine.name is spark but PySpark is not installed: "
             "pip install '.[spark]' (and a Java 17 runtime)"
         ) from None
     # Executors must run the same interpreter as the driver (same pandas, same pipeline).

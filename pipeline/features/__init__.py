@@ -6,7 +6,7 @@ documented in the docstring of the function that defines it; an engine (:mod:`pi
 DuckDB by default, Spark for data beyond one machine) runs them.
 :func:`customer_aggregates` composes them into one aggregation per customer; the two features
 that depend on a population figure (the typical gap) are added per customer afterwards
-(:func:`~pipeline.features.behaviour.with_gap_prior`).
+(:func:`customer_features`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pipeline.config import EngineConfig, FeatureConfig
 from pipeline.engine import Engine, connect
 from pipeline.features.basket import basket_features, basket_sums, returned_sums, top_products
 from pipeline.features.behaviour import (
+    gap_prior_features,
+    gap_prior_of,
     population_gap_prior,
     rhythm_features,
     rhythm_sums,
     trend_features,
     trend_sums,
-    with_gap_prior,
 )
 from pipeline.features.campaigns import CAMPAIGN_FEATURES, campaign_features, campaign_sums
 from pipeline.features.loyalty import LOYALTY_FEATURES, loyalty_features, loyalty_sums
@@ -168,6 +169,17 @@ def customer_aggregates(
     )
 
 
+def customer_features(
+    aggregates: ibis.Table, *, settings: FeatureConfig, prior_gap_days: float
+) -> ibis.Table:
+    """Every feature in catalogue order, sorted by customer: the engine's aggregates with the
+    features the population's rhythm decides (:func:`.behaviour.gap_prior_features`)."""
+    derived = gap_prior_features(aggregates, prior_gap_days=float(prior_gap_days))
+    columns = feature_columns(settings, [*aggregates.columns, *derived])
+    chosen = [derived[c].name(c) if c in derived else aggregates[c] for c in columns]
+    return aggregates.select(aggregates[CUSTOMER_ID], *chosen).order_by(CUSTOMER_ID)
+
+
 @dataclass
 class CustomerHistory:
     """Clean transactions held by a feature engine: features at any cut-off, purchases in any window.
@@ -242,28 +254,26 @@ class CustomerHistory:
         ``prior_gap_days`` is the population rhythm that shrinks single customers' gaps; None
         measures it on these customers (training). Scoring passes the value learned at training.
         """
-        as_of_day = pd.Timestamp(as_of).date()
-        aggregates = self.engine.collect(
+        aggregates = self.engine.materialize(
             customer_aggregates(
                 self.lines,
                 self.days,
-                as_of=as_of_day,
+                as_of=pd.Timestamp(as_of).date(),
                 settings=self.settings,
                 returns=self.returns,
                 loyalty=self.loyalty,
                 campaigns=self.campaigns,
             )
         )
-        text = {c: "string" for c in (CUSTOMER_ID, *TEXT_FEATURES) if c in aggregates.columns}
-        aggregates = (
-            aggregates.astype(text)
-            .sort_values(CUSTOMER_ID, kind="mergesort")
-            .reset_index(drop=True)
+        if prior_gap_days is None:
+            repeaters = aggregates.filter(aggregates.frequency > 0)
+            gaps = self.engine.collect(repeaters.select("recency_days", "frequency"))
+            prior_gap_days = gap_prior_of(gaps["recency_days"], gaps["frequency"])
+        # Sorted by the engine (binary order, as Python sorts text): millions of ids sort there
+        # in parallel, not here in one thread.
+        return self.engine.collect(
+            customer_features(aggregates, settings=self.settings, prior_gap_days=prior_gap_days)
         )
-        prior = population_gap_prior(aggregates) if prior_gap_days is None else prior_gap_days
-        features = with_gap_prior(aggregates, prior_gap_days=prior)
-        columns = feature_columns(self.settings, features.columns)
-        return features[[CUSTOMER_ID, *columns]]
 
     def purchases_between(
         self, customers: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp

@@ -21,10 +21,15 @@ DAYS_PER_YEAR = 365.25
 
 def population_gap_prior(features: pd.DataFrame) -> float:
     """Median mean gap between purchase days among repeat customers: the prior rhythm."""
-    repeaters = features[features["frequency"] > 0]
-    if repeaters.empty:
+    return gap_prior_of(features["recency_days"], features["frequency"])
+
+
+def gap_prior_of(recency_days: pd.Series, frequency: pd.Series) -> float:
+    """:func:`population_gap_prior` from the two columns it needs (fallback: a month)."""
+    repeat = frequency > 0
+    if not repeat.any():
         return FALLBACK_GAP_DAYS
-    return float((repeaters["recency_days"] / repeaters["frequency"]).median())
+    return float((recency_days[repeat] / frequency[repeat]).median())
 
 
 def rhythm_sums(history: ibis.Table) -> dict[str, ibis.Value]:
@@ -57,21 +62,20 @@ def rhythm_features(sums: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
-def with_gap_prior(features: pd.DataFrame, *, prior_gap_days: float) -> pd.DataFrame:
-    """Add the features that measure a customer against their own rhythm.
+def gap_prior_features(customers: ibis.Table, *, prior_gap_days: float) -> dict[str, ibis.Value]:
+    """The features that measure a customer against their own rhythm.
 
     ``typical_gap_days``: the mean gap shrunk towards the population's by one pseudo-gap, so it
     exists for everyone and is not fooled by a single short gap; ``overdue_ratio``: days since
-    the last purchase / the typical gap. They depend on a population figure, so they are
-    computed per customer from ``prior_gap_days`` after the engine's aggregation (scoring
-    passes the prior learned at training: a customer's features never depend on who else is
-    scored with them).
+    the last purchase / the typical gap. They depend on a population figure, so they are made
+    from ``prior_gap_days`` once the customers are aggregated (scoring passes the prior learned
+    at training: a customer's features never depend on who else is scored with them).
     """
-    typical_gap = (features["recency_days"] + prior_gap_days) / (features["frequency"] + 1.0)
-    return features.assign(
-        typical_gap_days=typical_gap,
-        overdue_ratio=features["days_since_last_purchase"] / typical_gap,
-    )
+    typical_gap = (customers.recency_days + prior_gap_days) / (customers.frequency + 1.0)
+    return {
+        "typical_gap_days": typical_gap,
+        "overdue_ratio": customers.days_since_last_purchase / typical_gap,
+    }
 
 
 def trend_sums(
