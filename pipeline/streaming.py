@@ -70,7 +70,9 @@ class StreamedCleanTransactions:
             io.write_frame(pd.DataFrame(columns=[SOURCE_ROW, REASON]), path)
             return
         files = ", ".join(f"'{part}'" for part in parts)
-        with duckdb.connect() as connection:
+        # Sorting a large quarantine may spill: into this run's scratch folder, not the cwd.
+        spill = {"temp_directory": str(self.folder / "spill")}
+        with duckdb.connect(config=spill) as connection:
             connection.execute(
                 f"COPY (SELECT * FROM read_parquet([{files}], union_by_name=true) "
                 f"ORDER BY {SOURCE_ROW}) TO '{path}' (FORMAT csv, HEADER)"
