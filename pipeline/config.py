@@ -487,6 +487,20 @@ class LabelingConfig(_Section):
     """
 
     new_window_days: int = Field(default=90, ge=1)
+    established_days: int = Field(
+        default=180,
+        ge=1,
+        description="days since the first purchase after which a customer counts as "
+        "long-standing (a rule bound, like new_window_days)",
+    )
+    min_cluster_purity: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="share of a cluster's members that must meet its status on their own for "
+        "the cluster's name to hold for all of them; each member of a more mixed cluster takes "
+        "the status their own signals meet (0: always the cluster's name)",
+    )
     cluster_naming: Literal["members", "profile"] = Field(
         default="members",
         description="members: a cluster takes the status most of its members meet; profile: "

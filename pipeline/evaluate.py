@@ -20,6 +20,25 @@ def status_shares(segments: pd.DataFrame) -> dict[str, float]:
     return {f"share_{status}": float(shares.get(status, 0.0)) for status in STATUSES}
 
 
+def refinements(segments: pd.DataFrame) -> pd.DataFrame:
+    """How many customers have a status other than their cluster's name, and why: ``source``
+    (``customer_rule``, or ``own_signals`` in a mixed cluster), ``reason``, ``customers``."""
+    refined = segments.loc[segments["status_source"] != "cluster"]
+    reason = refined["status_reason"].where(
+        refined["status_source"] == "customer_rule",
+        "member of a mixed cluster, own signals say " + refined["status"].astype(str),
+    )
+    counts = (
+        pd.DataFrame({"source": refined["status_source"], "reason": reason})
+        .value_counts()
+        .rename("customers")
+        .reset_index()
+    )
+    return counts.sort_values(
+        ["source", "customers", "reason"], ascending=[True, False, True], ignore_index=True
+    )
+
+
 def status_totals(segments: pd.DataFrame) -> pd.DataFrame:
     """Per status: ``customers``, ``expected_spend`` and ``p_alive`` summed (indexed by status)."""
     grouped = segments.groupby("status", sort=False)

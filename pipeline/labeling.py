@@ -11,9 +11,16 @@ and value outputs, and ``rank_<signal>``: a member's percentile in the whole pop
 - ``profile``: the cluster's profile (the median of each signal over its members) is held to
   the rules, and the first rule the profile meets names it.
 
-Several clusters may share a status; a default status catches the rest. Customer rules may then
-override the cluster's name for single customers (for example everyone inside the new-customer
-window is ``new``).
+Several clusters may share a status; a default status catches the rest.
+
+Real customer bases rarely fall into clean groups: a cluster of real data can hold as many
+customers who are active as customers who are overdue. Naming such a cluster for its plurality
+would give hundreds of customers a status their own behaviour contradicts, and which status wins
+the vote changes with the seed. So the members of a *mixed* cluster (fewer than
+``min_cluster_purity`` of its members meet its status on their own) each take the status their
+own signals meet (``status_source`` ``own_signals``); a clean cluster's name smooths over its
+members' individual noise. Customer rules then override single customers (for example everyone
+inside the new-customer window is ``new``).
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ class StatusLabeler(BaseEstimator):
     naming
         ``members``: a cluster takes the status most of its members meet; ``profile``: the
         status its median profile meets (see the module's docstring).
+    min_cluster_purity
+        Share of a cluster's members that must meet its status on their own for the cluster's
+        name to hold for all of them; in a cluster below it each member takes their own status.
+        0 names every cluster's members by the cluster.
     """
 
     def __init__(
@@ -68,12 +79,14 @@ class StatusLabeler(BaseEstimator):
         default_status: str = "occasional",
         parameters: Mapping[str, float] | None = None,
         naming: str = "members",
+        min_cluster_purity: float = 0.8,
     ) -> None:
         self.cluster_rules = cluster_rules
         self.customer_rules = customer_rules
         self.default_status = default_status
         self.parameters = parameters
         self.naming = naming
+        self.min_cluster_purity = min_cluster_purity
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, y: None = None) -> StatusLabeler:
@@ -191,6 +204,12 @@ class StatusLabeler(BaseEstimator):
     def _rule_status(self, position: int) -> str:
         return self.cluster_rules[position].status if position >= 0 else self.default_status
 
+    def _rule_reason(self, position: int) -> str:
+        if position < 0:
+            return "no rule holds: default status"
+        rule = self.cluster_rules[position]
+        return rule.reason or rule.status
+
     def _name_by_members(self, members: pd.Series, profile: pd.Series) -> tuple[str, str]:
         """The status most members meet; a tie goes to the profile's status, else the status
         of the earlier rule."""
@@ -223,11 +242,13 @@ class StatusLabeler(BaseEstimator):
         return self.default_status, "no rule matched: default status"
 
     # -- applying --------------------------------------------------------------------------
-    def _customer_rule_status(self, signals: pd.DataFrame, ranks_from: dict | None) -> pd.Series:
-        """Status given by the first matching customer rule, NA where none matches."""
+    def _with_ranks(self, signals: pd.DataFrame, ranks_from: dict | None) -> pd.DataFrame:
+        """``signals`` with the ``rank_`` columns the rules use: percentiles within ``signals``
+        themselves, or (``ranks_from``) against the training population's sorted values."""
         values = signals.copy()
-        needed = {s for rule in self.customer_rules for s in rule.when if s.startswith(RANK_PREFIX)}
-        for name in needed:
+        rules = (*self.cluster_rules, *self.customer_rules)
+        needed = {s for rule in rules for s in rule.when if s.startswith(RANK_PREFIX)}
+        for name in sorted(needed):
             raw = values[name.removeprefix(RANK_PREFIX)].to_numpy(dtype="float64")
             if ranks_from is None:
                 ranked = pd.Series(raw).rank(pct=True).to_numpy()
@@ -235,6 +256,11 @@ class StatusLabeler(BaseEstimator):
                 reference = ranks_from[name.removeprefix(RANK_PREFIX)]
                 ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
             values[name] = np.where(np.isnan(raw), np.nan, ranked)
+        return values
+
+    def _customer_rule_status(self, signals: pd.DataFrame, ranks_from: dict | None) -> pd.Series:
+        """Status given by the first matching customer rule, NA where none matches."""
+        values = self._with_ranks(signals, ranks_from)
         decided = pd.Series(pd.NA, index=signals.index, dtype="object")
         for rule in self.customer_rules:
             hit = self._evaluate(values, rule) & decided.isna()
@@ -248,7 +274,7 @@ class StatusLabeler(BaseEstimator):
         -------
         pd.DataFrame
             Same index as ``customers``: ``status``, ``status_reason`` and ``status_source``
-            (``cluster`` or ``customer_rule``).
+            (``cluster``; ``own_signals`` for a member of a mixed cluster; ``customer_rule``).
         """
         check_is_fitted(self, "mapping_")
         clusters = customers[CLUSTER].astype("int64")
@@ -264,6 +290,18 @@ class StatusLabeler(BaseEstimator):
             index=customers.index,
         )
         signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
+        purity = clusters.map(self.cluster_profiles_["members_agreeing"]).to_numpy(float)
+        mixed = pd.Series(purity < self.min_cluster_purity, index=customers.index)
+        if mixed.any():
+            own = self._member_rules(self._with_ranks(signals.loc[mixed], self.reference_))
+            result.loc[mixed, "status"] = own.map(self._rule_status)
+            shares = pd.Series(purity[mixed.to_numpy()], index=own.index)
+            result.loc[mixed, "status_reason"] = [
+                f"cluster {cluster} is mixed ({share:.0%} of its members meet "
+                f"'{self.mapping_[cluster]}'): own signals: {self._rule_reason(position)}"
+                for cluster, share, position in zip(clusters[mixed], shares, own, strict=True)
+            ]
+            result.loc[mixed, "status_source"] = "own_signals"
         decided = self._customer_rule_status(signals, ranks_from=self.reference_)
         reasons = {
             rule.status: rule.reason or rule.status for rule in reversed(self.customer_rules)

@@ -64,7 +64,9 @@ _TEMPLATE = """<!doctype html>
 {% if figures.k_selection %}<img alt="k selection" src="{{ figures.k_selection }}">{% endif %}
 {{ k_evidence | safe }}
 {{ mapping | safe }}
-<p class="note">Customer rules override a cluster's name for single customers:</p>
+<p class="note">Customers whose status is not their cluster's name: customer rules, and members of
+ mixed clusters (fewer than {{ purity }} of the members meet the cluster's status on their own), who
+ take the status their own signals meet:</p>
 {{ overrides | safe }}
 
 <h2>KPIs per status</h2>
@@ -193,6 +195,7 @@ def render_report(
         k_evidence=_table(tables["k_selection"]) if "k_selection" in tables else "",
         mapping=_table(mapping),
         overrides=_table(tables.get("labeling_overrides", pd.DataFrame())),
+        purity=f"{config.labeling.min_cluster_purity:.0%}",
         playbook=_table(playbook_table),
         sub_segments=_table(tables.get("labeling_sub_segments", pd.DataFrame())),
         kpis=_table(tables.get("labeling_kpis", pd.DataFrame())),

@@ -32,6 +32,7 @@ from pipeline.evaluate import (
     kpis_across_runs,
     planted_recovery,
     population_stability,
+    refinements,
     status_kpis,
     status_shares,
     status_summary,
@@ -86,8 +87,12 @@ def make_labeler(config: Config) -> StatusLabeler:
         if labeling.customer_rules is not None
         else shipped["customer_rules"],
         default_status=labeling.default_status,
-        parameters={"new_window_days": labeling.new_window_days},
+        parameters={
+            "new_window_days": labeling.new_window_days,
+            "established_days": labeling.established_days,
+        },
         naming=labeling.cluster_naming,
+        min_cluster_purity=labeling.min_cluster_purity,
     )
 
 
@@ -214,6 +219,7 @@ def fit_segmentation(
         "labeling": {
             **status_shares(segments),
             "customer_rule_overrides": float((segments["status_source"] == "customer_rule").sum()),
+            "own_signal_statuses": float((segments["status_source"] == "own_signals").sum()),
             "sub_segmented_share": float(segments["sub_segment"].notna().mean()),
             "statuses_found": float(segments["status"].nunique()),
             **kpis,
@@ -226,12 +232,7 @@ def fit_segmentation(
         .value_counts()
         .rename_axis("sub_segment")
         .reset_index(name="customers"),
-        "labeling_overrides": segments.loc[
-            segments["status_source"] == "customer_rule", "status_reason"
-        ]
-        .value_counts()
-        .rename_axis("customer_rule")
-        .reset_index(name="customers"),
+        "labeling_overrides": refinements(segments),
     }
     for name, events in (("loyalty", loyalty), ("campaigns", campaigns)):
         if events is not None and not events.set_aside.empty:

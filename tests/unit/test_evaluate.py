@@ -17,6 +17,7 @@ from pipeline.evaluate import (
     planted_recovery,
     population_stability,
     psi,
+    refinements,
     status_kpis,
     status_shares,
     status_summary,
@@ -293,3 +294,37 @@ def test_psi_compares_only_the_features_both_sides_have_largest_first():
     assert set(metrics) == {"drift_psi_a", "drift_psi_b", "drift_psi_max"}
     assert drifted_features(metrics, threshold=0.2) == {"b": metrics["drift_psi_b"]}
     assert drifted_features(metrics, threshold=metrics["drift_psi_b"]) == {}
+
+
+def test_refinements_count_customer_rules_by_reason_and_mixed_clusters_by_status():
+    segments = pd.DataFrame(
+        {
+            "status": ["new", "new", "lost", "at_risk", "at_risk", "active"],
+            "status_source": [
+                "customer_rule",
+                "customer_rule",
+                "customer_rule",
+                "own_signals",
+                "own_signals",
+                "cluster",
+            ],
+            "status_reason": [
+                "customer rule: just arrived",
+                "customer rule: just arrived",
+                "customer rule: silent",
+                "cluster 1 is mixed (50% of its members meet 'active'): own signals: overdue",
+                "cluster 2 is mixed (40% of its members meet 'lost'): own signals: overdue",
+                "cluster 0: buying",
+            ],
+        }
+    )
+    table = refinements(segments)
+    assert table.to_dict("records") == [
+        {"source": "customer_rule", "reason": "customer rule: just arrived", "customers": 2},
+        {"source": "customer_rule", "reason": "customer rule: silent", "customers": 1},
+        {
+            "source": "own_signals",
+            "reason": "member of a mixed cluster, own signals say at_risk",
+            "customers": 2,
+        },
+    ]
