@@ -92,7 +92,7 @@ def p_alive_by_status(segments: pd.DataFrame) -> Figure:
     ax.set_yticks(range(1, len(order) + 1), order)
     for patch, status in zip(parts["boxes"], order, strict=True):
         patch.set_facecolor(STATUS_COLOURS[status])
-    ax.set_xlabel("P(alive) from BG/NBD")
+    ax.set_xlabel("P(alive), from the chosen purchase model (BG/NBD, Pareto/NBD or MBG/NBD)")
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.set_title("How likely each status's customers are to still be customers")

@@ -10,6 +10,7 @@ import base64
 import io as bytes_io
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
@@ -162,8 +163,20 @@ def render_report(
             for status, entry in playbook.items()
         ]
     )
-    mapping = result.cluster_profiles[["cluster", "customers", "status", "status_reason"]].rename(
-        columns={"status_reason": "why"}
+    named_clusters = result.cluster_profiles
+    purity = named_clusters["members_agreeing"]
+    mapping = pd.DataFrame(
+        {
+            "cluster": named_clusters["cluster"],
+            "customers": named_clusters["customers"],
+            "status": named_clusters["status"],
+            "members agreeing": purity.map(lambda share: f"{share:.0%}", na_action="ignore"),
+            # A mixed cluster's name is shown, but its members each take their own status.
+            "names its members": np.where(
+                purity < config.labeling.min_cluster_purity, "no: mixed", "yes"
+            ),
+            "why": named_clusters["status_reason"],
+        }
     )
     cards = [
         ("customers", f"{len(segments):,}"),

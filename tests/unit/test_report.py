@@ -82,3 +82,12 @@ def test_numbers_in_report_tables_read_as_people_write_them():
     assert _number(0.3541, share=False, digits=3) == "0.354"
     assert _number(0.1, share=True, digits=3) == "10.0%"
     assert _number(float("nan"), share=True, digits=3) == ""
+
+
+def test_the_mapping_says_which_clusters_are_too_mixed_to_name_their_members(result):
+    profiles = result.cluster_profiles.copy()
+    profiles["members_agreeing"] = [0.5] + [1.0] * (len(profiles) - 1)
+    html = render(replace(result, cluster_profiles=profiles))
+    mapping = re.search(r"names its members.*?</table>", html, flags=re.S).group(0)
+    assert mapping.count("no: mixed") == 1 and ">50%<" in mapping
+    assert mapping.count(">yes<") == len(profiles) - 1
