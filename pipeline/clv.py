@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from scipy.optimize import minimize
+from scipy.special import hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -242,16 +243,45 @@ def predict_purchases(
                 for h in horizons
             ]
         )
+    if kind == "bgnbd":
+        # lifetimes takes the log of the hypergeometric term, which is negative when
+        # a + b + x < 1: NaN for every one-time buyer of such a base. The closed form itself
+        # needs no log.
+        for column, horizon in enumerate(horizons):
+            broken = ~np.isfinite(purchases[:, column])
+            if broken.any():
+                purchases[broken, column] = _bgnbd_expected_purchases(
+                    params, horizon, f[broken], r[broken], t[broken]
+                )
     repaired = int((~np.isfinite(alive)).sum() + (~np.isfinite(purchases)).sum())
-    # Where a closed form overflows (the heaviest buyers), the customer's own observed rate
-    # is the sensible forecast and they are evidently alive.
-    own_rate = f / np.maximum(t, 0.5)
     alive = np.clip(np.where(np.isfinite(alive), alive, 1.0), 0.0, 1.0)
-    fallback = own_rate[:, None] * np.asarray(horizons)[None, :]
+    # Where a closed form still overflows (the heaviest buyers), an alive customer buys at the
+    # posterior mean of their rate, (r + x) / (alpha + T) in every model here.
+    rate = (params["r"] + f) / (params["alpha"] + t)
+    fallback = (alive * rate)[:, None] * np.asarray(horizons)[None, :]
     purchases = np.where(np.isfinite(purchases), purchases, fallback).clip(min=0.0)
     # Cumulative forecasts must not decrease with the horizon.
     purchases = np.maximum.accumulate(purchases, axis=1)
     return alive[inverse], purchases[inverse], repaired
+
+
+def _bgnbd_expected_purchases(
+    params: dict[str, float], horizon: float, x: np.ndarray, recency: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """BG/NBD expected purchases in ``horizon`` (Fader, Hardie & Lee 2005, eq. 10), without logs."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    with np.errstate(all="ignore"):
+        hypergeometric = hyp2f1(r + x, b + x, a + b + x - 1, horizon / (alpha + T + horizon))
+        numerator = (
+            (a + b + x - 1)
+            / (a - 1)
+            * (1 - hypergeometric * ((alpha + T) / (alpha + T + horizon)) ** (r + x))
+        )
+        # Only repeat buyers may have dropped out (b + x - 1 > 0 for them).
+        dropout = np.where(
+            x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + recency)) ** (r + x), 0.0
+        )
+    return numerator / (1 + dropout)
 
 
 class CustomerValueModel(BaseEstimator):

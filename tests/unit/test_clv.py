@@ -306,7 +306,8 @@ def test_degenerate_parameters_are_rejected_with_a_reason():
 
 def test_a_non_finite_closed_form_never_reaches_the_forecast(monkeypatch):
     """lifetimes' Pareto/NBD returns NaN for some of the heaviest buyers (25 of 100,000 measured
-    here): those get their own observed rate and count as alive, the rest are untouched."""
+    here): those count as alive and buy at the posterior mean of their rate, (r + x) / (alpha + T);
+    the rest are untouched."""
     from lifetimes import ParetoNBDFitter
 
     from pipeline.clv import predict_purchases
@@ -341,9 +342,43 @@ def test_a_non_finite_closed_form_never_reaches_the_forecast(monkeypatch):
     )
     assert repaired == 3  # one p_alive and two horizons
     assert alive[1] == 1.0
-    np.testing.assert_allclose(purchases[1], [300 / 365 * 30, 300 / 365 * 60])
+    rate = (0.55 + 300) / (10.6 + 365)
+    np.testing.assert_allclose(purchases[1], [rate * 30, rate * 60])
     np.testing.assert_array_equal(alive[[0, 2]], clean_alive[[0, 2]])
     np.testing.assert_array_equal(purchases[[0, 2]], clean_purchases[[0, 2]])
+
+
+def test_bgnbd_one_time_buyers_get_the_closed_form_where_lifetimes_gives_nan():
+    """With a + b < 1, lifetimes takes the log of a negative hypergeometric term: NaN for every
+    customer without a repeat purchase (826 of 6,000 in the embedded sample one year back)."""
+    from lifetimes import BetaGeoFitter
+    from scipy.special import hyp2f1
+
+    from pipeline.clv import predict_purchases
+
+    params = {"r": 1.53, "alpha": 55.2, "a": 0.027, "b": 0.63}
+    frequency = np.array([0.0, 0.0, 4.0])
+    recency = np.array([0.0, 0.0, 120.0])
+    tenure = np.array([124.0, 30.0, 200.0])
+    fitter = BetaGeoFitter()
+    fitter.params_ = pd.Series(params)
+    with np.errstate(all="ignore"):
+        theirs = fitter.conditional_expected_number_of_purchases_up_to_time(
+            180.0, frequency, recency, tenure
+        )
+    assert np.isnan(theirs[:2]).all() and np.isfinite(theirs[2])
+
+    _, purchases, repaired = predict_purchases(
+        "bgnbd", params, frequency, recency, tenure, (180.0,)
+    )
+    assert repaired == 0  # the closed form, not a fallback
+    r, alpha, a, b = params.values()
+    z = 180.0 / (alpha + 124.0 + 180.0)
+    by_hand = (a + b - 1) / (a - 1) * (1 - hyp2f1(r, b, a + b - 1, z) * (1 - z) ** r)
+    assert purchases[0, 0] == pytest.approx(by_hand, rel=1e-12)
+    assert 1.0 < purchases[0, 0] < 2.0  # about (r / (alpha + T)) * 180 = 1.54 for one alive
+    assert purchases[0, 0] < purchases[1, 0]  # the newer customer is the faster buyer
+    assert purchases[2, 0] == pytest.approx(theirs[2], rel=1e-12)  # lifetimes' where it works
 
 
 def test_a_strong_frequency_spend_correlation_is_measured_and_warned_about(cdnow, caplog):
