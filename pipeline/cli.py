@@ -454,7 +454,11 @@ def _format(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+        # MLflow stores every metric as a float: counts such as k read as counts (0 and 1 are
+        # more often a share or a correlation at its bound).
+        if (value.is_integer() and abs(value) >= 2) or abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:,.3f}"
     return str(value)
 
 

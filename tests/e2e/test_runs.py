@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -58,6 +59,9 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     )
     assert first["run_id"][:12] in compared and second["run_id"][:12] in compared
     assert "2025-10-31" in compared and "2025-12-31" in compared and "share_at_risk" in compared
+    # counts read as counts, shares with their decimals
+    assert re.search(r"│ n_clusters +│ +\d+ │ +\d+ │", compared)
+    assert re.search(r"│ share_lost +│ +0\.\d{3} │", compared)
     listed = (
         CliRunner().invoke(main, ["runs", "--tracking-uri", uri], catch_exceptions=False).output
     )
