@@ -222,8 +222,14 @@ def log_training(
     data_fingerprint: str,
     source: str,
     trigger: str,
+    started_ms: int | None = None,
 ) -> TrackedRun:
-    """Track one training: parent run, a child run per stage, artifacts, model, gates."""
+    """Track one training: parent run, a child run per stage, artifacts, model, gates.
+
+    Everything is logged once the training has succeeded (a failed training leaves no run);
+    ``started_ms`` (epoch milliseconds) dates the parent run from the training's real start, so
+    the UI's duration is the training's, not the logging's.
+    """
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -245,7 +251,8 @@ def log_training(
         "run_key": result.model.metadata.get("run_key", ""),
     }
     run_name = f"train {as_of} seed {config.seed}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as parent:
+    created = client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=run_name)
+    with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
         mlflow.log_params(config_as_flat_dict(config))
         mlflow.log_metrics(result.metrics)

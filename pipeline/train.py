@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,6 +362,7 @@ def run_training(
 def _run_training(
     config: Config, *, trigger: str, idempotent: bool, on_stage: StageCallback | None
 ) -> TrainingOutcome:
+    started_ms = int(time.time() * 1000)
     stage = on_stage or (lambda name: None)
     stage("data")
     source = (
@@ -467,6 +469,7 @@ def _run_training(
                 data_fingerprint=result.model.metadata["data_fingerprint"],
                 source=source.path,
                 trigger=trigger,
+                started_ms=started_ms,
             )
             io.write_json(
                 {

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import joblib
@@ -50,6 +51,7 @@ def tracking_uri(tmp_path: Path, monkeypatch) -> str:
 
 def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path, tracking_uri):
     config = small_config(tmp_path)
+    before_ms = time.time() * 1000
     result = run_cli(["train", "--config", str(config), "--tracking-uri", tracking_uri, *SMALL])
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
@@ -75,6 +77,10 @@ def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)
     assert run.data.tags["seed"] == "3" and run.data.tags["as_of"] == "2025-12-31"
+    # The run is logged after the training succeeded, but dated from its start: its duration in
+    # the UI is the training's (the bundle was written before any logging began).
+    bundle_written_ms = (out / "model.joblib").stat().st_mtime * 1000
+    assert before_ms - 1000 <= run.info.start_time <= bundle_written_ms <= run.info.end_time
     assert run.data.params["clustering.n_init"] == "3"
     assert run.data.metrics["planted_macro_f1"] == pytest.approx(metrics["planted_macro_f1"])
     # what was run, on what: the commit of this code and the data's fingerprint
