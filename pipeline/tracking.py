@@ -15,6 +15,7 @@ import os
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +46,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_KIND_TAG = "run_kind"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 STAGES = ("data", "clustering", "clv", "labeling")
+# The training step that follows each stage run (the data run spans reading and features).
+STAGE_ENDS = {"data": "clustering", "clustering": "clv", "clv": "labeling", "labeling": "outputs"}
 # Which of a result's tables each stage's child run carries.
 STAGE_TABLE_PREFIXES = {"data": "data_", "clustering": "k_", "clv": "clv_", "labeling": "labeling_"}
 _REQUIREMENTS = (
@@ -222,14 +225,15 @@ def log_training(
     data_fingerprint: str,
     source: str,
     trigger: str,
-    started_ms: int | None = None,
+    stage_started_ms: Mapping[str, int] | None = None,
 ) -> TrackedRun:
     """Track one training: parent run, a child run per stage, artifacts, model, gates.
 
     Everything is logged once the training has succeeded (a failed training leaves no run);
-    ``started_ms`` (epoch milliseconds) dates the parent run from the training's real start, so
-    the UI's duration is the training's, not the logging's.
+    ``stage_started_ms`` (when each stage began, epoch milliseconds) dates the parent and the
+    stage runs, so the UI's durations are the training's, not the logging's.
     """
+    started = dict(stage_started_ms or {})
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -251,7 +255,9 @@ def log_training(
         "run_key": result.model.metadata.get("run_key", ""),
     }
     run_name = f"train {as_of} seed {config.seed}"
-    created = client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=run_name)
+    created = client.create_run(
+        experiment_id, start_time=started.get(STAGES[0]), tags=tags, run_name=run_name
+    )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
         mlflow.log_params(config_as_flat_dict(config))
@@ -275,7 +281,13 @@ def log_training(
             dataset = MetaDataset(where, name=Path(location).name, digest=data_fingerprint)
         mlflow.log_input(dataset, context="training")
         for stage in STAGES:
-            with mlflow.start_run(run_name=stage, nested=True, tags={"stage": stage}):
+            child = client.create_run(
+                experiment_id,
+                start_time=started.get(stage),
+                tags={"mlflow.parentRunId": run_id, "stage": stage},
+                run_name=stage,
+            )
+            with mlflow.start_run(run_id=child.info.run_id, nested=True):
                 mlflow.log_metrics(result.stage_metrics.get(stage, {}))
                 for name, table in result.tables.items():
                     if name.startswith(STAGE_TABLE_PREFIXES[stage]):
@@ -284,6 +296,10 @@ def log_training(
                     mlflow.log_table(result.cluster_profiles, "cluster_profiles.json")
                     if result.confusion is not None:
                         mlflow.log_table(result.confusion.reset_index(), "planted_confusion.json")
+            # A stage ends where the next begins (the last where the outputs are written).
+            ended = started.get(STAGE_ENDS[stage])
+            if ended is not None:
+                client.set_terminated(child.info.run_id, end_time=ended)
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         for path in sorted(output_dir.iterdir()):

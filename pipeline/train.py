@@ -362,8 +362,13 @@ def run_training(
 def _run_training(
     config: Config, *, trigger: str, idempotent: bool, on_stage: StageCallback | None
 ) -> TrainingOutcome:
-    started_ms = int(time.time() * 1000)
-    stage = on_stage or (lambda name: None)
+    stage_started_ms: dict[str, int] = {}
+    report_stage = on_stage or (lambda name: None)
+
+    def stage(name: str) -> None:
+        stage_started_ms[name] = int(time.time() * 1000)
+        report_stage(name)
+
     stage("data")
     source = (
         DataSource(config.data.transactions)
@@ -469,7 +474,7 @@ def _run_training(
                 data_fingerprint=result.model.metadata["data_fingerprint"],
                 source=source.path,
                 trigger=trigger,
-                started_ms=started_ms,
+                stage_started_ms=stage_started_ms,
             )
             io.write_json(
                 {

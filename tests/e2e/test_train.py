@@ -102,6 +102,13 @@ def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path
     )
     assert {c.data.tags["stage"] for c in children} == {"data", "clustering", "clv", "labeling"}
     by_stage = {c.data.tags["stage"]: c.info.run_id for c in children}
+    # Each stage run spans its stage of the training, in order, inside the parent's span.
+    spans = {c.data.tags["stage"]: (c.info.start_time, c.info.end_time) for c in children}
+    order = [spans[name] for name in ("data", "clustering", "clv", "labeling")]
+    assert order[0][0] == run.info.start_time
+    assert all(start < end for start, end in order)
+    assert all(order[i][1] == order[i + 1][0] for i in range(3))
+    assert order[-1][1] <= bundle_written_ms
     assert "k_selection.json" in {a.path for a in client.list_artifacts(by_stage["clustering"])}
     assert {"clv_model_comparison.json", "clv_holdout_deciles.json"} <= {
         a.path for a in client.list_artifacts(by_stage["clv"])
