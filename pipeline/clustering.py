@@ -30,18 +30,28 @@ def make_transform(config: ClusteringConfig, *, random_state: int) -> Pipeline:
     skewed = [name for name in config.features if name in config.skewed_features]
     linear = [name for name in config.features if name not in config.skewed_features]
     # Median imputation: a feature undefined for a customer (the gap CV of a two-purchase
-    # customer) should sit in the middle of the population, not pull it to an edge.
+    # customer) should sit in the middle of the population, not pull it to an edge. A feature
+    # undefined for everyone (no customer with three purchases) is kept as a constant, so the
+    # fitted columns are the configured ones whatever the data.
     if config.skew_transform == "log":
         deskew = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
     else:
         deskew = QuantileTransformer(n_quantiles=1000, subsample=100_000, random_state=random_state)
     transformers = (
-        [("skewed", make_pipeline(SimpleImputer(strategy="median"), deskew), skewed)]
+        [
+            (
+                "skewed",
+                make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), deskew),
+                skewed,
+            )
+        ]
         if skewed
         else []
     )
     if linear:
-        transformers.append(("linear", SimpleImputer(strategy="median"), linear))
+        transformers.append(
+            ("linear", SimpleImputer(strategy="median", keep_empty_features=True), linear)
+        )
     return Pipeline(
         [
             ("transform", ColumnTransformer(transformers, remainder="drop")),

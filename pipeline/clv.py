@@ -2,7 +2,9 @@
 
 A purchase model (BG/NBD, Pareto/NBD or modified BG/NBD) predicts how many purchases a customer
 makes over the horizon and the probability that they are still a customer; Gamma-Gamma predicts
-the value of each purchase. Time is in days throughout (horizon in days, discount rate per
+the value of each purchase. Where a base shows no dropout at all (a history too short to see
+anyone leave), every dropout model's dropout parameters collapse to zero; the NBD model, their
+limit without dropout (Ehrenberg's Gamma-Poisson; ours, lifetimes has none), is the fallback. Time is in days throughout (horizon in days, discount rate per
 year). lifetimes 0.11.3 is unmaintained, so every fit is checked (finite, plausible parameters;
 Pareto/NBD's optimiser restarted to confirm convergence; retried with a stronger penalizer on
 failure) and no NaN or infinite prediction leaves this module.
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from scipy.optimize import minimize
-from scipy.special import hyp2f1
+from scipy.special import gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -79,8 +81,16 @@ def _first_id(customers: pd.DataFrame, mask: pd.Series) -> str:
     return str(row["customer_id"]) if "customer_id" in customers.columns else str(row.name)
 
 
-PURCHASE_MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
+PURCHASE_MODELS = ("bgnbd", "pareto_nbd", "mbgnbd", "nbd")
+# Gamma-Poisson purchases without dropout: what the three above become when nobody leaves.
+NO_DROPOUT = "nbd"
 _FITTERS = {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}
+PURCHASE_MODEL_LABELS = {
+    "bgnbd": "BG/NBD",
+    "pareto_nbd": "Pareto/NBD",
+    "mbgnbd": "MBG/NBD",
+    "nbd": "NBD (no dropout)",
+}
 # Parameters beyond these are not a customer base but a numerical accident: a dropout
 # parameter collapsed to 1e-60 says "nobody ever leaves" only because the optimiser ran off.
 ABSURD_PARAMETER = 1e6
@@ -175,7 +185,12 @@ def fit_purchase_model(
 ) -> tuple[dict[str, float], float, float]:
     """Fit one purchase model on weighted distinct rows; return (params, penalizer, -loglik)."""
     (f, r, t), counts, _ = _distinct_rows(frequency, recency, tenure)
-    label = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}[kind]
+    label = PURCHASE_MODEL_LABELS[kind]
+    if kind == NO_DROPOUT:
+        params, used_penalizer, negative_ll = _fit_with_retries(
+            lambda attempt: _fit_nbd(f, t, counts, attempt, rng), penalizer, label
+        )
+        return {k: float(v) for k, v in params.items()}, used_penalizer, negative_ll
 
     def fit_once(attempt_penalizer: float) -> tuple[dict[str, float], float]:
         if kind != "pareto_nbd":
@@ -210,6 +225,41 @@ def fit_purchase_model(
     return {k: float(v) for k, v in params.items()}, used_penalizer, negative_ll
 
 
+def _fit_nbd(
+    frequency: np.ndarray,
+    tenure: np.ndarray,
+    counts: np.ndarray,
+    penalizer: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, float], float]:
+    """Maximum likelihood of the NBD: repeat purchases Poisson(lambda T), lambda ~ Gamma(r, alpha).
+
+    The per-customer likelihood is the negative binomial
+    Gamma(r + x) / (Gamma(r) x!) (alpha / (alpha + T))^r (T / (alpha + T))^x; the penalizer is
+    lifetimes' (its coefficient times the sum of squared parameters).
+    """
+    scale = 1.0 / tenure.max()
+    x, T = frequency, tenure * scale
+    total = counts.sum()
+
+    def objective(log_params: np.ndarray) -> float:
+        r, alpha = np.exp(log_params)
+        loglik = (
+            gammaln(r + x)
+            - gammaln(r)
+            - gammaln(x + 1)
+            + r * np.log(alpha / (alpha + T))
+            + x * np.log(T / (alpha + T))
+        )
+        return float(-(counts * loglik).sum() / total + penalizer * (r**2 + alpha**2))
+
+    result = minimize(objective, x0=np.log(rng.normal(1.0, 0.05, size=2)), method="L-BFGS-B")
+    if not result.success:
+        raise RuntimeError(f"optimiser did not converge: {result.message}")
+    r, alpha = np.exp(result.x)
+    return {"r": r, "alpha": alpha / scale}, float(result.fun * total)
+
+
 def predict_purchases(
     kind: str,
     params: dict[str, float],
@@ -230,6 +280,11 @@ def predict_purchases(
         How many non-finite values were replaced (lifetimes overflows for extreme customers).
     """
     (f, r, t), _, inverse = _distinct_rows(frequency, recency, tenure)
+    if kind == NO_DROPOUT:
+        # Nobody leaves: everyone is alive and buys at the posterior mean of their rate.
+        rate = (params["r"] + f) / (params["alpha"] + t)
+        purchases = rate[:, None] * np.asarray(horizons)[None, :]
+        return np.ones(len(frequency)), purchases[inverse], 0
     fitter = _purchase_fitter(kind, params)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -290,7 +345,7 @@ class CustomerValueModel(BaseEstimator):
     Parameters
     ----------
     purchase_model
-        ``bgnbd``, ``pareto_nbd`` or ``mbgnbd``.
+        ``bgnbd``, ``pareto_nbd``, ``mbgnbd`` or ``nbd`` (no dropout: everyone stays alive).
     penalizer, monetary_penalizer
         L2 penalizers of the purchase and Gamma-Gamma fits (raised automatically on failure).
     trend_window_days

@@ -404,7 +404,7 @@ class ClusteringConfig(_Section):
         return self
 
 
-ValueCandidate = Literal["bgnbd", "pareto_nbd", "mbgnbd", "learned"]
+ValueCandidate = Literal["bgnbd", "pareto_nbd", "mbgnbd", "nbd", "learned"]
 SelectionMetric = Literal[
     "spend_gini", "spend_spearman", "spend_mae", "purchases_mae", "purchases_rmse"
 ]
@@ -415,7 +415,8 @@ class CLVConfig(_Section):
 
     candidates: tuple[ValueCandidate, ...] = Field(
         default=("bgnbd", "pareto_nbd", "mbgnbd", "learned"),
-        description="compared on the holdout; the best is refitted on the full history",
+        description="compared on the holdout; the best is refitted on the full history (nbd, "
+        "purchases without dropout, is also the fallback when no dropout model can be fitted)",
     )
     holdout_days: int = Field(
         default=180, ge=14, description="length of the holdout window at the end of the history"
@@ -447,7 +448,7 @@ class CLVConfig(_Section):
             raise ValueError("declining_below must be smaller than rising_above")
         if not any(c != "learned" for c in self.candidates):
             raise ValueError(
-                "candidates need at least one purchase model (bgnbd, pareto_nbd, mbgnbd)"
+                "candidates need at least one purchase model (bgnbd, pareto_nbd, mbgnbd, nbd)"
             )
         return self
 

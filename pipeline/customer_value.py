@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.clv import CustomerValueModel
+from pipeline.clv import NO_DROPOUT, CustomerValueModel
 from pipeline.config import CLVConfig
+from pipeline.errors import InsufficientHistoryError
 from pipeline.evaluate import decile_table, holdout_metrics
 from pipeline.features import CustomerHistory
 from pipeline.learned_value import LearnedSpendModel
@@ -218,7 +219,11 @@ def select_value_model(
         calibration = windows.calibration
         actual_purchases, actual_spend = windows.holdout_purchases, windows.holdout_spend
         base_outputs = None
-        for kind in purchase_kinds:
+        # Purchases without dropout are tried, and scored like the others, only when no
+        # configured purchase model can be fitted.
+        for kind in [*purchase_kinds, NO_DROPOUT]:
+            if kind == NO_DROPOUT and (kind in purchase_kinds or rows):
+                continue
             try:
                 forecast = (
                     candidates.purchase_model(kind)
@@ -270,29 +275,38 @@ def select_value_model(
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
     chosen = _best(comparison, metric, list(comparison.index)) or purchase_kinds[0]
+    scored_purchase_kinds = list(dict.fromkeys([*purchase_kinds, NO_DROPOUT]))
     purchase_kind = (
         chosen
         if chosen != LEARNED
-        else (_best(comparison, metric, purchase_kinds) or purchase_kinds[0])
+        else (_best(comparison, metric, scored_purchase_kinds) or purchase_kinds[0])
     )
 
-    # A model that fails on the full history gives way to the next best, never to a crash.
+    # A model that fails on the full history gives way to the next best, never to a crash; when
+    # every dropout model fails (a base in which nobody is seen to leave), purchases without
+    # dropout are what the data supports.
     fallbacks = [purchase_kind] + [
         k
-        for k in _ranked(comparison, metric, purchase_kinds) + purchase_kinds
+        for k in _ranked(comparison, metric, scored_purchase_kinds) + scored_purchase_kinds
         if k != purchase_kind
     ]
-    purchase_model = None
+    purchase_model, failure = None, ""
     for kind in dict.fromkeys(fallbacks):
         try:
             purchase_model = candidates.purchase_model(kind).fit(features)
             break
         except (RuntimeError, ValueError) as error:
+            failure = f"{kind}: {error}"
             notes.append(
                 f"{kind} could not be fitted on the full history ({error}); trying the next model"
             )
     if purchase_model is None:
-        raise RuntimeError("no purchase model could be fitted: " + "; ".join(notes))
+        repeaters = int((features["frequency"] > 0).sum())
+        raise InsufficientHistoryError(
+            f"too little purchase history to fit any customer-value model: {len(features)} "
+            f"customers, {repeaters} with a repeat purchase (the last model tried, {failure}). "
+            "The BTYD models need repeat buyers: train on more customers or a longer history"
+        )
     purchase_kind = purchase_model.purchase_model
     if chosen != LEARNED:
         chosen = purchase_kind
@@ -318,7 +332,7 @@ def select_value_model(
         metrics.update(
             {f"holdout_{k}": float(v) for k, v in comparison.loc[chosen].items() if pd.notna(v)}
         )
-        if chosen == LEARNED:
+        if chosen == LEARNED and purchase_kind in comparison.index:
             # Purchase accuracy comes from the purchase model the learned spend builds on.
             metrics.update(
                 {

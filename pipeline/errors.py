@@ -17,6 +17,10 @@ class ConfigError(UserFacingError):
     """The configuration file or a command-line override is invalid."""
 
 
+class InsufficientHistoryError(UserFacingError):
+    """The data is valid but holds too little purchase history for a model to be fitted."""
+
+
 class LockedError(Exception):
     """Another training holds the lock; this one must not start."""
 

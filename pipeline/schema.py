@@ -9,6 +9,7 @@ rows that are merely unusable are set aside with a reason so that
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,7 +151,14 @@ def _parse_timestamps(
     else:
         text = values.astype("string").str.strip()
         try:
-            parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+            with warnings.catch_warnings():
+                # pandas warns that mixed offsets will need utc=True: they get it just below.
+                warnings.simplefilter("ignore", FutureWarning)
+                parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+            if not pd.api.types.is_datetime64_any_dtype(parsed):
+                # Mixed UTC offsets come back as objects: read them all in UTC (a value
+                # without an offset is taken as UTC too).
+                parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
         except (ValueError, TypeError):
             parsed = pd.Series(pd.NaT, index=values.index)
         bad = parsed.isna() & text.notna() & (text != "")

@@ -26,7 +26,7 @@ from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import holdout_windows, select_value_model
 from pipeline.engine import connect
-from pipeline.errors import UserFacingError
+from pipeline.errors import InputError, InsufficientHistoryError, UserFacingError
 from pipeline.evaluate import (
     distribution_reference,
     drifted_features,
@@ -390,14 +390,17 @@ def _run_training(
         existing = tracking.finished_run_with_key(config, run_key)
         if existing is not None:
             return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
-    result = fit_segmentation(
-        clean,
-        config,
-        attributes=optional.attributes,
-        loyalty=optional.loyalty,
-        campaigns=optional.campaigns,
-        on_stage=stage,
-    )
+    try:
+        result = fit_segmentation(
+            clean,
+            config,
+            attributes=optional.attributes,
+            loyalty=optional.loyalty,
+            campaigns=optional.campaigns,
+            on_stage=stage,
+        )
+    except InsufficientHistoryError as error:
+        raise InputError(source.path, str(error)) from None
     result.model.metadata.update(
         {
             "data_fingerprint": fingerprint,

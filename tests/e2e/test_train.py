@@ -245,6 +245,27 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, content, exp
     assert not out.exists() and not (tmp_path / "models").exists()
 
 
+def test_too_little_history_for_any_value_model_is_exit_2_naming_the_file(tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("customer_id,timestamp,amount\na,2024-01-05,12.5\nb,2024-02-01,10\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--transactions", str(path)]
+        + ["--output", str(tmp_path / "o"), "--no-tracking"]
+        + ["--config", str(small_config(tmp_path))],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 2
+    # the fits' retries are logged as warnings above it; the error is the last line
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {path}: too little purchase history")
+    assert "2 customers, 0 with a repeat purchase" in last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "models").exists()
+
+
 def test_an_unknown_config_key_is_exit_2_naming_it(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("clusterin:\n  n_clusters: 4\n")

@@ -289,7 +289,7 @@ def test_a_stated_sample_fits_close_to_the_full_data(cdnow):
 
 def test_an_unknown_purchase_model_is_named():
     with pytest.raises(ValueError, match="purchase_model must be one of"):
-        CustomerValueModel(purchase_model="nbd").fit(customers())
+        CustomerValueModel(purchase_model="bgnbd2").fit(customers())
 
 
 def test_degenerate_parameters_are_rejected_with_a_reason():
@@ -392,3 +392,63 @@ def test_a_strong_frequency_spend_correlation_is_measured_and_warned_about(cdnow
         model = CustomerValueModel().fit(with_trend_inputs(correlated))
     assert model.metrics_["frequency_monetary_correlation"] > 0.9
     assert "Gamma-Gamma assumes they do not" in caplog.text
+
+
+def no_dropout_base(n: int = 20_000, r: float = 2.0, alpha: float = 60.0) -> pd.DataFrame:
+    """Customers who never leave: rates lambda ~ Gamma(r, alpha) per day, repeat purchases
+    Poisson(lambda T) spread uniformly over (0, T]."""
+    rng = np.random.default_rng(11)
+    rate = rng.gamma(r, 1 / alpha, n)
+    tenure = rng.uniform(200, 700, n).round()
+    frequency = rng.poisson(rate * tenure)
+    recency = np.array(
+        [rng.uniform(0, t, k).max() if k else 0.0 for t, k in zip(tenure, frequency, strict=True)]
+    )
+    return pd.DataFrame(
+        {
+            "frequency": frequency.astype(float),
+            "recency_days": recency.round(),
+            "tenure_days": tenure,
+            "monetary": np.where(frequency > 0, rng.gamma(5, 8, n), 0.0),
+            "total_spend": frequency * 40.0,
+            "spend_recent": 0.0,
+        }
+    )
+
+
+def test_the_no_dropout_model_recovers_its_planted_parameters_and_keeps_everyone_alive():
+    base = no_dropout_base()
+    model = CustomerValueModel(purchase_model="nbd", random_state=0).fit(base)
+    assert model.purchase_params_["r"] == pytest.approx(2.0, rel=0.05)
+    assert model.purchase_params_["alpha"] == pytest.approx(60.0, rel=0.05)
+    forecast = model.predict(base, horizon_days=90)
+    assert (forecast["p_alive"] == 1.0).all()
+    r, alpha = model.purchase_params_["r"], model.purchase_params_["alpha"]
+    expected = (r + base["frequency"]) / (alpha + base["tenure_days"]) * 90
+    np.testing.assert_allclose(forecast["expected_purchases"], expected, rtol=1e-12)
+
+
+def test_when_every_dropout_model_fails_the_value_stage_falls_back_to_no_dropout(monkeypatch):
+    from pipeline import clv
+    from pipeline.config import CLVConfig
+    from pipeline.customer_value import HoldoutWindows, select_value_model
+
+    real_fit = clv.fit_purchase_model
+
+    def only_nbd_fits(kind, *args, **kwargs):
+        if kind != "nbd":
+            raise RuntimeError(f"{kind}: degenerate parameters (planted)")
+        return real_fit(kind, *args, **kwargs)
+
+    monkeypatch.setattr(clv, "fit_purchase_model", only_nbd_fits)
+    base = no_dropout_base(4000)
+    windows = HoldoutWindows(holdout_days=180, first_day=pd.Timestamp("2024-01-01"))
+    selection = select_value_model(
+        windows,
+        base,
+        config=CLVConfig(candidates=("bgnbd", "pareto_nbd")),
+        trend_window_days=180,
+        random_state=0,
+    )
+    assert selection.forecaster.purchase_model.purchase_model == "nbd"
+    assert any("bgnbd could not be fitted" in note for note in selection.notes)

@@ -159,6 +159,22 @@ def test_timezone_aware_timestamps_are_compared_in_utc():
     assert result.transactions["timestamp"].iloc[0] == pd.Timestamp("2024-01-02 01:30:00")
 
 
+def test_mixed_utc_offsets_and_naive_times_are_all_read_in_utc():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "timestamp": ["2024-01-01T23:30:00-02:00", "2024-02-01T09:00:00Z", "2024-03-01 10:00"],
+            "amount": ["1", "2", "3"],
+        }
+    )
+    result = clean_transactions(frame, data=DataConfig(), source="t.csv")
+    assert result.transactions["timestamp"].tolist() == [
+        pd.Timestamp("2024-01-02 01:30:00"),
+        pd.Timestamp("2024-02-01 09:00:00"),
+        pd.Timestamp("2024-03-01 10:00:00"),
+    ]
+
+
 def test_nothing_left_before_the_as_of_date_is_an_error():
     with pytest.raises(InputError, match="no transactions on or before"):
         clean_transactions(
