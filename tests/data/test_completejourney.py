@@ -64,6 +64,7 @@ def test_training_succeeds_with_every_household_named_and_no_row_lost(trained, s
     assert metrics["rows_in"] == metrics["rows_used"] + metrics["rows_quarantined"]
     # Households without cluster structure still keep their names under another seed.
     assert metrics["seed_stability_ari"] >= 0.95
+    assert set(segments["status"]) == set(STATUSES)
     campaign_rows = len(pd.read_parquet(DATA / "campaigns.parquet")) + len(
         pd.read_parquet(DATA / "coupon_redemptions.parquet")
     )

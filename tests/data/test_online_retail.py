@@ -143,3 +143,5 @@ def test_a_full_fit_names_every_customer_with_a_valid_status(clean, config):
     # Names hold under another seed on real data too, where clusters are far from clean.
     stability = {k: v for stage in result.stage_metrics.values() for k, v in stage.items()}
     assert stability["seed_stability_ari"] >= 0.95
+    # A year of a wholesaler's customers holds every status, overdue and declining ones too.
+    assert set(segments["status"]) == set(STATUSES)
