@@ -88,6 +88,12 @@ class StatusLabeler(BaseEstimator):
         self.naming = naming
         self.min_cluster_purity = min_cluster_purity
 
+    def __setstate__(self, state: dict) -> None:
+        # Bundles written before mixed clusters were recognised named every member by their
+        # cluster: they keep scoring exactly as they were trained.
+        state.setdefault("min_cluster_purity", 0.0)
+        super().__setstate__(state)
+
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, y: None = None) -> StatusLabeler:
         """Learn the mapping from one row per customer with a ``cluster`` column and signals.

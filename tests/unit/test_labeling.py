@@ -235,3 +235,17 @@ def test_a_cluster_of_only_rule_decided_customers_takes_their_status():
     labeler = fit(frame, customer_rules=NEW_RULE)
     assert labeler.mapping_[1] == "new"
     assert labeler.reasons_[1] == "every member matched the customer rule for 'new'"
+
+
+def test_a_labeler_saved_before_mixed_clusters_existed_scores_as_it_was_trained():
+    import pickle
+
+    frame = mixed_cluster()
+    labeler = fit(frame)
+    state = labeler.__getstate__()
+    del state["min_cluster_purity"]  # as pickled by the version before the parameter
+    old = StatusLabeler.__new__(StatusLabeler)
+    old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.min_cluster_purity == 0.0
+    assert (restored.predict(frame)["status_source"] == "cluster").all()
