@@ -144,7 +144,9 @@ class LoyaltyEventsConfig(_Section):
         default=None, description="long layout only: event types meaning earned / redeemed"
     )
     timestamp_format: str | None = Field(
-        default=None, description="strftime format of the timestamp column; null: ISO 8601"
+        default=None,
+        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
+        "milliseconds since 1970-01-01 UTC); null: ISO 8601",
     )
 
     @model_validator(mode="after")
@@ -207,7 +209,9 @@ class CampaignSource(_Section):
         default=None, description="the event of every row, for a file without an event column"
     )
     timestamp_format: str | None = Field(
-        default=None, description="strftime format of the timestamp column; null: ISO 8601"
+        default=None,
+        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
+        "milliseconds since 1970-01-01 UTC); null: ISO 8601",
     )
 
     @model_validator(mode="after")
@@ -244,7 +248,9 @@ class DataConfig(_Section):
     )
     columns: TransactionColumns = TransactionColumns()
     timestamp_format: str | None = Field(
-        default=None, description="strftime format of the timestamp column; null means ISO 8601."
+        default=None,
+        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
+        "milliseconds since 1970-01-01 UTC); null means ISO 8601.",
     )
     duplicates: Literal["error", "quarantine", "keep"] = Field(
         default="error",

@@ -138,6 +138,10 @@ def first_problem(found: list[InputError]) -> InputError | None:
     return replace(first, count=sum(same))
 
 
+# timestamp_format values for numbers counting from 1970-01-01 UTC.
+EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms"}
+
+
 def _parse_timestamps(
     values: pd.Series,
     *,
@@ -151,25 +155,26 @@ def _parse_timestamps(
     else:
         text = values.astype("string").str.strip()
         try:
-            with warnings.catch_warnings():
-                # pandas warns that mixed offsets will need utc=True: they get it just below.
-                warnings.simplefilter("ignore", FutureWarning)
-                parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
-            if not pd.api.types.is_datetime64_any_dtype(parsed):
-                # Mixed UTC offsets come back as objects: read them all in UTC (a value
-                # without an offset is taken as UTC too).
-                parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
-        except (ValueError, TypeError):
+            if fmt in EPOCH_UNITS:
+                since_epoch = pd.to_numeric(text, errors="coerce")
+                parsed = pd.to_datetime(since_epoch, unit=EPOCH_UNITS[fmt], errors="coerce")
+            else:
+                parsed = _parse_text_timestamps(text, fmt)
+        except (ValueError, TypeError, OverflowError):
             parsed = pd.Series(pd.NaT, index=values.index)
         bad = parsed.isna() & text.notna() & (text != "")
         if bad.any():
             row = _first_bad_row(bad)
+            value = text.loc[row - 1]
             expected = f"the format '{fmt}'" if fmt else "ISO 8601 (YYYY-MM-DD[ HH:MM:SS])"
+            hint = "Fix the value or set data.timestamp_format in the config to the file's format"
+            if fmt is None and value.isdigit() and 9 <= len(value) <= 13:
+                hint += " (epoch_s or epoch_ms for seconds or milliseconds since 1970)"
             _report(
                 InputError(
                     source,
-                    f"cannot read '{text.loc[row - 1]}' as a date in {expected}",
-                    "Fix the value or set data.timestamp_format in the config to the file's format",
+                    f"cannot read '{value}' as a date in {expected}",
+                    hint,
                     column=column,
                     row=row,
                 ),
@@ -179,6 +184,19 @@ def _parse_timestamps(
         # Mixed offsets would make day boundaries ambiguous: compare everything in UTC.
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
+
+
+def _parse_text_timestamps(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Timestamps written as text, in ``fmt`` (strftime) or ISO 8601."""
+    with warnings.catch_warnings():
+        # pandas warns that mixed offsets will need utc=True: they get it just below.
+        warnings.simplefilter("ignore", FutureWarning)
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+    if not pd.api.types.is_datetime64_any_dtype(parsed):
+        # Mixed UTC offsets come back as objects: read them all in UTC (a value without an
+        # offset is taken as UTC too).
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+    return parsed
 
 
 def _report(error: InputError, problems: Problems | None) -> None:

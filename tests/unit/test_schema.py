@@ -175,6 +175,21 @@ def test_mixed_utc_offsets_and_naive_times_are_all_read_in_utc():
     ]
 
 
+@pytest.mark.parametrize(
+    ("fmt", "value"), [("epoch_s", "1704151800"), ("epoch_ms", "1704151800000")]
+)
+def test_epoch_timestamps_are_read_when_the_config_says_so(fmt, value):
+    frame = pd.DataFrame({"customer_id": ["a"], "timestamp": [value], "amount": ["1"]})
+    result = clean_transactions(frame, data=DataConfig(timestamp_format=fmt), source="t.csv")
+    assert result.transactions["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 23:30:00")
+
+
+def test_an_epoch_number_without_the_setting_is_an_error_that_suggests_it():
+    frame = pd.DataFrame({"customer_id": ["a"], "timestamp": ["1704151800"], "amount": ["1"]})
+    with pytest.raises(InputError, match="cannot read '1704151800'.*epoch_s or epoch_ms"):
+        clean_transactions(frame, data=DataConfig(), source="t.csv")
+
+
 def test_nothing_left_before_the_as_of_date_is_an_error():
     with pytest.raises(InputError, match="no transactions on or before"):
         clean_transactions(
