@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,15 @@ Status = Literal["new", "active", "loyal", "occasional", "at_risk", "declining",
 STATUSES: tuple[str, ...] = ("new", "active", "loyal", "occasional", "at_risk", "declining", "lost")
 
 DEFAULT_CONFIG_PATH = Path("configs/default.yaml")
+
+# How every dated table (transactions, loyalty events, campaigns) writes its timestamps.
+TimestampFormat = Annotated[
+    str | None,
+    Field(
+        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
+        "milliseconds since 1970-01-01 UTC); null: ISO 8601"
+    ),
+]
 
 
 class _Section(BaseModel):
@@ -143,11 +152,7 @@ class LoyaltyEventsConfig(_Section):
     event_values: LoyaltyEventValues | None = Field(
         default=None, description="long layout only: event types meaning earned / redeemed"
     )
-    timestamp_format: str | None = Field(
-        default=None,
-        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
-        "milliseconds since 1970-01-01 UTC); null: ISO 8601",
-    )
+    timestamp_format: TimestampFormat = None
 
     @model_validator(mode="after")
     def _one_layout(self) -> LoyaltyEventsConfig:
@@ -208,11 +213,7 @@ class CampaignSource(_Section):
     event: CampaignEvent | None = Field(
         default=None, description="the event of every row, for a file without an event column"
     )
-    timestamp_format: str | None = Field(
-        default=None,
-        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
-        "milliseconds since 1970-01-01 UTC); null: ISO 8601",
-    )
+    timestamp_format: TimestampFormat = None
 
     @model_validator(mode="after")
     def _event_column_or_fixed_event(self) -> CampaignSource:
@@ -247,11 +248,7 @@ class DataConfig(_Section):
         "lifetimes wheel; null uses the embedded sample.",
     )
     columns: TransactionColumns = TransactionColumns()
-    timestamp_format: str | None = Field(
-        default=None,
-        description="strftime format of the timestamp column, or epoch_s / epoch_ms (seconds or "
-        "milliseconds since 1970-01-01 UTC); null means ISO 8601.",
-    )
+    timestamp_format: TimestampFormat = None
     duplicates: Literal["error", "quarantine", "keep"] = Field(
         default="error",
         description="Exact duplicate rows: stop with an error, set them aside, or keep them "

@@ -219,10 +219,11 @@ def select_value_model(
         calibration = windows.calibration
         actual_purchases, actual_spend = windows.holdout_purchases, windows.holdout_spend
         base_outputs = None
-        # Purchases without dropout are tried, and scored like the others, only when no
+        # Purchases without dropout are also tried, and scored like the others, when no
         # configured purchase model can be fitted.
-        for kind in [*purchase_kinds, NO_DROPOUT]:
-            if kind == NO_DROPOUT and (kind in purchase_kinds or rows):
+        fallback = [] if NO_DROPOUT in purchase_kinds else [NO_DROPOUT]
+        for kind in [*purchase_kinds, *fallback]:
+            if kind in fallback and rows:
                 continue
             try:
                 forecast = (

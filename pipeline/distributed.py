@@ -35,6 +35,7 @@ from pipeline.schema import (
     classify_rows,
     finish_rows,
     first_problem,
+    reason_counts,
     resolve_as_of,
     returns_identifiable,
 )
@@ -121,10 +122,7 @@ class SparkCleanTransactions:
         write_frame(self.quarantine, path)
 
     def counts_by_reason(self) -> dict[str, int]:
-        if self.quarantine.empty:
-            return {}
-        counts = self.quarantine[REASON].value_counts().sort_index()
-        return {str(k): int(v) for k, v in counts.items()}
+        return reason_counts(self.quarantine)
 
     def history(
         self,
@@ -143,8 +141,8 @@ class SparkCleanTransactions:
             engine.register(self.lines),
             settings=settings,
             returns=engine.register(self.returns) if self.returns is not None else None,
-            loyalty=engine.table(loyalty) if loyalty is not None else None,
-            campaigns=engine.table(campaigns) if campaigns is not None else None,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
 

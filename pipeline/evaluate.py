@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from pipeline.config import STATUSES
 from pipeline.schema import CUSTOMER_ID
+
+log = logging.getLogger(__name__)
 
 
 def status_shares(segments: pd.DataFrame) -> dict[str, float]:
@@ -470,3 +473,27 @@ def drifted_features(metrics: Mapping[str, float], *, threshold: float) -> dict[
         if name.startswith("drift_psi_") and name != "drift_psi_max" and value > threshold
     }
     return dict(sorted(above.items(), key=lambda item: (-item[1], item[0])))
+
+
+def drift_check(
+    customers: pd.DataFrame,
+    reference: Mapping[str, object],
+    *,
+    threshold: float,
+    against: str,
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, float]]:
+    """PSI of every feature against ``reference`` (:func:`population_stability`), and the
+    features above ``threshold`` (largest first), with a warning naming them and ``against``.
+
+    Returns the per-feature table, the ``drift_psi_*`` metrics and the drifted features.
+    """
+    table, metrics = population_stability(customers, reference)
+    drifted = drifted_features(metrics, threshold=threshold)
+    if drifted:
+        log.warning(
+            "data drift against %s: PSI above %.2f for %s",
+            against,
+            threshold,
+            ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
+        )
+    return table, metrics, drifted

@@ -106,7 +106,7 @@ class StatusLabeler(BaseEstimator):
         signals = customers.drop(columns=[CLUSTER]).select_dtypes("number")
         self._check_rule_signals(signals.columns)
         clusters = customers[CLUSTER].to_numpy()
-        overridden = self._customer_rule_status(signals, ranks_from=None)
+        overridden, _ = self._customer_rule_status(signals, ranks_from=None)
         judged = overridden.isna().to_numpy()
         if not judged.any():
             judged[:] = True  # everyone matched a customer rule: profile them all
@@ -235,10 +235,12 @@ class StatusLabeler(BaseEstimator):
             return status, f"no rule holds for {share}: default status"
         # The rule most of them meet (a status may have several) explains the name.
         rules = members[statuses == status].value_counts()
-        rule = self.cluster_rules[int(rules.index[0])]
-        medians = ", ".join(f"{signal} {_format(float(profile[signal]))}" for signal in rule.when)
-        reason = rule.reason or rule.status
-        return status, f"{reason}: {share} (medians: {medians})"
+        position = int(rules.index[0])
+        medians = ", ".join(
+            f"{signal} {_format(float(profile[signal]))}"
+            for signal in self.cluster_rules[position].when
+        )
+        return status, f"{self._rule_reason(position)}: {share} (medians: {medians})"
 
     def _name_profile(self, profile: pd.Series) -> tuple[str, str]:
         frame = profile.to_frame().T
@@ -264,14 +266,19 @@ class StatusLabeler(BaseEstimator):
             values[name] = np.where(np.isnan(raw), np.nan, ranked)
         return values
 
-    def _customer_rule_status(self, signals: pd.DataFrame, ranks_from: dict | None) -> pd.Series:
-        """Status given by the first matching customer rule, NA where none matches."""
+    def _customer_rule_status(
+        self, signals: pd.DataFrame, ranks_from: dict | None
+    ) -> tuple[pd.Series, pd.Series]:
+        """Status given by the first matching customer rule and that rule's reason, NA where
+        none matches."""
         values = self._with_ranks(signals, ranks_from)
         decided = pd.Series(pd.NA, index=signals.index, dtype="object")
+        reasons = pd.Series(pd.NA, index=signals.index, dtype="object")
         for rule in self.customer_rules:
             hit = self._evaluate(values, rule) & decided.isna()
             decided[hit] = rule.status
-        return decided
+            reasons[hit] = rule.reason or rule.status
+        return decided, reasons
 
     def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
         """Status of each customer.
@@ -308,15 +315,11 @@ class StatusLabeler(BaseEstimator):
                 for cluster, share, position in zip(clusters[mixed], shares, own, strict=True)
             ]
             result.loc[mixed, "status_source"] = "own_signals"
-        decided = self._customer_rule_status(signals, ranks_from=self.reference_)
-        reasons = {
-            rule.status: rule.reason or rule.status for rule in reversed(self.customer_rules)
-        }
+        decided, reasons = self._customer_rule_status(signals, ranks_from=self.reference_)
         hit = decided.notna()
         if hit.any():
             result.loc[hit, "status"] = decided[hit]
-            result.loc[hit, "status_reason"] = "customer rule: " + decided[hit].map(reasons).astype(
-                str
-            )
+            # Each customer's own rule: two rules may give one status for different reasons.
+            result.loc[hit, "status_reason"] = "customer rule: " + reasons[hit].astype(str)
             result.loc[hit, "status_source"] = "customer_rule"
         return result

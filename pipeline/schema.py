@@ -44,6 +44,14 @@ REASON = "reason"
 RETURN_REASONS = ("cancellation_netted", "cancellation_unmatched")
 
 
+def reason_counts(set_aside: pd.DataFrame) -> dict[str, int]:
+    """How many rows were set aside for each reason, by reason."""
+    if set_aside.empty:
+        return {}
+    counts = set_aside[REASON].value_counts().sort_index()
+    return {str(reason): int(count) for reason, count in counts.items()}
+
+
 @dataclass(frozen=True)
 class CleanTransactions:
     """Result of cleaning: the rows to use, the rows set aside, and the as-of date applied.
@@ -94,11 +102,7 @@ class CleanTransactions:
         )
 
     def counts_by_reason(self) -> dict[str, int]:
-        if self.quarantine.empty:
-            return {}
-        return {
-            str(k): int(v) for k, v in self.quarantine[REASON].value_counts().sort_index().items()
-        }
+        return reason_counts(self.quarantine)
 
 
 def _first_bad_row(mask: pd.Series) -> int:
@@ -699,11 +703,7 @@ class CleanEvents:
     rows_in: int
 
     def counts_by_reason(self) -> dict[str, int]:
-        if self.set_aside.empty:
-            return {}
-        return {
-            str(k): int(v) for k, v in self.set_aside[REASON].value_counts().sort_index().items()
-        }
+        return reason_counts(self.set_aside)
 
 
 def _mapped_columns(

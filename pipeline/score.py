@@ -7,7 +7,6 @@ reproduces the training statuses exactly.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from pipeline import io, tracking
 from pipeline.config import EngineConfig
 from pipeline.engine import connect
 from pipeline.evaluate import (
-    drifted_features,
-    population_stability,
+    drift_check,
     shares_from_summary,
     status_summary,
     summary_from_totals,
@@ -28,8 +26,6 @@ from pipeline.model import SegmentationModel
 from pipeline.schema import clean_transactions
 from pipeline.streaming import clean_streaming, streams
 from pipeline.tables import read_optional_tables
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,15 +167,10 @@ def _drift(model: SegmentationModel, customers: pd.DataFrame):
     reference = getattr(model, "feature_reference", None)
     if not reference:
         return None, {}, {}, {}
-    drift, psi_metrics = population_stability(customers, reference)
     threshold = model.config.monitoring.drift_warn_psi
-    drifted = drifted_features(psi_metrics, threshold=threshold)
-    if drifted:
-        log.warning(
-            "data drift against the model's training data: PSI above %.2f for %s",
-            threshold,
-            ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
-        )
+    drift, psi_metrics, drifted = drift_check(
+        customers, reference, threshold=threshold, against="the model's training data"
+    )
     extra = {"drift_warn_psi": threshold, "drifted_features": list(drifted)}
     return drift, psi_metrics, drifted, extra
 

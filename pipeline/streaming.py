@@ -95,8 +95,8 @@ class StreamedCleanTransactions:
             engine.read(str(self.folder / "lines" / "*.parquet")),
             settings=settings,
             returns=engine.read(str(returns / "*.parquet")) if self.has_returns else None,
-            loyalty=engine.table(loyalty) if loyalty is not None else None,
-            campaigns=engine.table(campaigns) if campaigns is not None else None,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
 

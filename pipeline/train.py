@@ -29,10 +29,9 @@ from pipeline.engine import connect
 from pipeline.errors import InputError, InsufficientHistoryError, UserFacingError
 from pipeline.evaluate import (
     distribution_reference,
-    drifted_features,
+    drift_check,
     kpis_across_runs,
     planted_recovery,
-    population_stability,
     refinements,
     status_kpis,
     status_shares,
@@ -435,17 +434,14 @@ def _run_training(
         champion = tracking.champion_bundle_or_none(config)
         reference = getattr(champion, "feature_reference", None)
         if reference:
-            drift, psi_metrics = population_stability(result.segments, reference)
+            drift, psi_metrics, _ = drift_check(
+                result.segments,
+                reference,
+                threshold=config.monitoring.drift_warn_psi,
+                against="the champion's training data",
+            )
             result.tables["data_drift"] = drift
             result.stage_metrics["data"].update(psi_metrics)
-            threshold = config.monitoring.drift_warn_psi
-            drifted = drifted_features(psi_metrics, threshold=threshold)
-            if drifted:
-                log.warning(
-                    "data drift against the champion's training data: PSI above %.2f for %s",
-                    threshold,
-                    ", ".join(f"{name} ({value:.2f})" for name, value in drifted.items()),
-                )
 
     stage("outputs")
     with io.atomic_directory(config.output) as staging:

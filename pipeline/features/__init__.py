@@ -215,9 +215,8 @@ class CustomerHistory:
             engine.table(transactions),
             settings=settings,
             returns=engine.table(returns) if returns is not None else None,
-            # A configured table is used even when empty, so its features always exist.
-            loyalty=engine.table(loyalty) if loyalty is not None else None,
-            campaigns=engine.table(campaigns) if campaigns is not None else None,
+            loyalty=loyalty,
+            campaigns=campaigns,
         )
 
     @classmethod
@@ -228,14 +227,16 @@ class CustomerHistory:
         *,
         settings: FeatureConfig,
         returns: ibis.Table | None = None,
-        loyalty: ibis.Table | None = None,
-        campaigns: ibis.Table | None = None,
+        loyalty: pd.DataFrame | None = None,
+        campaigns: pd.DataFrame | None = None,
         materialize: bool = True,
     ) -> CustomerHistory:
         """Clean transaction lines already on the engine (a table, or files it reads).
 
-        ``materialize``: keep the purchase days on the engine, for features at several
-        cut-offs; without, every query computes them again from the lines.
+        The optional event tables come from pandas whatever the engine: they are small (a row
+        per programme event or campaign contact, not per purchase line). ``materialize``: keep
+        the purchase days on the engine, for features at several cut-offs; without, every
+        query computes them again from the lines.
         """
         days = purchase_days(lines)
         return cls(
@@ -244,8 +245,9 @@ class CustomerHistory:
             days=engine.materialize(days) if materialize else days,
             settings=settings,
             returns=returns,
-            loyalty=loyalty,
-            campaigns=campaigns,
+            # A configured table is used even when empty, so its features always exist.
+            loyalty=engine.table(loyalty) if loyalty is not None else None,
+            campaigns=engine.table(campaigns) if campaigns is not None else None,
         )
 
     def features(self, as_of: pd.Timestamp, *, prior_gap_days: float | None = None) -> pd.DataFrame:

@@ -48,6 +48,18 @@ def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
     assert (comparison["spend_spearman"] > 0.5).all()
 
 
+def test_the_no_dropout_model_is_scored_like_the_others_when_configured(planted):
+    windows, features = planted
+    config = CLVConfig(candidates=("bgnbd", "nbd"))
+    selection = select_value_model(
+        windows, features, config=config, trend_window_days=180, random_state=0
+    )
+    comparison = selection.comparison.set_index("candidate")
+    assert set(comparison.index) == {"bgnbd", "nbd"}
+    # the planted sample has customers who left: the model that knows it ranks them better
+    assert comparison.loc["bgnbd", "spend_gini"] > comparison.loc["nbd", "spend_gini"]
+
+
 def test_the_selection_metric_decides_which_candidate_is_used(planted):
     windows, features = planted
     by_gini = select_value_model(

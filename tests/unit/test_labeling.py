@@ -249,3 +249,15 @@ def test_a_labeler_saved_before_mixed_clusters_existed_scores_as_it_was_trained(
     restored = pickle.loads(pickle.dumps(old))
     assert restored.min_cluster_purity == 0.0
     assert (restored.predict(frame)["status_source"] == "cluster").all()
+
+
+def test_two_customer_rules_for_one_status_each_give_their_own_reason():
+    frame = customers((0, 1, 2))
+    rules = (
+        StatusRule(status="lost", when={"overdue_ratio": {"ge": 10}}, reason="ten rhythms silent"),
+        StatusRule(status="lost", when={"overdue_ratio": {"ge": 9}}, reason="nine rhythms silent"),
+    )
+    result = fit(frame, customer_rules=rules, min_cluster_purity=0.0).predict(frame)
+    # customer 0 is 9.0 overdue, customer 1 is 11.0
+    assert result.loc[0, "status_reason"] == "customer rule: nine rhythms silent"
+    assert result.loc[1, "status_reason"] == "customer rule: ten rhythms silent"
