@@ -21,6 +21,14 @@ class InsufficientHistoryError(UserFacingError):
     """The data is valid but holds too little purchase history for a model to be fitted."""
 
 
+class OutputError(UserFacingError):
+    """An output location cannot be used: replacing it would harm files, or it cannot be written."""
+
+    def __init__(self, target: str, problem: str, hint: str = "") -> None:
+        self.target, self.problem, self.hint = target, problem, hint
+        super().__init__(f"{target}: {problem}. {hint}" if hint else f"{target}: {problem}")
+
+
 class LockedError(Exception):
     """Another training holds the lock; this one must not start."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from pipeline.errors import InputError, LockedError
+from pipeline.errors import InputError, LockedError, OutputError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -155,39 +155,145 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# Every output folder this pipeline writes carries this file (the run that wrote it): only a
+# folder that has it, or is empty, is ever replaced. A user's folder named by mistake is refused.
+OUTPUT_MARKER = ".loyalty-output"
+# Outputs written before the marker existed are recognised by their metrics.json, whose keys only
+# this pipeline writes, beside a segment table; nothing else without the marker is ours.
+_LEGACY_OUTPUT_KEYS = {"as_of", "metrics", "source"}
+# A run needs room for its outputs (tables, plots, a bundle): refusing at the start is cheaper
+# than failing after the fit. 64 MiB covers the embedded sample's outputs several times over.
+MIN_FREE_BYTES = 64 * 2**20
+
+
 def _backup_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.previous")
+
+
+def _is_ours(directory: Path) -> bool:
+    """Whether ``directory`` is an output folder this pipeline wrote (or is empty)."""
+    if not directory.is_dir():
+        return False
+    if (directory / OUTPUT_MARKER).is_file() or not any(directory.iterdir()):
+        return True
+    metrics = directory / "metrics.json"
+    if not (metrics.is_file() and (directory / "segments.parquet").exists()):
+        return False
+    try:
+        return _LEGACY_OUTPUT_KEYS <= set(read_json(metrics))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _protected_directories() -> list[Path]:
+    """Folders no output may ever replace: the working directory, the project, home and their
+    ancestors (``--output .`` or ``--output ..`` would otherwise swap them away)."""
+    project = Path(__file__).resolve().parent.parent
+    anchors = [Path.cwd().resolve(), project, Path.home().resolve()]
+    return [p for anchor in anchors for p in (anchor, *anchor.parents)]
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(path.anchor or "/")
+
+
+def check_output_target(target: Path, *, setting: str = "--output") -> None:
+    """Refuse, before any work, an output folder that replacing would harm or that cannot be written.
+
+    The target may be missing, empty, or an earlier output of this pipeline (it carries
+    :data:`OUTPUT_MARKER`); anything else (a file, a folder of other files, the working
+    directory, the project or one of their parents) is refused, as are a read-only location and a
+    disk without room.
+
+    Raises
+    ------
+    pipeline.errors.OutputError
+        Naming the folder, the setting it came from and what to do.
+    """
+    target = Path(target)
+    resolved = target.resolve()
+    if resolved in _protected_directories():
+        raise OutputError(
+            str(target),
+            f"{setting} names the working directory, the project or one of their parents, "
+            "which an output folder would replace",
+            "Name a new folder for the outputs, e.g. outputs/latest",
+        )
+    if target.exists() and not target.is_dir():
+        raise OutputError(
+            str(target), f"{setting} names a file, not a folder", "Name a folder for the outputs"
+        )
+    if target.is_dir() and not _is_ours(target):
+        raise OutputError(
+            str(target),
+            f"{setting} names a folder that holds files this pipeline did not write "
+            f"(no {OUTPUT_MARKER} marker); it would be replaced whole",
+            "Name a new or empty folder, or one an earlier run wrote",
+        )
+    existing = _nearest_existing(resolved.parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(
+            str(target), f"cannot write in {existing}", f"Choose a writable location for {setting}"
+        )
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise OutputError(
+            str(target),
+            f"only {free / 2**20:.0f} MiB free on the disk of {existing}; a run needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB",
+            "Free some space or choose another location",
+        )
 
 
 def recover_interrupted_swap(target: Path) -> None:
     """Finish or undo a directory swap that a killed run left half-done."""
     backup = _backup_name(target)
-    if backup.exists():
-        if target.exists():
-            shutil.rmtree(backup)
-        else:
-            backup.rename(target)
+    if not backup.is_dir():
+        return
+    if not target.exists():
+        backup.rename(target)  # undoing the swap deletes nothing
+    elif _is_ours(backup):
+        shutil.rmtree(backup)
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(
+    target: Path, *, run_id: str = "", setting: str = "--output"
+) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds.
 
-    On any exception (or a kill) the temporary directory is abandoned and ``target`` keeps its
+    Only a missing or empty target, or one this pipeline wrote earlier (it carries
+    :data:`OUTPUT_MARKER`, written first into every staging folder), is ever replaced: any
+    other folder is refused before the block runs (:func:`check_output_target`). On any
+    exception (or a kill) the temporary directory is abandoned and ``target`` keeps its
     previous contents; leftovers are removed by the next run.
     """
     target = Path(target)
+    check_output_target(target, setting=setting)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted_swap(target)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if _is_ours(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
     try:
+        write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # Checked again at the swap: the folder may have changed while the run worked.
+    if target.exists() and not _is_ours(target):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(
+            str(target),
+            f"{setting} now holds files this pipeline did not write; the outputs were not written",
+            "Name a new or empty folder and run again",
+        )
     backup = _backup_name(target)
     if target.exists():
         target.rename(backup)

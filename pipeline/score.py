@@ -71,6 +71,7 @@ def run_scoring(
     cleaned, its features built and the model applied one partition of customers at a time, and
     ``segments.parquet`` is a folder of parts written by Spark.
     """
+    io.check_output_target(Path(output))
     if (engine or model.config.engine).name == "spark":
         return _score_on_spark(
             model,

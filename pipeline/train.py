@@ -290,7 +290,7 @@ def prepare_embedded_sample(config: Config) -> DataSource:
             history_days=settings.history_days,
             random_state=settings.seed,
         )
-        with io.atomic_directory(directory) as staging:
+        with io.atomic_directory(directory, setting="embedded.directory") as staging:
             io.write_frame(transactions, staging / transactions_path.name)
             io.write_frame(truth, staging / truth_path.name)
             io.write_json(manifest, staging / manifest_path.name)
@@ -369,6 +369,10 @@ def _run_training(
         report_stage(name)
 
     stage("data")
+    # Refused before any work: an output folder that is not ours, or that cannot be written.
+    io.check_output_target(Path(config.output))
+    if not config.data.transactions:
+        io.check_output_target(config.embedded.directory, setting="embedded.directory")
     source = (
         DataSource(config.data.transactions)
         if config.data.transactions

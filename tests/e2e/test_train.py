@@ -306,3 +306,62 @@ sub_segments:
     assert len(gold_loyal) > 0 and (gold_loyal["sub_segment"] == "loyal, gold tier").all()
     assert (segments.loc[segments["status"] == "at_risk", "sub_segment"] == "45-54 at risk").all()
     assert set(segments.loc[segments["sub_segment"].notna(), "status"]) == {"loyal", "at_risk"}
+
+
+def _train_subprocess(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--no-tracking"]
+        + ["--config", str(small_config(tmp_path)), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+
+
+def test_output_naming_a_folder_of_other_files_is_refused_and_nothing_is_deleted(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("x")
+    done = _train_subprocess(tmp_path, "--output", str(keep))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did not write" in lines[0], done.stderr
+    assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+    assert (keep / "notes.txt").read_text() == "x"
+    # refused before any work: no embedded sample generated, no model, no lock
+    assert not (tmp_path / "embedded").exists() and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("where", ["cwd", "file", "embedded"])
+def test_output_the_working_directory_a_file_or_a_foreign_embedded_folder_is_exit_2(
+    tmp_path, where
+):
+    project_copy = tmp_path / "project"
+    project_copy.mkdir()
+    (project_copy / "pyproject.toml").write_text("[project]\n")
+    config = small_config(tmp_path)
+    if where == "embedded":
+        config.write_text(
+            config.read_text().replace(
+                f"directory: {tmp_path / 'embedded'}", f"directory: {project_copy}"
+            )
+        )
+    args = {
+        "cwd": ["--output", str(tmp_path)],
+        "file": ["--output", str(project_copy / "pyproject.toml")],
+        "embedded": [],
+    }[where]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--no-tracking", "--config", str(config)]
+        + args,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert (project_copy / "pyproject.toml").read_text() == "[project]\n"
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipeline import io
-from pipeline.errors import InputError, LockedError
+from pipeline.errors import InputError, LockedError, OutputError
 
 
 def test_csv_ids_stay_text_so_leading_zeros_survive(tmp_path):
@@ -68,7 +69,7 @@ def test_atomic_directory_replaces_the_target_only_on_success(tmp_path):
 
     with io.atomic_directory(target) as staging:
         (staging / "b.txt").write_text("second")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [io.OUTPUT_MARKER, "b.txt"]
 
 
 def test_a_swap_interrupted_between_its_two_renames_is_recovered(tmp_path):
@@ -134,3 +135,86 @@ def test_a_source_is_located_where_it_really_is(tmp_path, monkeypatch):
     assert Path(io.source_location("lifetimes:cdnow")).exists()
     assert io.source_location("sales.csv") == str(tmp_path / "sales.csv")
     assert io.source_location("spark:warehouse.sales") == "spark:warehouse.sales"
+
+
+# -- the output folder: only ever replace what this pipeline wrote ------------------------------
+def test_a_folder_of_someone_elses_files_is_refused_and_left_intact(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("x")
+    with pytest.raises(OutputError, match="did not write"), io.atomic_directory(keep) as staging:
+        (staging / "segments.parquet").write_text("never swapped in")
+    assert (keep / "notes.txt").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+def test_a_folder_written_earlier_carries_the_marker_and_is_replaced(tmp_path):
+    target = tmp_path / "out"
+    with io.atomic_directory(target, run_id="r1") as staging:
+        (staging / "a.txt").write_text("first")
+    assert io.read_json(target / io.OUTPUT_MARKER)["run"] == "r1"
+    with io.atomic_directory(target, run_id="r2") as staging:
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == [io.OUTPUT_MARKER, "b.txt"]
+
+
+def test_an_output_folder_from_before_the_marker_is_recognised_by_its_metrics(tmp_path):
+    legacy = tmp_path / "out"
+    legacy.mkdir()
+    (legacy / "segments.parquet").write_bytes(b"PAR1")
+    io.write_json({"as_of": "2025-01-01", "metrics": {}, "source": "x.csv"}, legacy / "metrics.json")
+    io.check_output_target(legacy)  # ours: no error
+    (legacy / "metrics.json").write_text('{"unrelated": 1}')
+    with pytest.raises(OutputError):
+        io.check_output_target(legacy)
+
+
+def test_an_empty_or_missing_folder_is_accepted(tmp_path):
+    (tmp_path / "empty").mkdir()
+    io.check_output_target(tmp_path / "empty")
+    io.check_output_target(tmp_path / "not" / "yet" / "there")
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_the_working_directory_and_its_parents_are_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="working directory"):
+        io.check_output_target(Path(name))
+
+
+def test_the_project_folder_is_refused_even_from_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    project = Path(io.__file__).resolve().parent.parent
+    with pytest.raises(OutputError, match="project"):
+        io.check_output_target(project)
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    with pytest.raises(OutputError, match="names a file"):
+        io.check_output_target(target)
+    assert target.read_text() == "mine"
+
+
+def test_a_read_only_location_is_refused_before_any_work(tmp_path, monkeypatch):
+    # Simulated: CI may run as root, for whom chmod does not forbid writing.
+    monkeypatch.setattr(io.os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match="cannot write"):
+        io.check_output_target(tmp_path / "out")
+
+
+def test_a_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: usage._replace(free=1024))
+    with pytest.raises(OutputError, match="free"):
+        io.check_output_target(tmp_path / "out")
+
+
+def test_a_folder_that_changes_hands_during_the_run_is_not_replaced(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(OutputError, match="now holds"), io.atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("ours")
+        target.mkdir()
+        (target / "theirs.txt").write_text("theirs")
+    assert (target / "theirs.txt").read_text() == "theirs"
