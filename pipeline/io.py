@@ -180,7 +180,7 @@ def _is_ours(directory: Path) -> bool:
     if not (metrics.is_file() and (directory / "segments.parquet").exists()):
         return False
     try:
-        return _LEGACY_OUTPUT_KEYS <= set(read_json(metrics))
+        return set(read_json(metrics)) >= _LEGACY_OUTPUT_KEYS
     except (OSError, ValueError, TypeError):
         return False
 

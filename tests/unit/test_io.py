@@ -162,7 +162,9 @@ def test_an_output_folder_from_before_the_marker_is_recognised_by_its_metrics(tm
     legacy = tmp_path / "out"
     legacy.mkdir()
     (legacy / "segments.parquet").write_bytes(b"PAR1")
-    io.write_json({"as_of": "2025-01-01", "metrics": {}, "source": "x.csv"}, legacy / "metrics.json")
+    io.write_json(
+        {"as_of": "2025-01-01", "metrics": {}, "source": "x.csv"}, legacy / "metrics.json"
+    )
     io.check_output_target(legacy)  # ours: no error
     (legacy / "metrics.json").write_text('{"unrelated": 1}')
     with pytest.raises(OutputError):
