@@ -570,7 +570,6 @@ def promote(
     _stdout().print(f"model '{model_name}' version {version} is now champion ({reason})")
 
 
-
 # -- backtest ------------------------------------------------------------------------------------
 BACKTEST_HEADLINE = (
     ("roc_auc", "ROC AUC, buys again"),
@@ -594,7 +593,9 @@ def _backtest_table(metrics) -> Table:
     for metric, label in BACKTEST_HEADLINE:
         cells = []
         for model in MODELS:
-            rows = pooled[(pooled["model"] == model) & (pooled["metric"].isin([metric, "fit_failed"]))]
+            rows = pooled[
+                (pooled["model"] == model) & (pooled["metric"].isin([metric, "fit_failed"]))
+            ]
             if rows.empty:
                 cells.append("-")
             elif rows["metric"].iloc[0] == "fit_failed":
@@ -670,7 +671,9 @@ def backtest(
     _configure_logging(verbose)
     started = time.perf_counter()
     if cutoffs and folds is not None:
-        console.print("[bold red]error:[/] give either --cutoff or --folds, not both", highlight=False)
+        console.print(
+            "[bold red]error:[/] give either --cutoff or --folds, not both", highlight=False
+        )
         sys.exit(EXIT_BAD_INPUT)
     try:
         path = config_path if (config_path != DEFAULT_CONFIG_PATH or config_path.exists()) else None
@@ -707,14 +710,17 @@ def backtest(
     out.print(_backtest_table(result.metrics))
     wins = result.tables["backtest_wins"]
     won = ", ".join(wins.loc[wins["verdict"] == "wins", "metric"]) or "none"
-    lost = ", ".join(
-        f"{m} (to {b})"
-        for m, b in zip(
-            wins.loc[wins["verdict"] == "loses", "metric"],
-            wins.loc[wins["verdict"] == "loses", "best_baseline"],
-            strict=True,
+    lost = (
+        ", ".join(
+            f"{m} (to {b})"
+            for m, b in zip(
+                wins.loc[wins["verdict"] == "loses", "metric"],
+                wins.loc[wins["verdict"] == "loses", "best_baseline"],
+                strict=True,
+            )
         )
-    ) or "none"
+        or "none"
+    )
     lines = [
         f"cut-offs: {', '.join(str(c.date()) for c in result.cutoffs)}; horizon "
         f"{result.horizon_days} days",

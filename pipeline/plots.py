@@ -292,7 +292,9 @@ def lift_by_status(by_status: pd.DataFrame) -> Figure:
         ax.barh(table["group"].astype(str), table["share_buying_again"], color=colours)
         base = (table["share_buying_again"] * table["customers"]).sum() / table["customers"].sum()
         ax.axvline(base, color="#333", linestyle="--", linewidth=1, label=f"base {base:.0%}")
-        for y, (share, lift) in enumerate(zip(table["share_buying_again"], table["lift"], strict=True)):
+        for y, (share, lift) in enumerate(
+            zip(table["share_buying_again"], table["lift"], strict=True)
+        ):
             ax.text(share, y, f" {share:.0%} (x{lift:.2f})", va="center", fontsize=8)
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))

@@ -277,7 +277,15 @@ _BACKTEST_TEMPLATE = """<!doctype html>
 </body></html>
 """
 
-_PROBABILITY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "base_rate", "mean_probability")
+_PROBABILITY_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "ece",
+    "base_rate",
+    "mean_probability",
+)
 _VALUE_METRICS = (
     "spend_spearman",
     "spend_gini",
@@ -322,7 +330,9 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
     by_status = tables["backtest_by_status"]
     trend = tables["backtest_value_trend"]
     per_cutoff = metrics[metrics["cutoff"] != "pooled"]
-    per_cutoff = per_cutoff[per_cutoff["metric"].isin(("roc_auc", "brier", "spend_gini", "spend_aggregate_error_pct"))]
+    per_cutoff = per_cutoff[
+        per_cutoff["metric"].isin(("roc_auc", "brier", "spend_gini", "spend_aggregate_error_pct"))
+    ]
     per_cutoff = per_cutoff.pivot_table(
         index=["cutoff", "metric"], columns="model", values="value", aggfunc="first"
     ).reindex(columns=models)

@@ -575,7 +575,9 @@ def _dataset(data: Any, source: str, fingerprint: str):
     return None
 
 
-def log_backtest(result: Any, config: Config, *, figures: dict[str, Figure], data: Any, output_dir: Path) -> str:
+def log_backtest(
+    result: Any, config: Config, *, figures: dict[str, Figure], data: Any, output_dir: Path
+) -> str:
     """Track one backtest: a parent run tagged ``kind=backtest`` with the pooled metrics, the
     tables, plots and dataset, and one child run per cut-off with that cut-off's metrics.
 
@@ -603,13 +605,18 @@ def log_backtest(result: Any, config: Config, *, figures: dict[str, Figure], dat
     for model, note in zip(failures["model"], failures["note"], strict=True):
         tags[f"failed.{model}"] = str(note)[:500]
     created = client.create_run(
-        experiment_id, tags=tags, run_name=f"backtest {cutoffs[0]}..{cutoffs[-1]} H{result.horizon_days}"
+        experiment_id,
+        tags=tags,
+        run_name=f"backtest {cutoffs[0]}..{cutoffs[-1]} H{result.horizon_days}",
     )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
         mlflow.log_params(
-            {**config_as_flat_dict(config), "backtest.cutoffs": ",".join(cutoffs),
-             "backtest.horizon_days": result.horizon_days}
+            {
+                **config_as_flat_dict(config),
+                "backtest.cutoffs": ",".join(cutoffs),
+                "backtest.horizon_days": result.horizon_days,
+            }
         )
         mlflow.log_metrics(result.tracked_metrics())
         dataset = _dataset(data, result.source, result.fingerprint)
