@@ -473,6 +473,7 @@ def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) 
     table = training_runs(
         tracking_uri=tracking_uri, experiment=experiment, model_name=model_name, max_runs=last
     )
+    _print_backtest_runs(tracking_uri=tracking_uri, experiment=experiment, last=last)
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
         return
@@ -522,13 +523,17 @@ def compare(
     _configure_logging(False)
     from pipeline.tracking import training_runs
 
+    # Backtest runs are shown in their own table; the ids left name training runs.
+    left = _compare_backtests(run_ids, last=last, tracking_uri=tracking_uri, experiment=experiment)
+    if left == ():
+        return
     try:
         table = training_runs(
             tracking_uri=tracking_uri,
             experiment=experiment,
             model_name=model_name,
             max_runs=last,
-            run_ids=list(run_ids) or None,
+            run_ids=list(left) if left else None,
         )
     except UserFacingError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -752,6 +757,60 @@ def backtest_table(output: Path, cutoff: str) -> None:
             soft_wrap=True,
         )
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _print_backtest_runs(*, tracking_uri: str | None, experiment: str, last: int) -> None:
+    """`loyalty runs`: the backtest runs, newest first, with their pooled headline figures."""
+    from pipeline.tracking import backtest_runs
+
+    table = backtest_runs(tracking_uri=tracking_uri, experiment=experiment, max_runs=last)
+    if table.empty:
+        return
+    columns = [
+        "run_id",
+        "started",
+        "cutoffs",
+        "horizon_days",
+        "project.roc_auc",
+        "last_period_again.roc_auc",
+        "project.spend_gini",
+        "last_period_again.spend_gini",
+        "project.spend_aggregate_error_pct",
+    ]
+    out = Table(title=f"Backtest runs in '{experiment}'", title_justify="left")
+    for column in columns:
+        out.add_column(column, justify="left" if column in {"run_id", "cutoffs"} else "right")
+    for row in table.to_dict("records"):
+        row["run_id"] = row["run_id"][:12]
+        out.add_row(*(_format(row[c]) for c in columns))
+    _stdout().print(out)
+
+
+def _compare_backtests(
+    run_ids: tuple[str, ...], *, last: int, tracking_uri: str | None, experiment: str
+) -> tuple[str, ...] | None:
+    """`loyalty compare`: print the backtest runs side by side (the ids given that name one, or
+    the last N); return the ids left for training runs (``()``: none left, None: the last N)."""
+    from pipeline.tracking import backtest_runs
+
+    table = backtest_runs(
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        max_runs=last,
+        run_ids=list(run_ids) or None,
+    )
+    if not table.empty:
+        out = Table(title="Backtest runs side by side", title_justify="left")
+        out.add_column("")
+        for row in table.itertuples():
+            out.add_column(row.run_id[:12], justify="right")
+        for column in table.columns.drop("run_id"):
+            out.add_row(column, *(_format(value) for value in table[column]))
+        _stdout().print(out)
+    if not run_ids:
+        return None
+    found = list(table["run_id"]) if not table.empty else []
+    return tuple(i for i in run_ids if not any(r.startswith(i) for r in found))
 
 
 if __name__ == "__main__":
