@@ -627,3 +627,54 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
     if not wins.empty:
         parts += ["", _markdown(wins[["metric", PROJECT, "best_baseline", "verdict"]])]
     return "\n".join(parts)
+
+
+# -- the training report's view ------------------------------------------------------------------
+# The holdout's figures (as `train` logs them) and the backtest's that answer the same question.
+HOLDOUT_BESIDE_BACKTEST = (
+    ("spend Spearman", "holdout_spend_spearman", "spend_spearman"),
+    ("spend normalized Gini", "holdout_spend_gini", "spend_gini"),
+    ("spend aggregate error %", "holdout_spend_aggregate_error_pct", "spend_aggregate_error_pct"),
+    ("spend MAE", "holdout_spend_mae", "spend_mae"),
+    (
+        "purchases aggregate error %",
+        "holdout_purchases_aggregate_error_pct",
+        "purchases_aggregate_error_pct",
+    ),
+    ("purchases MAE", "holdout_purchases_mae", "purchases_mae"),
+)
+
+
+def holdout_beside_backtest(
+    training_metrics: dict[str, float], backtest: dict[str, object]
+) -> pd.DataFrame:
+    """The training holdout's value-model figures beside the latest backtest's (pooled).
+
+    ``backtest`` is :func:`pipeline.tracking.latest_backtest`'s answer. Where the two aggregate
+    errors have opposite signs, the row says so: the holdout then misjudged the direction.
+    """
+    metrics = backtest["metrics"]
+    label = f"backtest {backtest['cutoffs']} ({backtest['horizon_days']} days)"
+    rows = []
+    for measure, holdout_name, backtest_name in HOLDOUT_BESIDE_BACKTEST:
+        holdout = training_metrics.get(holdout_name, float("nan"))
+        project = metrics.get(f"{PROJECT}.{backtest_name}", float("nan"))
+        opposite = (
+            "aggregate" in measure
+            and pd.notna(holdout)
+            and pd.notna(project)
+            and np.sign(holdout) != np.sign(project)
+        )
+        note = "opposite signs: the holdout misjudged the direction" if opposite else ""
+        rows.append(
+            {
+                "measure": measure,
+                "training holdout": holdout,
+                label: project,
+                "last horizon again, same backtest": metrics.get(
+                    f"{LAST_PERIOD}.{backtest_name}", float("nan")
+                ),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(rows)

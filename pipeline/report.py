@@ -59,6 +59,9 @@ _TEMPLATE = """<!doctype html>
 {% if figures.clv_holdout_calibration %}<img alt="holdout calibration" src="{{ figures.clv_holdout_calibration }}">{% endif %}
 <p class="note">Value model used: <b>{{ value_model }}</b>. Candidates scored on the holdout:</p>
 {{ clv_comparison | safe }}
+{% if backtest %}<p class="note">The holdout beside the latest backtest on the same data
+ (<code>loyalty backtest</code>: trained at past cut-offs, judged on what customers did next):</p>
+{{ backtest | safe }}{% endif %}
 
 <h2>How clusters were named</h2>
 <p class="note">{{ k_reason }}</p>
@@ -203,6 +206,9 @@ def render_report(
         summary=_table(result.summary),
         profiles=_table(profiles),
         clv_comparison=_table(tables.get("clv_model_comparison", pd.DataFrame())),
+        backtest=_table(tables["clv_backtest_vs_holdout"])
+        if "clv_backtest_vs_holdout" in tables
+        else "",
         value_model=result.value_model_name,
         k_reason=result.k_reason,
         k_evidence=_table(tables["k_selection"]) if "k_selection" in tables else "",

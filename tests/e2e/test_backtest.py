@@ -102,6 +102,15 @@ def test_a_two_fold_backtest_writes_its_tables_and_a_parent_run_with_a_child_per
     compared = run_cli(["compare", run_id[:12], "--tracking-uri", tracking_uri])
     assert compared.exit_code == 0 and "Backtest runs side by side" in compared.output
 
+    # a training on the same data finds it, for its report
+    from pipeline.config import load_config
+    from pipeline.tracking import latest_backtest
+
+    config = load_config(cheap_config(tmp_path), {"tracking.tracking_uri": tracking_uri})
+    embedded = str(tmp_path / "embedded" / "transactions.csv")
+    assert latest_backtest(config, source=embedded)["run_id"] == run_id
+    assert latest_backtest(config, source="another.csv") is None
+
     table = run_cli(["backtest-table", str(out)])
     assert table.exit_code == 0 and "| metric | project | last_period_again |" in table.output
 

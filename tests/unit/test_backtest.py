@@ -173,3 +173,25 @@ def test_metrics_per_model_with_a_failed_fit_reported_not_hidden():
     assert wins.loc["roc_auc", "verdict"] == "wins"
     assert wins.loc["roc_auc", "best_baseline"] == LAST_PERIOD
     assert np.isnan(wins.loc["roc_auc", "lifetimes_pareto"])
+
+
+def test_the_training_report_puts_the_holdout_beside_the_backtest_and_flags_opposite_signs():
+    from pipeline.backtest import holdout_beside_backtest
+
+    table = holdout_beside_backtest(
+        {"holdout_spend_gini": 0.7, "holdout_spend_aggregate_error_pct": -34.0},
+        {
+            "cutoffs": "2011-06-09",
+            "horizon_days": "180",
+            "metrics": {
+                "project.spend_gini": 0.77,
+                "last_period_again.spend_gini": 0.78,
+                "project.spend_aggregate_error_pct": 61.0,
+            },
+        },
+    ).set_index("measure")
+    assert table.loc["spend normalized Gini", "training holdout"] == 0.7
+    assert table.loc["spend normalized Gini", "backtest 2011-06-09 (180 days)"] == 0.77
+    assert table.loc["spend normalized Gini", "last horizon again, same backtest"] == 0.78
+    assert table.loc["spend aggregate error %", "note"].startswith("opposite signs")
+    assert table.loc["spend normalized Gini", "note"] == ""
