@@ -178,6 +178,7 @@ class CutoffJudgement:
     forecasts: pd.DataFrame  # one row per customer and model: p_purchase, score, expectations
     failures: dict[str, str] = field(default_factory=dict)
     nonfinite: dict[str, int] = field(default_factory=dict)
+    value_model: str = ""  # the value model the project chose at this cut-off
 
 
 def project_forecasts(segments: pd.DataFrame) -> pd.DataFrame:
@@ -201,6 +202,7 @@ def judge_cutoff(
     history: pd.DataFrame,
     outcomes: pd.DataFrame,
     lifetimes: list[baselines.BaselineForecast],
+    value_model: str = "",
 ) -> CutoffJudgement:
     """Put the project's and the baselines' forecasts beside the outcomes, customer by customer.
 
@@ -245,6 +247,7 @@ def judge_cutoff(
         forecasts.reset_index(drop=True),
         failures,
         nonfinite,
+        value_model,
     )
 
 
@@ -292,10 +295,12 @@ def metrics_table(judgements: list[CutoffJudgement]) -> pd.DataFrame:
                 continue
             metrics = model_metrics(subset)
             nonfinite = sum(j.nonfinite.get(model, 0) for j in members)
+            chosen = ", ".join(dict.fromkeys(j.value_model for j in members if j.value_model))
+            note = f"value model: {chosen}" if model == PROJECT and chosen else ""
             if model.startswith("lifetimes_"):
                 metrics["nonfinite_forecasts"] = float(nonfinite)
             rows.extend(
-                {"cutoff": label, "model": model, "metric": name, "value": value, "note": ""}
+                {"cutoff": label, "model": model, "metric": name, "value": value, "note": note}
                 for name, value in metrics.items()
             )
     return pd.DataFrame(rows, columns=["cutoff", "model", "metric", "value", "note"])
@@ -545,6 +550,7 @@ def run_backtest(
                 history=history,
                 outcomes=outcomes,
                 lifetimes=fitted,
+                value_model=result.value_model_name,
             )
         )
 
@@ -609,7 +615,7 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
         .reset_index()
     )
     for model, note in zip(failed["model"], failed["note"], strict=True):
-        wide[model] = note
+        wide[model] = ":".join(str(note).split(":")[:2])  # "failed: ConvergenceError"
     statuses = by_status[by_status["cutoff"].astype(str) == cutoff][
         [
             "grouping",
@@ -623,7 +629,11 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
         ]
     ]
     wins = wins_table(chosen.assign(cutoff=POOLED)) if len(chosen) else pd.DataFrame()
-    parts = [_markdown(wide), "", _markdown(statuses)]
+    notes = [f"- {m}: {n}" for m, n in zip(failed["model"], failed["note"], strict=True)]
+    project = chosen[(chosen["model"] == PROJECT) & (chosen["metric"] == "customers")]
+    if len(project) and project["note"].iloc[0]:
+        notes.append(f"- project {project['note'].iloc[0]}")
+    parts = [_markdown(wide), *([""] + notes if notes else []), "", _markdown(statuses)]
     if not wins.empty:
         parts += ["", _markdown(wins[["metric", PROJECT, "best_baseline", "verdict"]])]
     return "\n".join(parts)

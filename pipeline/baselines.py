@@ -71,9 +71,10 @@ def last_period_again(
 
 
 def _quintile_score(values: pd.Series, *, higher_is_better: bool) -> pd.Series:
-    # Ranks with ties averaged: customers with the same value share a score (the many one-time
-    # buyers all get the same frequency score, instead of an arbitrary split).
-    ranks = values.rank(method="average", pct=True, ascending=higher_is_better)
+    # Tied customers share the lowest score of their range: the many one-time buyers all get
+    # frequency score 1 (an average rank would lift them to 2 once they are over 40% of the base,
+    # leaving score 1, and New and Lost, empty; splitting ties would be arbitrary).
+    ranks = values.rank(method="min", pct=True, ascending=higher_is_better)
     return np.ceil(ranks * 5).clip(1, 5).astype("int64")
 
 

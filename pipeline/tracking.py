@@ -591,6 +591,7 @@ def log_backtest(
     experiment_id = _experiment_id(client, config.tracking.experiment, uri)
     mlflow.set_experiment(experiment_id=experiment_id)
     cutoffs = [str(c.date()) for c in result.cutoffs]
+    value_models = {str(j.cutoff.date()): j.value_model for j in result.judgements}
     tags = {
         RUN_KIND_TAG: BACKTEST,
         "kind": BACKTEST,
@@ -625,7 +626,12 @@ def log_backtest(
         for cutoff in cutoffs:
             child = client.create_run(
                 experiment_id,
-                tags={"mlflow.parentRunId": run_id, "cutoff": cutoff, "kind": "backtest_cutoff"},
+                tags={
+                    "mlflow.parentRunId": run_id,
+                    "cutoff": cutoff,
+                    "kind": "backtest_cutoff",
+                    "value_model": value_models.get(cutoff, ""),
+                },
                 run_name=f"cut-off {cutoff}",
             )
             with mlflow.start_run(run_id=child.info.run_id, nested=True):

@@ -68,8 +68,11 @@ def test_one_time_buyers_share_one_frequency_score():
             "orders": [1, 1, 1, 1, 2, 9],
         }
     )
-    scores = rfm_segments(features)["f_score"]
-    assert scores.iloc[:4].nunique() == 1 and scores.iloc[5] == 5
+    table = rfm_segments(features)
+    # two thirds of the base bought once: they still take the lowest frequency score
+    assert table["f_score"].iloc[:4].tolist() == [1, 1, 1, 1] and table["f_score"].iloc[5] == 5
+    # the most recent one-time buyer (R 5, F 1) is New
+    assert table["rfm_segment"].iloc[0] == "New"
 
 
 @pytest.fixture(scope="module")
