@@ -634,6 +634,13 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
     if len(project) and project["note"].iloc[0]:
         notes.append(f"- project {project['note'].iloc[0]}")
     parts = [_markdown(wide), *([""] + notes if notes else []), "", _markdown(statuses)]
+    trend_path = output / "backtest_value_trend.csv"
+    if trend_path.exists():
+        trend = pd.read_csv(trend_path)
+        parts += [
+            "",
+            _markdown(trend[trend["cutoff"].astype(str) == cutoff].drop(columns="cutoff")),
+        ]
     if not wins.empty:
         parts += ["", _markdown(wins[["metric", PROJECT, "best_baseline", "verdict"]])]
     return "\n".join(parts)
