@@ -515,7 +515,7 @@ def run_backtest(
         summary = history[["frequency", "recency", "T", "monetary_value"]]
         # The as-is fits run in worker processes while the project fits here.
         pending = {
-            kind: baselines.submit_lifetimes(summary, horizon, kind)
+            kind: baselines.submit_lifetimes(summary, horizon, kind, seed=config.seed)
             for kind in (baselines.BGNBD, baselines.PARETO)
         }
         fold_config = config.model_copy(update={"as_of": cutoff.date(), "horizon_days": horizon})

@@ -101,13 +101,17 @@ def rfm_segments(features: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _fit_lifetimes(summary: pd.DataFrame, horizon_days: int, kind: str) -> pd.DataFrame:
+def _fit_lifetimes(
+    summary: pd.DataFrame, horizon_days: int, kind: str, seed: int = 0
+) -> pd.DataFrame:
     """Runs in a worker process: fit with lifetimes' defaults and forecast the horizon."""
     import warnings
 
     from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 
     warnings.simplefilter("ignore")
+    # lifetimes draws its starting point from the global np.random: seeded, a backtest repeats.
+    np.random.seed(seed)  # noqa: NPY002 (lifetimes reads the legacy global state)
     x = summary["frequency"].to_numpy(dtype="float64")
     t_x = summary["recency"].to_numpy(dtype="float64")
     big_t = summary["T"].to_numpy(dtype="float64")
@@ -172,9 +176,9 @@ def _executor():
     return get_reusable_executor(max_workers=2, timeout=60)
 
 
-def submit_lifetimes(summary: pd.DataFrame, horizon_days: int, kind: str) -> Future:
+def submit_lifetimes(summary: pd.DataFrame, horizon_days: int, kind: str, *, seed: int = 0) -> Future:
     """Start one as-is fit in a worker process; collect it with :func:`collect_lifetimes`."""
-    return _executor().submit(_fit_lifetimes, summary, horizon_days, kind)
+    return _executor().submit(_fit_lifetimes, summary, horizon_days, kind, seed)
 
 
 def _reason(error: BaseException) -> str:
@@ -204,7 +208,9 @@ def collect_lifetimes(
     return BaselineForecast(name, cleaned, "", nonfinite)
 
 
-def lifetimes_as_is(summary: pd.DataFrame, horizon_days: int, kind: str) -> BaselineForecast:
+def lifetimes_as_is(
+    summary: pd.DataFrame, horizon_days: int, kind: str, *, seed: int = 0
+) -> BaselineForecast:
     """Fit one lifetimes model with its defaults (+ Gamma-Gamma) in a worker process.
 
     Parameters
@@ -220,4 +226,4 @@ def lifetimes_as_is(summary: pd.DataFrame, horizon_days: int, kind: str) -> Base
         ``p_alive``, ``p_purchase`` (P(at least one purchase within the horizon)),
         ``expected_purchases`` and ``expected_spend`` per customer, or the failure's reason.
     """
-    return collect_lifetimes(submit_lifetimes(summary, horizon_days, kind), kind=kind)
+    return collect_lifetimes(submit_lifetimes(summary, horizon_days, kind, seed=seed), kind=kind)
