@@ -176,7 +176,9 @@ def _executor():
     return get_reusable_executor(max_workers=2, timeout=60)
 
 
-def submit_lifetimes(summary: pd.DataFrame, horizon_days: int, kind: str, *, seed: int = 0) -> Future:
+def submit_lifetimes(
+    summary: pd.DataFrame, horizon_days: int, kind: str, *, seed: int = 0
+) -> Future:
     """Start one as-is fit in a worker process; collect it with :func:`collect_lifetimes`."""
     return _executor().submit(_fit_lifetimes, summary, horizon_days, kind, seed)
 

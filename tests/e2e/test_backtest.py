@@ -119,7 +119,9 @@ def test_a_two_fold_backtest_writes_its_tables_and_a_parent_run_with_a_child_per
     assert trained.exit_code == 0, trained.output
     beside = pd.read_csv(tmp_path / "train" / "clv_backtest_vs_holdout.csv")
     assert f"backtest {','.join(cutoffs)} (180 days)" in beside.columns
-    assert "The holdout beside the latest backtest" in (tmp_path / "train" / "report.html").read_text()
+    assert (
+        "The holdout beside the latest backtest" in (tmp_path / "train" / "report.html").read_text()
+    )
 
     table = run_cli(["backtest-table", str(out)])
     assert table.exit_code == 0 and "| metric | project | last_period_again |" in table.output
