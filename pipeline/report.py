@@ -253,6 +253,7 @@ _BACKTEST_TEMPLATE = """<!doctype html>
  {% for label, value in cards %}<div class="card">{{ label }}<b>{{ value }}</b></div>{% endfor %}
 </div>
 {% for line in failures %}<p class="failed">{{ line }}</p>{% endfor %}
+<p class="note">Value model the project chose at each cut-off: {{ value_models }}.</p>
 
 <h2>Where the project wins and where it loses</h2>
 <p class="note">All cut-offs pooled. "wins": better than every baseline with a figure; "loses": worse
@@ -350,6 +351,7 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
         run_id=run_id,
         cards=cards,
         failures=failures,
+        value_models=", ".join(f"{j.cutoff.date()} {j.value_model}" for j in result.judgements),
         wins=_table(tables["backtest_wins"]),
         probability=_table(_metric_grid(pooled, _PROBABILITY_METRICS, models)),
         value=_table(_metric_grid(pooled, _VALUE_METRICS, models)),
