@@ -195,3 +195,22 @@ def test_the_training_report_puts_the_holdout_beside_the_backtest_and_flags_oppo
     assert table.loc["spend normalized Gini", "last horizon again, same backtest"] == 0.78
     assert table.loc["spend aggregate error %", "note"].startswith("opposite signs")
     assert table.loc["spend normalized Gini", "note"] == ""
+
+
+def test_the_backtest_report_is_self_contained_and_names_failures_and_the_value_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pipeline import plots, report
+    from pipeline.backtest import BacktestResult, backtest_tables
+
+    judged = _judged()
+    judged.value_model = "bgnbd"
+    tables = backtest_tables([judged], horizon_days=10)
+    figures = plots.backtest_figures(tables)
+    result = BacktestResult([judged.cutoff], 10, "x.csv", "fp", [judged], tables)
+    html = report.render_backtest_report(result, figures, run_id=None)
+    plots.close(figures)
+    assert "2024-01-31 bgnbd" in html
+    assert "lifetimes_pareto: failed: ConvergenceError: no" in html
+    assert html.count("data:image/png;base64,") == 3 and 'src="http' not in html
