@@ -23,7 +23,7 @@ the naive rule on the selection metric; the run says which won and by how much.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from pipeline.clv import NO_DROPOUT, CustomerValueModel, DropoutCollapsed
-from pipeline.config import CLVConfig
+from pipeline.config import CLVConfig, FeatureConfig
 from pipeline.errors import InsufficientHistoryError
 from pipeline.evaluate import decile_table, holdout_metrics
 from pipeline.features import CustomerHistory
@@ -67,6 +67,14 @@ DAYS_PER_YEAR = 365
 def window_columns(days: int) -> tuple[str, str]:
     """The activity-window features counting purchases and spend in the last ``days``."""
     return f"purchases_last_{days}d", f"spend_last_{days}d"
+
+
+def settings_with_window(settings: FeatureConfig, days: int) -> FeatureConfig:
+    """Feature settings that also count purchases and spend in the last ``days``."""
+    windows = settings.activity_windows_days
+    if days < MIN_WINDOW_DAYS or days in windows:
+        return settings
+    return settings.model_copy(update={"activity_windows_days": tuple(sorted((*windows, days)))})
 
 
 def holdout_days_for(config: CLVConfig, horizon_days: int) -> int:
@@ -147,6 +155,7 @@ def holdout_windows(
     )
     if evaluation_cutoff is None or latest_cutoff is None:
         return HoldoutWindows(days, first_day, notes=tuple(notes))
+    history = replace(history, settings=settings_with_window(history.settings, days))
 
     def window(cutoff: pd.Timestamp) -> ValueWindow:
         features = history.features(cutoff)

@@ -25,11 +25,11 @@ from pipeline.actions import rank_reference, ranked_columns
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
 from pipeline.customer_value import (
-    MIN_WINDOW_DAYS,
     holdout_days_for,
     holdout_windows,
     plan_windows,
     select_value_model,
+    settings_with_window,
 )
 from pipeline.engine import connect
 from pipeline.errors import InputError, InsufficientHistoryError, UserFacingError
@@ -104,13 +104,8 @@ def make_labeler(config: Config) -> StatusLabeler:
 
 def with_activity_window(config: Config, days: int) -> Config:
     """``config`` with ``days`` among its activity windows (the holdout's naive window)."""
-    windows = config.features.activity_windows_days
-    if days < MIN_WINDOW_DAYS or days in windows:
-        return config
-    features = config.features.model_copy(
-        update={"activity_windows_days": tuple(sorted((*windows, days)))}
-    )
-    return config.model_copy(update={"features": features})
+    features = settings_with_window(config.features, days)
+    return config if features is config.features else config.model_copy(update={"features": features})
 
 
 def label_clusters(

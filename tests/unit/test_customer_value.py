@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import CLVConfig
-from pipeline.customer_value import holdout_windows, select_value_model
+from pipeline.customer_value import (
+    extend_probability,
+    holdout_windows,
+    plan_windows,
+    select_value_model,
+    settings_with_window,
+)
 from pipeline.features import build_features
 from pipeline.learned_value import INPUT_COLUMNS, LearnedSpendModel
 from pipeline.synthetic import generate_transactions
@@ -23,89 +32,88 @@ def planted_transactions() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def planted(engine, planted_transactions):
     history = history_of(engine, planted_transactions)
-    windows = holdout_windows(history, as_of=AS_OF, holdout_days=CLVConfig().holdout_days)
-    return windows, history.features(AS_OF)
+    windows = holdout_windows(history, as_of=AS_OF, holdout_days=180)
+    settings = settings_with_window(history.settings, 180)
+    return windows, replace(history, settings=settings).features(AS_OF)
 
 
-def test_every_candidate_is_scored_on_the_holdout_and_the_best_is_used(planted):
+@pytest.fixture(scope="module")
+def selection(planted):
     windows, features = planted
-    config = CLVConfig(selection_metric="spend_mae")
-    selection = select_value_model(
-        windows,
-        features,
-        config=config,
-        trend_window_days=180,
-        random_state=0,
+    return select_value_model(
+        windows, features, config=CLVConfig(), trend_window_days=180, random_state=0
     )
+
+
+def test_the_holdout_asks_the_forecasts_question_in_the_same_season_a_year_earlier(planted):
+    windows, _ = planted
+    # Two years of history, a 180-day horizon: scored on the 180 days after as-of - 365.
+    assert windows.window_days == 180 and windows.same_season
+    assert windows.evaluation.cutoff == AS_OF - pd.Timedelta(days=365)
+    # The learned model trains on the latest window (ending at as-of) and the same-season one.
+    assert [w.cutoff for w in windows.training] == [
+        AS_OF - pd.Timedelta(days=180),
+        AS_OF - pd.Timedelta(days=365),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("span_days", "horizon", "expected"),
+    [
+        (730, 180, (180, 365, 180)),  # a year plus the horizon: the same season
+        (400, 180, (180, 180, 180)),  # less: the latest window
+        (250, 180, (125, 125, 125)),  # half the history when that is shorter than the horizon
+        (40, 180, (20, None, None)),  # too short to compare anything
+        (900, 400, (400, 400, 400)),  # a horizon beyond a year has no same season
+    ],
+)
+def test_the_holdout_plan_follows_the_history(span_days, horizon, expected):
+    first = AS_OF - pd.Timedelta(days=span_days)
+    days, evaluation, latest, _ = plan_windows(first_day=first, as_of=AS_OF, holdout_days=horizon)
+    back = [None if c is None else (AS_OF - c).days for c in (evaluation, latest)]
+    assert (days, *back) == expected
+
+
+def test_every_candidate_and_the_naive_rule_are_scored_and_the_best_is_used(selection):
     comparison = selection.comparison.set_index("candidate")
-    assert set(comparison.index) == {"bgnbd", "pareto_nbd", "mbgnbd", "learned"}
+    assert {"bgnbd", "pareto_nbd", "mbgnbd", "last_period", "learned"} <= set(comparison.index)
     assert selection.chosen == comparison["spend_mae"].idxmin()
-    assert np.isnan(comparison.loc["learned", "purchases_mae"])  # a spend-only model
-    assert selection.metrics["holdout_spend_mae"] == comparison.loc[selection.chosen, "spend_mae"]
-    assert "holdout_purchases_mae" in selection.metrics
+    assert selection.forecaster.probability_source == comparison["brier"].idxmin()
+    # Never worse than the naive rule on the metrics it was chosen by.
+    assert selection.metrics["holdout_spend_mae_vs_last_period"] <= 0
+    assert selection.metrics["holdout_brier_vs_last_period"] <= 0
     assert selection.deciles is not None and len(selection.deciles) == 10
-    # BTYD forecasts of the planted sample rank customers far better than chance
     assert (comparison["spend_spearman"] > 0.5).all()
 
 
-def test_the_no_dropout_model_is_scored_like_the_others_when_configured(planted):
-    windows, features = planted
-    config = CLVConfig(candidates=("bgnbd", "nbd"))
-    selection = select_value_model(
-        windows, features, config=config, trend_window_days=180, random_state=0
-    )
-    comparison = selection.comparison.set_index("candidate")
-    assert set(comparison.index) == {"bgnbd", "nbd"}
-    # the planted sample has customers who left: the model that knows it ranks them better
-    assert comparison.loc["bgnbd", "spend_gini"] > comparison.loc["nbd", "spend_gini"]
-
-
-def test_the_selection_metric_decides_which_candidate_is_used(planted):
-    windows, features = planted
-    by_gini = select_value_model(
-        windows,
-        features,
-        config=CLVConfig(selection_metric="spend_gini"),
-        trend_window_days=180,
-        random_state=0,
-    )
-    comparison = by_gini.comparison.set_index("candidate")
-    assert by_gini.chosen == comparison["spend_gini"].idxmax()
-
-
-def test_a_chosen_learned_model_forecasts_every_customer(planted):
-    windows, features = planted
-    config = CLVConfig(candidates=("bgnbd", "learned"), selection_metric="spend_gini")
-    selection = select_value_model(
-        windows,
-        features,
-        config=config,
-        trend_window_days=180,
-        random_state=0,
-    )
-    forecaster = selection.forecaster
-    if selection.chosen != "learned":  # make it the one used, to test its forecasts
-        from pipeline.customer_value import _Candidates
-
-        candidates = _Candidates(config, trend_window_days=180, random_state=0)
-        forecaster.spend_model = candidates.learned_model(
-            windows.calibration, windows.holdout_spend, window_days=180, base_kind="bgnbd"
-        )
-        forecaster.spend_window_days = 180
-    year = forecaster.predict(features, horizon_days=360)
-    half = forecaster.predict(features, horizon_days=180)
-    assert forecaster.name == "learned"
-    np.testing.assert_allclose(year["expected_spend"], 2 * half["expected_spend"])
+def test_p_purchase_is_a_probability_and_one_time_buyers_can_be_gone(selection, planted):
+    _, features = planted
+    forecast = selection.forecaster.predict(features, horizon_days=180)
+    assert forecast["p_purchase"].between(0, 1).all()
+    one_time = features["frequency"].to_numpy() == 0
+    # p_alive comes from a model in which a one-time buyer may have left.
+    assert forecast.loc[one_time, "p_alive"].min() < 0.9
+    # A longer horizon never lowers the chance of buying.
+    year = selection.forecaster.predict(features, horizon_days=360)
+    assert (year["p_purchase"].to_numpy() >= forecast["p_purchase"].to_numpy() - 1e-9).all()
     numbers = year.drop(columns=["value_trend", "days_to_next_purchase"]).to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
-    assert set(year["value_trend"]) <= {"declining", "stable", "rising"}
 
 
-def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(
-    engine, planted_transactions
-):
+def test_the_naive_rule_as_the_chosen_forecast_repeats_the_last_window(selection, planted):
+    _, features = planted
+    naive = dataclasses.replace(
+        selection.forecaster, value_source="last_period", level_factor=1.0
+    )
+    forecast = naive.predict(features, horizon_days=360)
+    np.testing.assert_allclose(
+        forecast["expected_spend"], 2 * features["spend_last_180d"].to_numpy()
+    )
+
+
+def test_too_short_a_history_uses_a_purchase_model_and_says_why(engine, planted_transactions):
     full = planted_transactions
-    tx = full[full["timestamp"] > AS_OF - pd.Timedelta(days=250)]  # less than two 180-day windows
+    tx = full[full["timestamp"] > AS_OF - pd.Timedelta(days=40)]
     features = build_features(tx, as_of=AS_OF)
     selection = select_value_model(
         holdout_windows(history_of(engine, tx), as_of=AS_OF, holdout_days=180),
@@ -115,11 +123,18 @@ def test_too_short_a_history_uses_the_first_purchase_model_and_says_why(
         random_state=0,
     )
     assert selection.comparison.empty and selection.deciles is None
-    assert "too short" in selection.notes[0]
-    # the first configured model, unless it cannot be fitted; then the next, and it says so
-    assert selection.chosen == "bgnbd" or any(
-        note.startswith("bgnbd could not be fitted on the full history") for note in selection.notes
-    )
+    assert any("compares nothing" in note for note in selection.notes)
+    assert selection.chosen in {"bgnbd", "pareto_nbd", "mbgnbd", "nbd"}
+
+
+def test_a_probability_from_a_short_window_extends_by_the_btyd_hazard_ratio():
+    # The BTYD model says the long window holds twice the short one's cumulative hazard.
+    short = 1 - np.exp(-np.array([0.1, 0.5]))
+    long = 1 - np.exp(-np.array([0.2, 1.0]))
+    learned = np.array([0.3, 0.3])
+    extended = extend_probability(learned, short=short, long=long)
+    np.testing.assert_allclose(extended, 1 - (1 - 0.3) ** 2)
+    np.testing.assert_allclose(extend_probability(learned, short=short, long=short), learned)
 
 
 def test_the_learned_model_predicts_non_negative_spend_and_learns_a_signal():
@@ -158,11 +173,9 @@ def test_a_chosen_model_that_fails_on_the_full_history_gives_way_to_the_next(pla
         trend_window_days=180,
         random_state=0,
     )
-    assert selection.chosen == "bgnbd"
-    assert any(
-        "pareto_nbd could not be fitted on the full history" in note for note in selection.notes
-    )
+    assert selection.forecaster.purchase_model.purchase_model == "bgnbd"
+    assert any("pareto_nbd could not be fitted" in note for note in selection.notes)
     assert (
         selection.metrics["holdout_spend_mae"]
-        == selection.comparison.set_index("candidate").loc["bgnbd", "spend_mae"]
+        == selection.comparison.set_index("candidate").loc[selection.chosen, "spend_mae"]
     )
