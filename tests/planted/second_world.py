@@ -141,10 +141,15 @@ LOST_SILENCE_GAPS = (6.0, 12.0)
 # A lost customer with a single purchase has no rhythm of their own: planted only when the
 # silence is a year or more, long enough to have skipped every season including December.
 LOST_ONE_TIMER_MIN_SILENCE = 365.0
-# New: first purchase inside the documented 90-day new-customer window, with a 15-day margin so
-# the truth is not decided by a day's rounding, and within two of their own usual gaps, so they
-# have had at most a couple of chances to buy again.
-NEW_MAX_TENURE = 75.0
+# New: first purchase inside the documented 90-day new-customer window (README), with a 15-day
+# margin so the truth is not decided by a day's rounding, and within two of their own usual gaps,
+# so they have had at most a couple of chances to buy again. Every other customer's first
+# purchase is older than the window by the same margin: by the definition, anyone inside it is
+# new, whatever they did since.
+NEW_WINDOW_DAYS = 90.0
+NEW_MARGIN_DAYS = 15.0
+NEW_MAX_TENURE = NEW_WINDOW_DAYS - NEW_MARGIN_DAYS
+NOT_NEW_MIN_TENURE = NEW_WINDOW_DAYS + NEW_MARGIN_DAYS
 NEW_MAX_TENURE_GAPS = 2.0
 
 # -- decline -------------------------------------------------------------------------------
@@ -434,7 +439,8 @@ def _draw_at_risk(rng, clock, n, *, history, horizon) -> _Draw:
     # The rhythm starts early enough for the minimum number of purchases to fit before the
     # silence (one gap's slack on top).
     earliest_start = -silence - AT_RISK_MIN_PURCHASES * gap
-    birth = rng.uniform(-history, np.maximum(earliest_start, -history + 1.0))
+    latest_birth = np.minimum(earliest_start, -NOT_NEW_MIN_TENURE)
+    birth = rng.uniform(-history, np.maximum(latest_birth, -history + 1.0))
     level = _order_level(rng, n)
     owner, t = _backwards_from_last(
         rng, clock, last=-silence, birth=birth, mean_gap=gap, shape=shape
@@ -472,7 +478,7 @@ def _draw_lost(rng, clock, n, *, history, horizon) -> _Draw:
     most_gaps = np.minimum(LOST_SILENCE_GAPS[1], (history - gap) / gap)
     silence = rng.uniform(LOST_SILENCE_GAPS[0], most_gaps) * gap
     # Any length of relationship before they stopped, from a single purchase to the whole record.
-    birth = rng.uniform(-history, -silence)
+    birth = rng.uniform(-history, np.minimum(-silence, -NOT_NEW_MIN_TENURE))
     level = _order_level(rng, n)
     owner, t = _backwards_from_last(
         rng, clock, last=-silence, birth=birth, mean_gap=gap, shape=shape
@@ -561,7 +567,12 @@ def _accepted_customers(
             break
         batch = int((n - found) * 1.5) + 8
         drawn = draw(rng, n=batch, **kwargs)
-        keep = np.flatnonzero(drawn.accepted)[: n - found]
+        accepted = drawn.accepted
+        if draw is not _draw_new:
+            first = np.full(batch, np.inf)
+            np.minimum.at(first, drawn.owner, drawn.t)
+            accepted = accepted & (-first >= NOT_NEW_MIN_TENURE)
+        keep = np.flatnonzero(accepted)[: n - found]
         new_index = np.full(batch, -1)
         new_index[keep] = np.arange(found, found + keep.size)
         on = new_index[drawn.owner] >= 0
