@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
@@ -37,14 +37,15 @@ STATIONARY = second_world.STATIONARY
 class World:
     """A planted world as the measures need it: data, config, truth and the two groups."""
 
+    # Frames are left out of the repr: a failing test prints the world's name, not its rows.
     name: str
-    transactions: pd.DataFrame
+    transactions: pd.DataFrame = field(repr=False)
     as_of: pd.Timestamp
-    config: Config
-    truth: pd.DataFrame
-    stationary: pd.Index
-    decliners: pd.Index
-    future: pd.DataFrame | None = None
+    config: Config = field(repr=False)
+    truth: pd.DataFrame = field(repr=False)
+    stationary: pd.Index = field(repr=False)
+    decliners: pd.Index = field(repr=False)
+    future: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def world_one(n_customers: int | None = None, seed: int | None = None) -> World:
