@@ -160,6 +160,19 @@ def report(world: World) -> dict[str, float]:
     print("\nvalue trend")
     for name, value in shares.items():
         print(f"  {name:34s} {value:.3f}")
+    if "decline_kind" in world.truth:
+        kinds = world.truth.set_index("customer_id").loc[world.decliners, "decline_kind"]
+        for kind, ids in kinds.groupby(kinds).groups.items():
+            share = trend_shares(result.segments, world.stationary, pd.Index(ids))
+            print(
+                f"  decliners by {kind:9s} called declining {share['decliners_called_declining']:.3f}"
+            )
+        stationary = world.truth.set_index("customer_id").loc[world.stationary, "status"]
+        for status, ids in stationary.groupby(stationary).groups.items():
+            share = trend_shares(result.segments, pd.Index(ids), world.decliners)
+            print(
+                f"  {status:10s} called declining        {share['stationary_called_declining']:.3f}"
+            )
     if world.future is not None:
         print("\nshare buying again within the horizon, by found status")
         print(buys_again_by_status(result.segments, world.future).round(3).to_string())
