@@ -90,6 +90,8 @@ LOYAL_MIN_TENURE = 365.0
 # active customer differ by a day of rhythm.
 ACTIVE_GAP_DAYS = (35.0, 90.0)
 ACTIVE_SHAPE = (2.5, 5.0)
+# Most active customers are the moderate-rate kind; the short-tenure kind (below) is a
+# minority, as newcomers who already buy at a loyal rate are in a base that is not booming.
 ACTIVE_LESS_FREQUENT_SHARE = 0.7
 # Active, shorter tenure: a loyal rhythm but between 120 and 180 days since the first purchase:
 # past the 90-day new-customer window (with a month's margin) and short of half a year, well
@@ -162,6 +164,8 @@ DECLINING_LEVEL_MULTIPLE = (2.0, 4.0)
 # least halving value. Over three orders (the fewest the post-change window expects) with noise
 # sigma 0.3 the mean log order is known to +-0.17, so a drop of log(0.55) = -0.6 is at least 3.5
 # standard errors: detectable by anyone who looks.
+# Two thirds decline by spend per order (issue 12's case: value that changes without a change
+# in frequency, which a purchase-count model cannot see), one third by frequency.
 DECLINING_SPEND_KIND_SHARE = 2 / 3
 SPEND_AFTER_DECLINE = (0.30, 0.55)
 # Frequency decliners keep their order value while their gap grows 2x-3x: value rate halved or

@@ -111,8 +111,9 @@ def test_stationary_customers_are_recent_and_keep_buying(summary):
     ):
         members = of(summary, status)
         assert (members["silence_days"] <= max_silence * members["usual_gap_days"] + 1).all()
-    # A loyal buyer (a gap of 24 days at most) misses a 180-day horizon with probability ~0;
-    # an occasional one (gaps of 90-200 days, CV ~1) misses it often, but far from always.
+    # A loyal buyer (a gap of 24 days at most) misses a 180-day horizon with probability ~0, an
+    # active one (gaps of 90 days at most, k >= 2.5) rarely; an occasional one (gaps of 90-200
+    # days, CV ~1) misses it often, but far from always.
     assert (of(summary, "loyal")["future_purchases"] > 0).mean() >= 0.99
     assert (of(summary, "active")["future_purchases"] > 0).mean() >= 0.9
     assert 0.4 <= (of(summary, "occasional")["future_purchases"] > 0).mean() <= 0.9
