@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import io
 from pipeline.schema import clean_transactions
 from tests.planted import second_world as w2
 from tests.planted.second_world import data_config, plant, planted_decliners, stationary_customers
@@ -63,6 +64,17 @@ def test_the_pipeline_reads_the_world_with_its_config_and_sets_nothing_aside(wor
     assert clean.rows_quarantined == 0
     assert clean.rows_used == len(world.transactions)
     assert set(clean.transactions["customer_id"]) == set(world.truth["customer_id"])
+
+
+def test_the_world_written_as_csv_reads_back_as_the_embedded_sample_does(tmp_path):
+    # As `loyalty train --transactions world.csv` with the invoice mapped would read it.
+    world = plant(50, seed=5)
+    path = tmp_path / "world.csv"
+    io.write_frame(world.transactions, path)
+    raw = io.read_table(str(path), string_columns=("customer_id",))
+    clean = clean_transactions(raw, data=data_config(), source=str(path), as_of=world.as_of)
+    assert clean.rows_quarantined == 0
+    assert clean.rows_used == len(world.transactions)
 
 
 def test_past_and_future_are_split_at_the_as_of_date_and_invoices_are_purchases(world):
