@@ -501,6 +501,14 @@ class LabelingConfig(_Section):
         description="days since the first purchase after which a customer counts as "
         "long-standing (a rule bound, like new_window_days)",
     )
+    lost_p_purchase: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="lost: a calibrated chance of buying within the horizon at or below this "
+        "(p_purchase; a rule bound). Below 15 in 100 a win-back contact rarely pays: typical "
+        "reactivation response rates are a few percent",
+    )
     min_cluster_purity: float = Field(
         default=0.8,
         ge=0,

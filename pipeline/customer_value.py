@@ -58,10 +58,14 @@ HOLDOUT_FOLDS = 3
 # halves what a model forecasts says the model is wrong, not that the season is.
 LEVEL_FACTOR_RANGE = (0.5, 2.0)
 # value_trend: a customer is declining (rising) only when their recent buying is this unlikely
-# (one-sided tail probability) under their own past rate; 5% is the conventional level, and
-# Bonferroni-corrected for the two tests (frequency, spend per purchase) below.
-TREND_LEVEL = 0.05
+# under their own past: each of the two one-sided tests (purchases, spend per purchase) at the
+# conventional 5%, the pair Bonferroni-corrected to this family level.
+TREND_LEVEL = 0.10
 DAYS_PER_YEAR = 365
+# The renewal dispersion CV^2 is bounded: a CV below 0.5 measured on a handful of gaps is luck,
+# not a clockwork customer, and above 2 the "rhythm" is a few bursts, for which no count test
+# is worth its name.
+DISPERSION_RANGE = (0.25, 4.0)
 
 
 def window_columns(days: int) -> tuple[str, str]:
@@ -69,12 +73,19 @@ def window_columns(days: int) -> tuple[str, str]:
     return f"purchases_last_{days}d", f"spend_last_{days}d"
 
 
-def settings_with_window(settings: FeatureConfig, days: int) -> FeatureConfig:
+def settings_with_window(settings: FeatureConfig, *days: int) -> FeatureConfig:
     """Feature settings that also count purchases and spend in the last ``days``."""
     windows = settings.activity_windows_days
-    if days < MIN_WINDOW_DAYS or days in windows:
+    extra = {d for d in days if d >= MIN_WINDOW_DAYS and d not in windows}
+    if not extra:
         return settings
-    return settings.model_copy(update={"activity_windows_days": tuple(sorted((*windows, days)))})
+    return settings.model_copy(update={"activity_windows_days": tuple(sorted({*windows, *extra}))})
+
+
+def naive_window_days(*, first_day: pd.Timestamp, as_of: pd.Timestamp, horizon_days: int) -> int:
+    """The window "the last period again" repeats: the horizon itself when the history covers
+    it (the baseline a user would pick), else the whole history."""
+    return int(min(horizon_days, max((as_of - first_day).days, 1)))
 
 
 def holdout_days_for(config: CLVConfig, horizon_days: int) -> int:
@@ -209,13 +220,23 @@ def value_trend(
         ratio = np.where(has_past, (recent_spend / window) / past_value_rate, 1.0)
         order_ratio = (recent_spend / recent_count) / (past_spend / past_count)
     ratio = np.clip(np.nan_to_num(ratio, nan=1.0, posinf=100.0), 0.0, 100.0)
-    # Both rates are estimates, so each test compares two samples. Purchases: given the n
-    # repeat purchases in the whole history, under one rate the recent window's share is
-    # Binomial(n, window / (window + past)) (the exact conditional test of two Poisson rates).
-    repeats = np.maximum(past_count - 1.0, 0.0) + recent_count
-    share = window / np.maximum(window + past_days, 1.0)
-    fewer = stats.binom.cdf(recent_count, repeats, share)
-    more = stats.binom.sf(recent_count - 1, repeats, share)
+    # Both rates are estimates, so each test compares two samples. Purchases: a customer's
+    # purchases are a renewal process, whose count over a window has variance about
+    # CV^2 x its mean (Cox 1962; CV of the gaps between purchases: 1 for a memoryless buyer,
+    # well under 1 for a regular one, whose shortfall is therefore clearer). The past rate's own
+    # error adds CV^2 mu^2 / n. One-sided normal tail of the standardised shortfall.
+    dispersion = np.clip(
+        np.nan_to_num(customers["gap_cv"].to_numpy(dtype="float64"), nan=1.0) ** 2,
+        *DISPERSION_RANGE,
+    )
+    repeats_before = np.maximum(past_count - 1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = repeats_before / np.maximum(past_days, 1.0) * window
+        spread = np.sqrt(dispersion * expected * (1.0 + expected / repeats_before))
+        z = (recent_count - expected) / spread
+    z = np.nan_to_num(z, nan=0.0)
+    fewer = stats.norm.cdf(z)
+    more = stats.norm.sf(z)
     # Spend per purchase: the mean of k Gamma(p) order values over the mean of n past ones is
     # F(2kp, 2np) distributed under one spend level.
     if spend_shape is not None and spend_shape > 0:
@@ -304,6 +325,7 @@ class ValueForecaster:
     level_factor: float = 1.0
     trend_window_days: int | None = None
     trend_spend_shape: float | None = None
+    naive_days: int | None = None
 
     @property
     def name(self) -> str:
@@ -333,9 +355,10 @@ class ValueForecaster:
             purchases = learned["expected_purchases"].to_numpy() * scale
             spend = learned["expected_spend"].to_numpy() * scale
         elif self.value_source == LAST_PERIOD:
-            bought_col, spend_col = window_columns(days)
-            purchases = features[bought_col].to_numpy(dtype="float64") * scale
-            spend = features[spend_col].to_numpy(dtype="float64") * scale
+            naive_days = int(self.naive_days or days)
+            bought_col, spend_col = window_columns(naive_days)
+            purchases = features[bought_col].to_numpy(dtype="float64") * horizon_days / naive_days
+            spend = features[spend_col].to_numpy(dtype="float64") * horizon_days / naive_days
         else:
             purchases, spend = btyd_purchases, btyd_spend
         purchases = purchases * self.level_factor
@@ -553,6 +576,7 @@ def select_value_model(
     config: CLVConfig,
     trend_window_days: int,
     random_state: int,
+    naive_days: int | None = None,
 ) -> ValueSelection:
     """Compare the candidates on the holdout, refit the best on the full history.
 
@@ -563,6 +587,9 @@ def select_value_model(
         Their features must hold the activity window of ``windows.window_days``.
     features
         Features at as-of (one row per customer) for the final fit.
+    naive_days
+        The window "the last period again" repeats at as-of (:func:`naive_window_days`; its
+        activity-window features must be in ``features``); None: the holdout's.
     """
     candidates = _Candidates(config, trend_window_days=trend_window_days, random_state=random_state)
     purchase_kinds = [c for c in config.candidates if c != LEARNED]
@@ -716,6 +743,7 @@ def select_value_model(
         level_factor=level_factor,
         trend_window_days=trend_window_days,
         trend_spend_shape=order_value_shape(features, window_days=trend_window_days),
+        naive_days=naive_days,
     )
     metrics = {f"{k}": float(v) for k, v in purchase_model.metrics_.items()}
     metrics["holdout_days"] = float(days)

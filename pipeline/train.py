@@ -27,6 +27,7 @@ from pipeline.config import Config, load_rules
 from pipeline.customer_value import (
     holdout_days_for,
     holdout_windows,
+    naive_window_days,
     plan_windows,
     select_value_model,
     settings_with_window,
@@ -96,15 +97,16 @@ def make_labeler(config: Config) -> StatusLabeler:
         parameters={
             "new_window_days": labeling.new_window_days,
             "established_days": labeling.established_days,
+            "lost_p_purchase": labeling.lost_p_purchase,
         },
         naming=labeling.cluster_naming,
         min_cluster_purity=labeling.min_cluster_purity,
     )
 
 
-def with_activity_window(config: Config, days: int) -> Config:
-    """``config`` with ``days`` among its activity windows (the holdout's naive window)."""
-    features = settings_with_window(config.features, days)
+def with_activity_windows(config: Config, *days: int) -> Config:
+    """``config`` with ``days`` among its activity windows (the naive rule's windows)."""
+    features = settings_with_window(config.features, *days)
     return config if features is config.features else config.model_copy(update={"features": features})
 
 
@@ -145,10 +147,12 @@ def fit_segmentation(
         # input of the learned model): it joins the activity windows, so that the bundle's
         # config computes it again at scoring.
         holdout_days = holdout_days_for(config.clv, config.horizon_days)
-        window_days, *_ = plan_windows(
-            first_day=history.first_day(), as_of=as_of, holdout_days=holdout_days
+        first_day = history.first_day()
+        window_days, *_ = plan_windows(first_day=first_day, as_of=as_of, holdout_days=holdout_days)
+        naive_days = naive_window_days(
+            first_day=first_day, as_of=as_of, horizon_days=config.horizon_days
         )
-        config = with_activity_window(config, window_days)
+        config = with_activity_windows(config, window_days, naive_days)
         history = replace(history, settings=config.features)
         features = history.features(as_of)
         windows = holdout_windows(history, as_of=as_of, holdout_days=holdout_days)
@@ -165,6 +169,7 @@ def fit_segmentation(
         config=config.clv,
         trend_window_days=config.features.recent_window_days,
         random_state=seed,
+        naive_days=naive_days,
     )
     value_model = selection.forecaster
     values = value_model.predict(features, horizon_days=config.horizon_days)

@@ -11,9 +11,11 @@ from pipeline.config import CLVConfig
 from pipeline.customer_value import (
     extend_probability,
     holdout_windows,
+    order_value_shape,
     plan_windows,
     select_value_model,
     settings_with_window,
+    value_trend,
 )
 from pipeline.features import build_features
 from pipeline.learned_value import INPUT_COLUMNS, LearnedSpendModel
@@ -179,3 +181,73 @@ def test_a_chosen_model_that_fails_on_the_full_history_gives_way_to_the_next(pla
         selection.metrics["holdout_spend_mae"]
         == selection.comparison.set_index("candidate").loc[selection.chosen, "spend_mae"]
     )
+
+
+def planted_trend_customers(n: int, *, seed: int, spend_after: float, gap_after: float):
+    """Customers with regular gamma gaps (CV 0.5) over two years, recent window 180 days.
+
+    In the last 180 days each order's value is multiplied by ``spend_after`` and each gap by
+    ``gap_after``: 1 and 1 is a stationary customer.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        gap, level, t = rng.uniform(10, 40), rng.lognormal(3.5, 0.5), 0.0
+        days, values = [], []
+        while t < 730:
+            recent = t >= 550
+            t += rng.gamma(4.0, gap * (gap_after if recent else 1.0) / 4.0)
+            if t < 730:
+                days.append(t)
+                values.append(level * (spend_after if t >= 550 else 1.0) * rng.lognormal(0, 0.3))
+        days, values = np.array(days), np.array(values)
+        recent = days >= 550
+        rows.append(
+            {
+                "tenure_days": 730 - days[0],
+                "frequency": len(days) - 1.0,
+                "total_spend": values.sum(),
+                "spend_recent": values[recent].sum(),
+                "purchases_recent": float(recent.sum()),
+                "gap_cv": np.diff(days).std() / np.diff(days).mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_value_trend_calls_few_steady_customers_declining_and_most_decliners(seed):
+    steady = planted_trend_customers(400, seed=seed, spend_after=1.0, gap_after=1.0)
+    by_spend = planted_trend_customers(200, seed=seed + 10, spend_after=0.45, gap_after=1.0)
+    by_rhythm = planted_trend_customers(200, seed=seed + 20, spend_after=1.0, gap_after=2.5)
+    # Order values have CV 0.3 (lognormal sigma 0.3): shape about 1 / 0.3^2 = 11 on steady buyers.
+    assert 7 < order_value_shape(steady, window_days=180) < 16
+    # The product measures it on the whole base, decliners (a quarter here) included.
+    shape = order_value_shape(pd.concat([steady, by_spend, by_rhythm]), window_days=180)
+
+    def declining(frame):
+        trend = value_trend(frame, window_days=180, spend_shape=shape)
+        return (trend["value_trend"] == "declining").mean()
+
+    assert declining(steady) <= 0.10  # issue 12: stationary buyers called declining <= 10%
+    assert declining(pd.concat([by_spend, by_rhythm])) >= 0.80  # issue 12: planted decliners
+    # Half the value per order is plain after a few orders; a slower rhythm needs more time.
+    assert declining(by_spend) >= 0.95
+    assert declining(by_rhythm) >= 0.6
+    trend = value_trend(steady, window_days=180, spend_shape=shape)
+    assert trend["trend_confidence"].between(0, 1).all()
+
+
+def test_a_customer_without_a_past_of_their_own_is_stable_with_no_confidence():
+    young = pd.DataFrame(
+        {
+            "tenure_days": [200.0],
+            "frequency": [5.0],
+            "total_spend": [100.0],
+            "spend_recent": [10.0],
+            "purchases_recent": [1.0],
+            "gap_cv": [0.5],
+        }
+    )
+    trend = value_trend(young, window_days=180, spend_shape=10.0)
+    assert trend.iloc[0].tolist() == [1.0, 0.0, "stable"]
