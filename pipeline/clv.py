@@ -41,7 +41,6 @@ REQUIRED_COLUMNS = (
     "spend_recent",
     "total_spend",
 )
-MAX_PENALIZER_RETRIES = 3
 VALUE_TRENDS = ("declining", "stable", "rising")
 
 
@@ -125,53 +124,132 @@ def _check_parameters(params: dict[str, float], name: str) -> str | None:
     return None
 
 
-def _fit_with_retries(
-    fit_once, penalizer: float, name: str
-) -> tuple[dict[str, float], float, float]:
-    """Fit; on an error or implausible parameters retry with 10x the penalizer.
+def run_isolated(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` in a worker process, so that a native crash fails the call.
 
-    ``fit_once(penalizer)`` returns (parameters, negative log-likelihood). Returns the
-    parameters, the penalizer that worked and the negative log-likelihood.
+    lifetimes' likelihoods call scipy's hyp2f1, which has crashed a whole training with SIGSEGV
+    (exit 139, nothing written). In a worker, that crash is this call's RuntimeError: the caller
+    reports it as the candidate's failure and goes on with the others. The worker is reused
+    between calls (loky), so the isolation costs one process start per run, not per fit.
     """
-    attempt_penalizer = penalizer
-    problem = "no attempt"
-    for attempt in range(MAX_PENALIZER_RETRIES + 1):
-        try:
-            # lifetimes prints the optimiser's whole state to stdout on a failed fit; the
-            # warning below says what matters, and stdout belongs to the command's summary.
-            with (
-                warnings.catch_warnings(),
-                np.errstate(all="ignore"),
-                contextlib.redirect_stdout(io.StringIO()),
-            ):
-                warnings.simplefilter("ignore", RuntimeWarning)
-                params, negative_ll = fit_once(attempt_penalizer)
-            problem = _check_parameters(params, name)
-            if problem is None:
-                return params, attempt_penalizer, negative_ll
-        except Exception as error:  # lifetimes raises ConvergenceError, LinAlgError, ValueError...
-            # lifetimes appends the optimiser's whole state to its message: keep the sentence.
-            problem = f"{error.__class__.__name__}: {' '.join(str(error).split())[:160]}"
-        next_penalizer = max(attempt_penalizer * 10, 0.001)
-        if attempt < MAX_PENALIZER_RETRIES:
-            log.warning(
-                "%s fit failed with penalizer %g (%s); retrying with %g",
-                name,
-                attempt_penalizer,
-                problem,
-                next_penalizer,
+    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    executor = get_reusable_executor(max_workers=1, timeout=300)
+    try:
+        return executor.submit(function, *args, **kwargs).result()
+    except TerminatedWorkerError as error:
+        reason = " ".join(str(error).split())[:200]
+        raise RuntimeError(f"crashed in a native routine, the run goes on without it ({reason})")
+
+
+class DropoutCollapsed(RuntimeError):
+    """The data shows no dropout: the model's dropout parameters went to their limit.
+
+    Not a failure of the data or the optimiser: "nobody is seen to leave" is an answer, and the
+    model for it is the NBD (:data:`NO_DROPOUT`). Raised so that callers handle it by name.
+    """
+
+
+# On a time axis scaled to the longest tenure, every parameter is optimised as a log inside
+# [-LOG_BOUND, LOG_BOUND]: e^10 = 22,000. A shape or a rate beyond it would mean a customer who
+# buys or leaves 22,000 times per observation period (or once in 22,000 periods), which no
+# retail base shows; the box keeps the likelihood away from 1e-156 and inf, where scipy's
+# hyp2f1 (Pareto/NBD) returns garbage or crashes the process.
+LOG_BOUND = 10.0
+# Starting points tried, unpenalised first; the best converged optimum wins. Three spread
+# starts find the global optimum of these smooth 2-4 parameter likelihoods in practice (the
+# likelihood surfaces are unimodal in their interior; the spread guards against flat edges).
+START_SCALES = (1.0, 0.3, 3.0)
+# Dropout is "not seen" when the mean dropout probability per purchase (BG/MBG: a / (a + b)) or
+# the mean dropout rate over the whole observation period (Pareto: s / beta on the scaled axis)
+# is below 1 in 10,000: fewer than one leaver expected in any base this pipeline segments.
+COLLAPSED_DROPOUT = 1e-4
+
+
+def _negative_log_likelihood(kind: str):
+    """lifetimes' likelihood of ``kind`` as a function of log-parameters (time scaled)."""
+    if kind == "pareto_nbd":
+        # lifetimes divides Pareto/NBD's weighted sum by the mean weight, the others by the sum:
+        # rescaled here so that every model's objective (and penalizer) means the same.
+        def pareto(log_params, f, r, t, counts, penalizer):
+            rows = len(counts)
+            return (
+                ParetoNBDFitter._negative_log_likelihood(
+                    np.exp(log_params), f, r, t, counts, penalizer * rows
+                )
+                / rows
             )
-        attempt_penalizer = next_penalizer
-    raise RuntimeError(
-        f"{name} could not be fitted after {MAX_PENALIZER_RETRIES} retries: {problem}"
+
+        return pareto
+    return _FITTERS[kind]._negative_log_likelihood
+
+
+def _nbd_negative_log_likelihood(log_params, x, recency, T, counts, penalizer) -> float:
+    """The NBD: repeat purchases Poisson(lambda T), lambda ~ Gamma(r, alpha); no dropout.
+
+    The per-customer likelihood is the negative binomial
+    Gamma(r + x) / (Gamma(r) x!) (alpha / (alpha + T))^r (T / (alpha + T))^x; the penalizer is
+    lifetimes' (its coefficient times the sum of squared parameters).
+    """
+    r, alpha = np.exp(log_params)
+    loglik = (
+        gammaln(r + x)
+        - gammaln(r)
+        - gammaln(x + 1)
+        + r * np.log(alpha / (alpha + T))
+        + x * np.log(T / (alpha + T))
     )
+    return float(-(counts * loglik).sum() / counts.sum() + penalizer * (r**2 + alpha**2))
 
 
-def _purchase_fitter(kind: str, params: dict[str, float] | None = None, penalizer: float = 0.0):
-    fitter = _FITTERS[kind](penalizer_coef=penalizer)
-    if params is not None:
-        fitter.params_ = pd.Series(params)
-    return fitter
+def _dropout_collapsed(kind: str, params: dict[str, float]) -> str | None:
+    if kind in ("bgnbd", "mbgnbd"):
+        share = params["a"] / (params["a"] + params["b"])
+        if share < COLLAPSED_DROPOUT:
+            return f"dropout per purchase a / (a + b) = {share:.2g}"
+    if kind == "pareto_nbd":
+        rate = params["s"] / params["beta"]
+        if rate < COLLAPSED_DROPOUT:
+            return f"dropout rate s / beta = {rate:.2g} per observation period"
+    return None
+
+
+def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Generator):
+    """Bounded multi-start maximum likelihood on the scaled time axis.
+
+    Returns (parameters on the scaled axis, negative log-likelihood per customer); raises
+    RuntimeError when no start converges.
+    """
+    n_params = 2 if kind == NO_DROPOUT else 4
+    objective = (
+        _nbd_negative_log_likelihood if kind == NO_DROPOUT else _negative_log_likelihood(kind)
+    )
+    args = (f.astype(int) if kind == "pareto_nbd" else f, r, t, counts, penalizer)
+    best, problems = None, []
+    for scale in START_SCALES:
+        start = np.log(scale * rng.normal(1.0, 0.05, size=n_params))
+        with (
+            warnings.catch_warnings(),
+            np.errstate(all="ignore"),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = minimize(
+                lambda p: float(objective(p, *args)),
+                x0=start,
+                method="L-BFGS-B",
+                bounds=[(-LOG_BOUND, LOG_BOUND)] * n_params,
+                options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+            )
+        if not (result.success and np.isfinite(result.fun)):
+            problems.append(str(result.message))
+            continue
+        if best is None or result.fun < best.fun:
+            best = result
+    if best is None:
+        raise RuntimeError(f"optimiser did not converge from any start: {problems[-1]}")
+    return np.exp(best.x), float(best.fun)
 
 
 def fit_purchase_model(
@@ -183,81 +261,86 @@ def fit_purchase_model(
     penalizer: float,
     rng: np.random.Generator,
 ) -> tuple[dict[str, float], float, float]:
-    """Fit one purchase model on weighted distinct rows; return (params, penalizer, -loglik)."""
+    """Fit one purchase model on weighted distinct rows; return (params, penalizer, -loglik).
+
+    Unpenalised first, from several starts inside a finite box; the configured penalizer only
+    when no unpenalised start converges, and never more: lifetimes' penalty
+    ``coef * sum(params**2)`` pulls the dropout parameters towards 0, i.e. towards the very
+    collapse a retry is meant to escape. A collapsed dropout raises :class:`DropoutCollapsed`.
+    """
     (f, r, t), counts, _ = _distinct_rows(frequency, recency, tenure)
     label = PURCHASE_MODEL_LABELS[kind]
-    if kind == NO_DROPOUT:
-        params, used_penalizer, negative_ll = _fit_with_retries(
-            lambda attempt: _fit_nbd(f, t, counts, attempt, rng), penalizer, label
-        )
-        return {k: float(v) for k, v in params.items()}, used_penalizer, negative_ll
-
-    def fit_once(attempt_penalizer: float) -> tuple[dict[str, float], float]:
-        if kind != "pareto_nbd":
-            fitter = _purchase_fitter(kind, penalizer=attempt_penalizer)
-            fitter.fit(f, r, t, weights=counts)
-            return dict(fitter.params_), float(fitter._negative_log_likelihood_)
-        # Pareto/NBD divides its weighted likelihood by the mean weight, not the sum, so the
-        # penalizer is rescaled to mean what it means for one row per customer.
-        scaled_penalizer = attempt_penalizer / counts.mean()
-        # lifetimes' own likelihood, optimised here so that the optimiser's verdict is not thrown
-        # away (lifetimes never checks convergence) and the start comes from our seed, not global
-        # np.random. L-BFGS-B on log-parameters reaches lifetimes' Nelder-Mead optimum (within
-        # 1e-4 relative, tested) in a quarter of the time.
-        scale = 1.0 / t.max()
-        args = (f.astype(int), r * scale, t * scale, counts, scaled_penalizer)
-
-        def objective(log_params: np.ndarray) -> float:
-            return ParetoNBDFitter._negative_log_likelihood(np.exp(log_params), *args)
-
-        result = minimize(
-            objective,
-            x0=np.log(rng.normal(1.0, 0.05, size=4)),
-            method="L-BFGS-B",
-            options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9},
-        )
-        if not result.success:
-            raise RuntimeError(f"optimiser did not converge: {result.message}")
-        r_, alpha, s_, beta = np.exp(result.x)
-        return {"r": r_, "alpha": alpha / scale, "s": s_, "beta": beta / scale}, float(result.fun)
-
-    params, used_penalizer, negative_ll = _fit_with_retries(fit_once, penalizer, label)
-    return {k: float(v) for k, v in params.items()}, used_penalizer, negative_ll
+    scale = 1.0 / t.max()
+    problem = ""
+    for attempt_penalizer in dict.fromkeys((0.0, penalizer)):
+        try:
+            fitted, per_customer = _optimise(
+                kind, f, r * scale, t * scale, counts, attempt_penalizer, rng
+            )
+        except (RuntimeError, ValueError, FloatingPointError) as error:
+            problem = f"{error.__class__.__name__}: {' '.join(str(error).split())[:160]}"
+            continue
+        names = ("r", "alpha") if kind == NO_DROPOUT else _PARAMETER_NAMES[kind]
+        params = dict(zip(names, (float(v) for v in fitted), strict=True))
+        collapsed = _dropout_collapsed(kind, params)
+        if collapsed is not None:
+            raise DropoutCollapsed(f"{label}: no dropout in the data ({collapsed})")
+        problem = _check_parameters(params, label) or ""
+        if not problem:
+            # Rates are per unit of the scaled axis: back to days.
+            params["alpha"] /= scale
+            if kind == "pareto_nbd":
+                params["beta"] /= scale
+            return params, attempt_penalizer, float(per_customer * counts.sum())
+    raise RuntimeError(f"{label} could not be fitted: {problem}")
 
 
-def _fit_nbd(
-    frequency: np.ndarray,
-    tenure: np.ndarray,
-    counts: np.ndarray,
-    penalizer: float,
-    rng: np.random.Generator,
+def _purchase_fitter(kind: str, params: dict[str, float] | None = None, penalizer: float = 0.0):
+    fitter = _FITTERS[kind](penalizer_coef=penalizer)
+    if params is not None:
+        fitter.params_ = pd.Series(params)
+    return fitter
+
+
+_PARAMETER_NAMES = {
+    "bgnbd": ("r", "alpha", "a", "b"),
+    "mbgnbd": ("r", "alpha", "a", "b"),
+    "pareto_nbd": ("r", "alpha", "s", "beta"),
+}
+
+
+def fit_gamma_gamma(
+    frequency: np.ndarray, monetary: np.ndarray, *, penalizer: float, rng: np.random.Generator
 ) -> tuple[dict[str, float], float]:
-    """Maximum likelihood of the NBD: repeat purchases Poisson(lambda T), lambda ~ Gamma(r, alpha).
+    """Gamma-Gamma spend per purchase, bounded and multi-start like the purchase models.
 
-    The per-customer likelihood is the negative binomial
-    Gamma(r + x) / (Gamma(r) x!) (alpha / (alpha + T))^r (T / (alpha + T))^x; the penalizer is
-    lifetimes' (its coefficient times the sum of squared parameters).
+    Spend is scaled to its mean for the optimiser (v is a spend scale), then scaled back.
     """
-    scale = 1.0 / tenure.max()
-    x, T = frequency, tenure * scale
-    total = counts.sum()
-
-    def objective(log_params: np.ndarray) -> float:
-        r, alpha = np.exp(log_params)
-        loglik = (
-            gammaln(r + x)
-            - gammaln(r)
-            - gammaln(x + 1)
-            + r * np.log(alpha / (alpha + T))
-            + x * np.log(T / (alpha + T))
-        )
-        return float(-(counts * loglik).sum() / total + penalizer * (r**2 + alpha**2))
-
-    result = minimize(objective, x0=np.log(rng.normal(1.0, 0.05, size=2)), method="L-BFGS-B")
-    if not result.success:
-        raise RuntimeError(f"optimiser did not converge: {result.message}")
-    r, alpha = np.exp(result.x)
-    return {"r": r, "alpha": alpha / scale}, float(result.fun * total)
+    (x, m), counts, _ = _distinct_rows(frequency, monetary)
+    unit = float(np.average(m, weights=counts))
+    objective = GammaGammaFitter._negative_log_likelihood
+    problem = ""
+    for attempt_penalizer in dict.fromkeys((0.0, penalizer)):
+        best = None
+        for scale in START_SCALES:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = minimize(
+                    lambda p: float(objective(p, x, m / unit, counts, attempt_penalizer)),
+                    x0=np.log(scale * rng.normal(1.0, 0.05, size=3)),
+                    method="L-BFGS-B",
+                    bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
+                )
+            if result.success and np.isfinite(result.fun) and (best is None or result.fun < best.fun):
+                best = result
+        if best is None:
+            problem = "optimiser did not converge from any start"
+            continue
+        p, q, v = (float(value) for value in np.exp(best.x))
+        problem = _check_parameters({"p": p, "q": q, "v": v}, "Gamma-Gamma") or ""
+        if not problem:
+            return {"p": p, "q": q, "v": v * unit}, attempt_penalizer
+    raise RuntimeError(f"Gamma-Gamma could not be fitted: {problem}")
 
 
 def predict_purchases(
@@ -318,6 +401,49 @@ def predict_purchases(
     # Cumulative forecasts must not decrease with the horizon.
     purchases = np.maximum.accumulate(purchases, axis=1)
     return alive[inverse], purchases[inverse], repaired
+
+
+def purchase_probability(
+    kind: str,
+    params: dict[str, float],
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    tenure: np.ndarray,
+    horizon: float,
+) -> np.ndarray:
+    """P(at least one purchase in the next ``horizon`` days), evaluated on distinct rows.
+
+    An alive customer's rate has the Gamma posterior (r + x, alpha + T), so with no dropout
+    P(none in t) = ((alpha + T) / (alpha + T + t))^(r + x). BG/NBD and MBG/NBD customers can
+    only drop out right after a purchase, so an alive one stays alive until their next purchase:
+    P = P(alive) (1 - that). Pareto/NBD customers can leave at any moment: lifetimes' exact
+    P(0 purchases in t) (Fader, Hardie & Lee 2006, eq. 18).
+    """
+    (f, r, t), _, inverse = _distinct_rows(frequency, recency, tenure)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if kind == "pareto_nbd":
+            fitter = _purchase_fitter(kind, params)
+            none = np.asarray(
+                fitter.conditional_probability_of_n_purchases_up_to_time(0, horizon, f, r, t),
+                dtype="float64",
+            )
+            probability = 1.0 - none
+        else:
+            quiet = ((params["alpha"] + t) / (params["alpha"] + t + horizon)) ** (params["r"] + f)
+            alive = (
+                np.ones_like(f)
+                if kind == NO_DROPOUT
+                else np.asarray(
+                    _purchase_fitter(kind, params).conditional_probability_alive(f, r, t),
+                    dtype="float64",
+                )
+            )
+            probability = alive * (1.0 - quiet)
+    # A closed form that overflows says nothing: the chance of an alive Poisson buyer is the fallback.
+    fallback = 1.0 - np.exp(-(params["r"] + f) / (params["alpha"] + t) * horizon)
+    probability = np.where(np.isfinite(probability), probability, fallback)
+    return np.clip(probability, 0.0, 1.0)[inverse]
 
 
 def _bgnbd_expected_purchases(
@@ -401,24 +527,23 @@ class CustomerValueModel(BaseEstimator):
         # A customer observed for zero days breaks the likelihood; half a day is the same
         # information without the singularity.
         tenure = np.maximum(sample["tenure_days"].to_numpy(dtype="float64"), 0.5)
-        self.purchase_params_, self.purchase_penalizer_, negative_ll = fit_purchase_model(
-            self.purchase_model, frequency, recency, tenure, penalizer=self.penalizer, rng=rng
+        self.purchase_params_, self.purchase_penalizer_, negative_ll = run_isolated(
+            fit_purchase_model,
+            self.purchase_model,
+            frequency,
+            recency,
+            tenure,
+            penalizer=self.penalizer,
+            rng=rng,
         )
         repeat = (sample["frequency"] > 0) & (sample["monetary"] > 0)
         if repeat.sum() < 2:
             raise ValueError("Gamma-Gamma needs at least two customers with a repeat purchase")
-        (gg_frequency, gg_monetary), gg_counts, _ = _distinct_rows(
-            sample.loc[repeat, "frequency"].to_numpy(dtype="float64"),
-            sample.loc[repeat, "monetary"].to_numpy(dtype="float64"),
-        )
+        gg_frequency = sample.loc[repeat, "frequency"].to_numpy(dtype="float64")
+        gg_monetary = sample.loc[repeat, "monetary"].to_numpy(dtype="float64")
 
-        def fit_spend(attempt_penalizer: float) -> tuple[dict[str, float], float]:
-            fitter = GammaGammaFitter(penalizer_coef=attempt_penalizer)
-            fitter.fit(gg_frequency, gg_monetary, weights=gg_counts)
-            return dict(fitter.params_), float(fitter._negative_log_likelihood_)
-
-        spend_params, self.spend_penalizer_, _ = _fit_with_retries(
-            fit_spend, self.monetary_penalizer, "Gamma-Gamma"
+        spend_params, self.spend_penalizer_ = fit_gamma_gamma(
+            gg_frequency, gg_monetary, penalizer=self.monetary_penalizer, rng=rng
         )
         self.spend_params_ = {k: float(v) for k, v in spend_params.items()}
         p, q, v = (self.spend_params_[k] for k in ("p", "q", "v"))
@@ -495,6 +620,14 @@ class CustomerValueModel(BaseEstimator):
         return pd.DataFrame(
             {
                 "p_alive": p_alive,
+                "p_purchase": purchase_probability(
+                    self.purchase_model,
+                    self.purchase_params_,
+                    frequency,
+                    recency,
+                    tenure,
+                    float(horizon_days),
+                ),
                 "expected_purchases": purchases,
                 "expected_spend": expected_spend,
                 "clv": clv,

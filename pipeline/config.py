@@ -421,8 +421,12 @@ class CLVConfig(_Section):
         description="compared on the holdout; the best is refitted on the full history (nbd, "
         "purchases without dropout, is also the fallback when no dropout model can be fitted)",
     )
-    holdout_days: int = Field(
-        default=180, ge=14, description="length of the holdout window at the end of the history"
+    holdout_days: int | None = Field(
+        default=None,
+        ge=14,
+        description="length of the holdout the candidates are scored on; null: horizon_days, so "
+        "that the holdout asks the forecast's own question (shortened to half the history when "
+        "that is shorter; the same season a year earlier when the history holds a year more)",
     )
     selection_metric: SelectionMetric = Field(
         default="spend_mae",
@@ -496,6 +500,14 @@ class LabelingConfig(_Section):
         ge=1,
         description="days since the first purchase after which a customer counts as "
         "long-standing (a rule bound, like new_window_days)",
+    )
+    lost_p_purchase: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="lost: a calibrated chance of buying within the horizon at or below this "
+        "(p_purchase; a rule bound). Below 15 in 100 a win-back contact rarely pays: typical "
+        "reactivation response rates are a few percent",
     )
     min_cluster_purity: float = Field(
         default=0.8,

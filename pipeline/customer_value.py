@@ -1,9 +1,23 @@
 """Customer value, measured rather than assumed: candidates compared on a holdout, the best used.
 
-The history is split by date: everything up to ``as_of - holdout_days`` calibrates, the last
-``holdout_days`` are what actually happened. Every candidate (BG/NBD, Pareto/NBD, MBG/NBD with
-Gamma-Gamma, and a learned spend model) forecasts the holdout from the calibration data; the
-best by the configured metric is refitted on the full history and used.
+The question a forecast answers is "what will each customer do in the next ``horizon_days``?".
+The holdout asks the same question of the past: the value models are scored on a window of the
+same length (shorter only when the history is too short, and then said), and, when the history
+holds a year plus the horizon, on the same season a year earlier, because a forecast made before
+the peak and one made after it are different questions.
+
+Candidates:
+
+- the BTYD models (BG/NBD, Pareto/NBD, MBG/NBD, NBD without dropout), each with Gamma-Gamma;
+- ``last_period``: "the last window again", the baseline a user would pick instead;
+- ``learned``: gradient boosting on every feature and the BTYD outputs
+  (:class:`~pipeline.learned_value.LearnedValueModel`), scored out of fold.
+
+Two choices are made on the holdout: the value forecast (``expected_purchases`` /
+``expected_spend``) by ``clv.selection_metric``, and ``p_purchase`` (the chance of at least one
+purchase within the horizon) by the Brier score, a proper scoring rule that rewards both ranking
+and calibration. ``last_period`` is a candidate of both, so the chosen model is never worse than
+the naive rule on the selection metric; the run says which won and by how much.
 """
 
 from __future__ import annotations
@@ -13,44 +27,391 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from pipeline.clv import NO_DROPOUT, CustomerValueModel
-from pipeline.config import CLVConfig
+from pipeline.clv import NO_DROPOUT, CustomerValueModel, DropoutCollapsed
+from pipeline.config import CLVConfig, FeatureConfig
 from pipeline.errors import InsufficientHistoryError
 from pipeline.evaluate import decile_table, holdout_metrics
 from pipeline.features import CustomerHistory
-from pipeline.learned_value import LearnedSpendModel
+from pipeline.learned_value import (
+    BTYD_INPUTS,
+    LearnedSpendModel,
+    LearnedValueModel,
+    cross_fitted,
+)
 from pipeline.schema import CUSTOMER_ID
 
 log = logging.getLogger(__name__)
 
 LEARNED = "learned"
+LAST_PERIOD = "last_period"
 # Metrics where a smaller value is better; the others are better larger.
-SMALLER_IS_BETTER = {"spend_mae", "purchases_mae", "purchases_rmse"}
+SMALLER_IS_BETTER = {"spend_mae", "purchases_mae", "purchases_rmse", "brier"}
+# A window shorter than four weeks measures the weekday mix of the purchases, not a customer's
+# value: below it the holdout is skipped and the configured BTYD model is used as is.
+MIN_WINDOW_DAYS = 28
+# Out-of-fold folds of the learned model's holdout score (see pipeline.learned_value).
+HOLDOUT_FOLDS = 3
+# The same-season level correction is trusted within a factor of two: a season that doubles or
+# halves what a model forecasts says the model is wrong, not that the season is.
+LEVEL_FACTOR_RANGE = (0.5, 2.0)
+# value_trend: a customer is declining (rising) only when their recent buying is this unlikely
+# under their own past: each of the two one-sided tests (purchases, spend per purchase) at the
+# conventional 5%, the pair Bonferroni-corrected to this family level.
+TREND_LEVEL = 0.10
+DAYS_PER_YEAR = 365
+# The renewal dispersion CV^2 is bounded: a CV below 0.5 measured on a handful of gaps is luck,
+# not a clockwork customer, and above 2 the "rhythm" is a few bursts, for which no count test
+# is worth its name.
+DISPERSION_RANGE = (0.25, 4.0)
 
 
+def window_columns(days: int) -> tuple[str, str]:
+    """The activity-window features counting purchases and spend in the last ``days``."""
+    return f"purchases_last_{days}d", f"spend_last_{days}d"
+
+
+def settings_with_window(settings: FeatureConfig, *days: int) -> FeatureConfig:
+    """Feature settings that also count purchases and spend in the last ``days``."""
+    windows = settings.activity_windows_days
+    extra = {d for d in days if d >= MIN_WINDOW_DAYS and d not in windows}
+    if not extra:
+        return settings
+    return settings.model_copy(update={"activity_windows_days": tuple(sorted({*windows, *extra}))})
+
+
+def naive_window_days(*, first_day: pd.Timestamp, as_of: pd.Timestamp, horizon_days: int) -> int:
+    """The window "the last period again" repeats: the horizon itself when the history covers
+    it (the baseline a user would pick), else the whole history."""
+    return int(min(horizon_days, max((as_of - first_day).days, 1)))
+
+
+def holdout_days_for(config: CLVConfig, horizon_days: int) -> int:
+    """The holdout's length: the configured one, else the forecast's own horizon."""
+    return config.holdout_days if config.holdout_days is not None else horizon_days
+
+
+@dataclass(frozen=True)
+class ValueWindow:
+    """Features at a cut-off and what each of those customers bought in the ``days`` after it."""
+
+    cutoff: pd.Timestamp
+    days: int
+    features: pd.DataFrame
+    purchases: np.ndarray
+    spend: np.ndarray
+
+
+@dataclass(frozen=True)
+class HoldoutWindows:
+    """What the value models are compared on, and what the learned model is trained on.
+
+    ``window_days`` is the holdout's length (the horizon, or half the history when that is
+    shorter). ``evaluation`` is the window the candidates are scored on (None when the history
+    is too short for any); ``training`` the windows the final learned model learns from (the
+    latest, ending at as-of, and the evaluation window when that is another).
+    """
+
+    window_days: int
+    first_day: pd.Timestamp
+    evaluation: ValueWindow | None = None
+    training: tuple[ValueWindow, ...] = ()
+    same_season: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def holdout_days(self) -> int:
+        return self.window_days
+
+
+def plan_windows(
+    *, first_day: pd.Timestamp, as_of: pd.Timestamp, holdout_days: int
+) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None, list[str]]:
+    """(window length, evaluation cut-off, latest cut-off, notes) for a history and a holdout.
+
+    A window needs as long a calibration before it as itself (a customer's rate is not known
+    from less than the period it forecasts), so it is at most half the history.
+    """
+    span = int((as_of - first_day).days)
+    days = min(holdout_days, span // 2)
+    notes = []
+    if days < holdout_days:
+        notes.append(
+            f"history from {first_day.date()} holds {span} days: the holdout is {days} days, "
+            f"not the {holdout_days} the forecast covers"
+        )
+    if days < MIN_WINDOW_DAYS:
+        notes.append(f"a holdout shorter than {MIN_WINDOW_DAYS} days compares nothing: skipped")
+        return days, None, None, notes
+    latest = as_of - pd.Timedelta(days=days)
+    year_ago = as_of - pd.Timedelta(days=DAYS_PER_YEAR)
+    same_season = (
+        days == holdout_days
+        and days <= DAYS_PER_YEAR
+        and (year_ago - first_day).days >= days
+    )
+    evaluation = year_ago if same_season else latest
+    return days, evaluation, latest, notes
+
+
+def holdout_windows(
+    history: CustomerHistory, *, as_of: pd.Timestamp, holdout_days: int
+) -> HoldoutWindows:
+    """Compute the :class:`HoldoutWindows` on the feature engine (its only use of it)."""
+    first_day = history.first_day()
+    days, evaluation_cutoff, latest_cutoff, notes = plan_windows(
+        first_day=first_day, as_of=as_of, holdout_days=holdout_days
+    )
+    if evaluation_cutoff is None or latest_cutoff is None:
+        return HoldoutWindows(days, first_day, notes=tuple(notes))
+    history = replace(history, settings=settings_with_window(history.settings, days))
+
+    def window(cutoff: pd.Timestamp) -> ValueWindow:
+        features = history.features(cutoff)
+        purchases, spend = history.purchases_between(
+            features[CUSTOMER_ID], start=cutoff, end=cutoff + pd.Timedelta(days=days)
+        )
+        return ValueWindow(cutoff, days, features, purchases, spend)
+
+    latest = window(latest_cutoff)
+    evaluation = latest if evaluation_cutoff == latest_cutoff else window(evaluation_cutoff)
+    training = (latest,) if evaluation is latest else (latest, evaluation)
+    if evaluation is not latest:
+        notes.append(
+            f"holdout: the same season a year earlier ({evaluation_cutoff.date()} + {days} days)"
+        )
+    return HoldoutWindows(
+        days, first_day, evaluation, training, evaluation is not latest, tuple(notes)
+    )
+
+
+# -- the value trend: a statistical statement -------------------------------------------------
+def value_trend(
+    customers: pd.DataFrame, *, window_days: int, spend_shape: float | None
+) -> pd.DataFrame:
+    """``trend_ratio``, ``trend_confidence`` and ``value_trend`` from each customer's own past.
+
+    The past is the customer's history before the last ``window_days`` (repeat purchases only:
+    the first purchase starts a history, it is not a rate). Two tests, each comparing the
+    recent window with the past as two samples: the purchase count (the exact conditional test
+    of two Poisson rates) and the spend per purchase (order values Gamma-distributed with the
+    shape p Gamma-Gamma fitted on the base, so the ratio of the two means is F-distributed).
+    A customer is ``declining`` when
+    their recent value rate is below their past one and either tail probability (Bonferroni for
+    the two) is below :data:`TREND_LEVEL`; ``rising`` likewise above. ``trend_confidence`` is
+    one minus that tail probability; ``trend_ratio`` the recent value rate over the past one.
+    A customer without a past window of their own (tenure under two windows) is ``stable``
+    with confidence 0: nothing to compare with is no evidence of change.
+    """
+    window = float(window_days)
+    tenure = customers["tenure_days"].to_numpy(dtype="float64")
+    total_spend = customers["total_spend"].to_numpy(dtype="float64")
+    recent_spend = customers["spend_recent"].to_numpy(dtype="float64")
+    recent_count = customers["purchases_recent"].to_numpy(dtype="float64")
+    purchase_days = customers["frequency"].to_numpy(dtype="float64") + 1.0
+    past_days = np.maximum(tenure - window, 0.0)
+    past_count = np.maximum(purchase_days - recent_count, 0.0)
+    past_spend = np.maximum(total_spend - recent_spend, 0.0)
+    has_past = (tenure >= 2 * window) & (past_count >= 2) & (past_spend > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        past_value_rate = past_spend / past_days
+        ratio = np.where(has_past, (recent_spend / window) / past_value_rate, 1.0)
+        order_ratio = (recent_spend / recent_count) / (past_spend / past_count)
+    ratio = np.clip(np.nan_to_num(ratio, nan=1.0, posinf=100.0), 0.0, 100.0)
+    # Both rates are estimates, so each test compares two samples. Purchases: a customer's
+    # purchases are a renewal process, whose count over a window has variance about
+    # CV^2 x its mean (Cox 1962; CV of the gaps between purchases: 1 for a memoryless buyer,
+    # well under 1 for a regular one, whose shortfall is therefore clearer). The past rate's own
+    # error adds CV^2 mu^2 / n. One-sided normal tail of the standardised shortfall.
+    dispersion = np.clip(
+        np.nan_to_num(customers["gap_cv"].to_numpy(dtype="float64"), nan=1.0) ** 2,
+        *DISPERSION_RANGE,
+    )
+    repeats_before = np.maximum(past_count - 1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = repeats_before / np.maximum(past_days, 1.0) * window
+        spread = np.sqrt(dispersion * expected * (1.0 + expected / repeats_before))
+        z = (recent_count - expected) / spread
+    z = np.nan_to_num(z, nan=0.0)
+    fewer = stats.norm.cdf(z)
+    more = stats.norm.sf(z)
+    # Spend per purchase: the mean of k Gamma(p) order values over the mean of n past ones is
+    # F(2kp, 2np) distributed under one spend level.
+    if spend_shape is not None and spend_shape > 0:
+        shape = spend_shape
+        dfn = 2 * np.maximum(recent_count, 1.0) * shape
+        dfd = 2 * np.maximum(past_count, 1.0) * shape
+        usable = (recent_count > 0) & np.isfinite(order_ratio)
+        safe_ratio = np.where(usable, order_ratio, 1.0)
+        smaller = np.where(usable, stats.f.cdf(safe_ratio, dfn, dfd), 1.0)
+        larger = np.where(usable, stats.f.sf(safe_ratio, dfn, dfd), 1.0)
+    else:
+        smaller = larger = np.ones(len(customers))
+    down = np.minimum(1.0, 2 * np.minimum(fewer, np.nan_to_num(smaller, nan=1.0)))
+    up = np.minimum(1.0, 2 * np.minimum(more, np.nan_to_num(larger, nan=1.0)))
+    p_value = np.where(ratio < 1.0, down, up)
+    p_value = np.where(has_past, np.nan_to_num(p_value, nan=1.0), 1.0)
+    significant = p_value < TREND_LEVEL
+    trend = np.select(
+        [significant & (ratio < 1.0), significant & (ratio > 1.0)],
+        ["declining", "rising"],
+        default="stable",
+    )
+    return pd.DataFrame(
+        {"trend_ratio": ratio, "trend_confidence": 1.0 - p_value, "value_trend": trend},
+        index=customers.index,
+    )
+
+
+def order_value_shape(customers: pd.DataFrame, *, window_days: int) -> float | None:
+    """The Gamma shape of a customer's order values around their own mean, measured on the base.
+
+    For a customer whose spend per purchase did not change, log(recent mean / past mean) has
+    variance about CV^2 (1/k + 1/n) (k recent, n past purchases, CV the order values' own
+    coefficient of variation). The median over customers of log-ratio^2 / (1/k + 1/n) is
+    CV^2 times the median of a chi-square with one degree of freedom (0.455): a median, so that
+    the customers whose spend did change (a minority in any base) do not inflate it. Shape =
+    1 / CV^2. Gamma-Gamma's own shape is not used: it is weakly identified and went to 130
+    (CV 9%) on a base whose order values vary by 30%, which called a quarter of steady buyers
+    declining. None when fewer than 30 customers can be measured (a median of fewer is noise).
+    """
+    window = float(window_days)
+    tenure = customers["tenure_days"].to_numpy(dtype="float64")
+    recent_count = customers["purchases_recent"].to_numpy(dtype="float64")
+    past_count = customers["frequency"].to_numpy(dtype="float64") + 1.0 - recent_count
+    recent_spend = customers["spend_recent"].to_numpy(dtype="float64")
+    past_spend = customers["total_spend"].to_numpy(dtype="float64") - recent_spend
+    usable = (
+        (tenure >= 2 * window)
+        & (recent_count >= 1)
+        & (past_count >= 1)
+        & (recent_spend > 0)
+        & (past_spend > 0)
+    )
+    if usable.sum() < 30:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log(
+            (recent_spend[usable] / recent_count[usable]) / (past_spend[usable] / past_count[usable])
+        )
+    scaled = log_ratio**2 / (1.0 / recent_count[usable] + 1.0 / past_count[usable])
+    cv_squared = float(np.median(scaled[np.isfinite(scaled)])) / stats.chi2.median(1)
+    return 1.0 / cv_squared if cv_squared > 0 else None
+
+
+# -- the fitted value model of a bundle --------------------------------------------------------
 @dataclass
 class ValueForecaster:
-    """The fitted value model of a bundle: purchases from a BTYD model, spend optionally learned."""
+    """The value model of a bundle: BTYD purchases and spend, optionally a learned or naive forecast.
+
+    ``purchase_model`` (BTYD + Gamma-Gamma) always runs: it gives the discounting schedule of
+    ``clv`` and the BTYD inputs of the learned model. ``alive_model`` gives ``p_alive`` from a
+    model in which a one-time buyer can have left (Pareto/NBD or MBG/NBD); None: the purchase
+    model's own. ``value_source`` and ``probability_source`` name what forecasts the value and
+    ``p_purchase``: a BTYD model, ``learned`` or ``last_period``.
+    """
 
     purchase_model: CustomerValueModel
     spend_model: LearnedSpendModel | None = None
     spend_window_days: int | None = None
+    alive_model: CustomerValueModel | None = None
+    learned: LearnedValueModel | None = None
+    window_days: int | None = None
+    value_source: str | None = None
+    probability_source: str | None = None
+    naive_rates: tuple[float, float] | None = None
+    level_factor: float = 1.0
+    trend_window_days: int | None = None
+    trend_spend_shape: float | None = None
+    naive_days: int | None = None
 
     @property
     def name(self) -> str:
+        if self.value_source is not None:
+            return self.value_source
         return LEARNED if self.spend_model is not None else self.purchase_model.purchase_model
 
     def predict(self, features: pd.DataFrame, *, horizon_days: int) -> pd.DataFrame:
-        """Same columns as :meth:`CustomerValueModel.predict`, with the learned spend if any."""
+        """Per customer: p_alive, p_purchase, expected purchases and spend, clv, value trend."""
         forecast = self.purchase_model.predict(features, horizon_days=horizon_days)
+        if self.value_source is None:
+            return self._predict_legacy(features, forecast, horizon_days)
+        if self.alive_model is not None:
+            forecast["p_alive"] = self.alive_model.predict(
+                features, horizon_days=horizon_days
+            )["p_alive"].to_numpy()
+        days = int(self.window_days or horizon_days)
+        scale = horizon_days / days
+        btyd_purchases = forecast["expected_purchases"].to_numpy()
+        btyd_spend = forecast["expected_spend"].to_numpy()
+        learned = None
+        if LEARNED in (self.value_source, self.probability_source) and self.learned is not None:
+            learned = self.learned.predict(
+                with_btyd_inputs(features, self.purchase_model, days=days)
+            )
+        if self.value_source == LEARNED and learned is not None:
+            purchases = learned["expected_purchases"].to_numpy() * scale
+            spend = learned["expected_spend"].to_numpy() * scale
+        elif self.value_source == LAST_PERIOD:
+            naive_days = int(self.naive_days or days)
+            bought_col, spend_col = window_columns(naive_days)
+            purchases = features[bought_col].to_numpy(dtype="float64") * horizon_days / naive_days
+            spend = features[spend_col].to_numpy(dtype="float64") * horizon_days / naive_days
+        else:
+            purchases, spend = btyd_purchases, btyd_spend
+        purchases = purchases * self.level_factor
+        spend = spend * self.level_factor
+        if self.probability_source == LEARNED and learned is not None:
+            probability = extend_probability(
+                learned["p_purchase"].to_numpy(),
+                short=self.purchase_model.predict(features, horizon_days=days)["p_purchase"],
+                long=forecast["p_purchase"],
+            )
+        elif self.probability_source == LAST_PERIOD and self.naive_rates is not None:
+            bought_col, _ = window_columns(days)
+            bought = features[bought_col].to_numpy(dtype="float64") > 0
+            probability = np.where(bought, self.naive_rates[1], self.naive_rates[0])
+        else:
+            probability = forecast["p_purchase"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rescale = np.where(btyd_spend > 0, spend / btyd_spend, 0.0)
+        # clv keeps the BTYD model's timing of the purchases and takes the chosen level; where
+        # BTYD expects nothing, the chosen spend is discounted at the horizon's midpoint.
+        midpoint = (1.0 + self.purchase_model.annual_discount_rate) ** (
+            -horizon_days / 2 / DAYS_PER_YEAR
+        )
+        forecast["clv"] = np.where(
+            btyd_spend > 0, forecast["clv"].to_numpy() * rescale, spend * midpoint
+        )
+        forecast["expected_purchases"] = purchases
+        forecast["expected_spend"] = spend
+        forecast["p_purchase"] = np.clip(probability, 0.0, 1.0)
+        with np.errstate(divide="ignore"):
+            forecast["days_to_next_purchase"] = np.where(
+                purchases >= 0.01, horizon_days / np.maximum(purchases, 0.01), np.nan
+            )
+        trend = value_trend(
+            features,
+            window_days=int(self.trend_window_days or self.purchase_model.trend_window_days),
+            spend_shape=self.trend_spend_shape,
+        )
+        forecast[["trend_ratio", "trend_confidence", "value_trend"]] = trend
+        return forecast
+
+    def _predict_legacy(
+        self, features: pd.DataFrame, forecast: pd.DataFrame, horizon_days: int
+    ) -> pd.DataFrame:
+        """Bundles saved before the holdout chose p_purchase: scored exactly as they were trained."""
+        # Their trend was a ratio against fixed cuts: no tail probability to report.
+        forecast["trend_confidence"] = np.nan
         if self.spend_model is None:
             return forecast
         window = self.purchase_model.predict(features, horizon_days=self.spend_window_days)
         inputs = pd.concat(
             [features, window[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
         )
-        # The learned model forecasts its training window; a longer horizon scales linearly.
         spend = self.spend_model.predict(inputs) * horizon_days / self.spend_window_days
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(
@@ -62,6 +423,44 @@ class ValueForecaster:
         forecast["trend_ratio"] = ratio
         forecast["value_trend"] = self.purchase_model.classify_trend(ratio)
         return forecast
+
+
+def extend_probability(
+    probability: np.ndarray, *, short: pd.Series | np.ndarray, long: pd.Series | np.ndarray
+) -> np.ndarray:
+    """A probability over a short window extended to a longer one, customer by customer.
+
+    The cumulative hazard -log(1 - P) of the learned window is scaled by the BTYD model's own
+    ratio of cumulative hazards, long over short: the BTYD model knows how a customer's chance
+    grows with time (a buyer who may have left gains less from a longer window than one who
+    is surely alive); the learned model knows the level. Equal windows leave it unchanged.
+    """
+    short = np.clip(np.asarray(short, dtype="float64"), 0.0, 1 - 1e-9)
+    long = np.clip(np.asarray(long, dtype="float64"), 0.0, 1 - 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(short > 0, np.log1p(-long) / np.log1p(-short), 1.0)
+    ratio = np.clip(np.nan_to_num(ratio, nan=1.0), 1.0, None)
+    hazard = -np.log1p(-np.clip(probability, 0.0, 1 - 1e-9)) * ratio
+    return 1.0 - np.exp(-hazard)
+
+
+def with_btyd_inputs(
+    features: pd.DataFrame, model: CustomerValueModel, *, days: int
+) -> pd.DataFrame:
+    """Features with the BTYD model's forecast over ``days`` as the learned model's inputs."""
+    forecast = model.predict(features, horizon_days=days)
+    extra = pd.DataFrame(
+        {
+            name: forecast[column].to_numpy()
+            for name, column in zip(
+                BTYD_INPUTS,
+                ("p_alive", "p_purchase", "expected_purchases", "expected_spend"),
+                strict=True,
+            )
+        },
+        index=features.index,
+    )
+    return pd.concat([features, extra], axis=1)
 
 
 @dataclass
@@ -84,17 +483,32 @@ def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
     return candidate < incumbent if metric in SMALLER_IS_BETTER else candidate > incumbent
 
 
+def _ranked(comparison: pd.DataFrame, metric: str, among: list[str]) -> list[str]:
+    """Candidates in ``among`` that were scored, best first (unscored ones are left out)."""
+    if metric not in comparison.columns:
+        return []
+    scored = [n for n in among if n in comparison.index]
+    values = {n: comparison.loc[n, metric] for n in scored}
+    usable = [n for n in scored if pd.notna(values[n])]
+    return sorted(usable, key=lambda n: values[n], reverse=metric not in SMALLER_IS_BETTER)
+
+
 def _best(comparison: pd.DataFrame, metric: str, among: list[str]) -> str | None:
     ranked = _ranked(comparison, metric, among)
     return ranked[0] if ranked else None
 
 
-def _ranked(comparison: pd.DataFrame, metric: str, among: list[str]) -> list[str]:
-    """Candidates in ``among`` that were scored, best first (unscored ones are left out)."""
-    scored = [n for n in among if n in comparison.index and metric in comparison.columns]
-    values = {n: comparison.loc[n, metric] for n in scored}
-    usable = [n for n in scored if not np.isnan(values[n])]
-    return sorted(usable, key=lambda n: values[n], reverse=metric not in SMALLER_IS_BETTER)
+def probability_scores(bought: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """ROC AUC and Brier score of a purchase probability, and its aggregate calibration."""
+    bought = np.asarray(bought, dtype=int)
+    probability = np.asarray(probability, dtype="float64")
+    both = bought.min() != bought.max()
+    return {
+        "p_purchase_auc": float(roc_auc_score(bought, probability)) if both else np.nan,
+        "brier": float(brier_score_loss(bought, probability)),
+        "p_purchase_mean": float(probability.mean()),
+        "buyers_share": float(bought.mean()),
+    }
 
 
 class _Candidates:
@@ -119,67 +533,40 @@ class _Candidates:
             random_state=self.random_state,
         )
 
-    def learned_model(
-        self, features: pd.DataFrame, spend: np.ndarray, *, window_days: int, base_kind: str
-    ) -> LearnedSpendModel:
-        """Train on features at a cut-off against each customer's spend in the window after it."""
-        base = (
-            self.purchase_model(base_kind).fit(features).predict(features, horizon_days=window_days)
-        )
-        inputs = pd.concat(
-            [features, base[["p_alive", "expected_purchases", "expected_spend"]]], axis=1
-        )
+    def fit_btyd(self, kinds: list[str], features: pd.DataFrame, notes: list[str]):
+        """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name."""
+        fitted: dict[str, CustomerValueModel] = {}
+        for kind in kinds:
+            try:
+                fitted[kind] = self.purchase_model(kind).fit(features)
+            except DropoutCollapsed as collapsed:
+                notes.append(f"{collapsed}: the NBD (no dropout) stands in for {kind}")
+                if NO_DROPOUT not in fitted and NO_DROPOUT not in kinds:
+                    try:
+                        fitted[NO_DROPOUT] = self.purchase_model(NO_DROPOUT).fit(features)
+                    except (RuntimeError, ValueError) as error:
+                        notes.append(f"{NO_DROPOUT} could not be fitted: {error}")
+            except (RuntimeError, ValueError) as error:
+                notes.append(f"{kind} could not be fitted: {error}")
+        return fitted
+
+    def sample(self, frame: pd.DataFrame, *arrays: np.ndarray):
+        """At most ``fit_sample_size`` rows, seeded (the learned model's cost stays bounded)."""
         limit = self.config.fit_sample_size
-        if limit is not None and len(inputs) > limit:
-            rows = np.sort(
-                np.random.default_rng(self.random_state).choice(len(inputs), limit, replace=False)
-            )
-            inputs, spend = inputs.iloc[rows], spend[rows]
-        return LearnedSpendModel(random_state=self.random_state).fit(inputs, spend)
+        if limit is None or len(frame) <= limit:
+            return (frame, *arrays)
+        rows = np.sort(
+            np.random.default_rng(self.random_state).choice(len(frame), limit, replace=False)
+        )
+        return (frame.iloc[rows], *(a[rows] for a in arrays))
 
 
-@dataclass(frozen=True)
-class HoldoutWindows:
-    """What the value models are compared on: features at earlier cut-offs and what followed.
-
-    ``calibration`` holds the features at ``as_of - holdout_days`` and ``holdout_purchases`` /
-    ``holdout_spend`` what each of those customers bought in the holdout after it (None when
-    the history is too short for a holdout and as much calibration); ``learning`` /
-    ``learning_spend`` the same one holdout earlier, on which the learned model is trained
-    before it is scored (None when the history is too short for that too).
-    """
-
-    holdout_days: int
-    first_day: pd.Timestamp
-    calibration: pd.DataFrame | None = None
-    holdout_purchases: np.ndarray | None = None
-    holdout_spend: np.ndarray | None = None
-    learning: pd.DataFrame | None = None
-    learning_spend: np.ndarray | None = None
-
-
-def holdout_windows(
-    history: CustomerHistory, *, as_of: pd.Timestamp, holdout_days: int
-) -> HoldoutWindows:
-    """Compute the :class:`HoldoutWindows` on the feature engine (its only use of it)."""
-    holdout = pd.Timedelta(days=holdout_days)
-    first_day = history.first_day()
-    calibration_end = as_of - holdout
-    if calibration_end - first_day < holdout:
-        return HoldoutWindows(holdout_days, first_day)
-    calibration = history.features(calibration_end)
-    purchases, spend = history.purchases_between(
-        calibration[CUSTOMER_ID], start=calibration_end, end=as_of
+def _naive(window: ValueWindow, features_at_cutoff: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    bought_col, spend_col = window_columns(window.days)
+    return (
+        features_at_cutoff[bought_col].to_numpy(dtype="float64"),
+        features_at_cutoff[spend_col].to_numpy(dtype="float64"),
     )
-    windows = HoldoutWindows(holdout_days, first_day, calibration, purchases, spend)
-    learning_end = calibration_end - holdout
-    if learning_end - first_day < holdout:
-        return windows
-    learning = history.features(learning_end)
-    _, learning_spend = history.purchases_between(
-        learning[CUSTOMER_ID], start=learning_end, end=calibration_end
-    )
-    return replace(windows, learning=learning, learning_spend=learning_spend)
 
 
 def select_value_model(
@@ -189,160 +576,216 @@ def select_value_model(
     config: CLVConfig,
     trend_window_days: int,
     random_state: int,
+    naive_days: int | None = None,
 ) -> ValueSelection:
     """Compare the candidates on the holdout, refit the best on the full history.
 
     Parameters
     ----------
     windows
-        Features at the calibration cut-offs and what happened after them
-        (:func:`holdout_windows`), computed with the same holdout length as ``config``'s.
+        Features at the holdout's cut-offs and what happened after them (:func:`holdout_windows`).
+        Their features must hold the activity window of ``windows.window_days``.
     features
         Features at as-of (one row per customer) for the final fit.
+    naive_days
+        The window "the last period again" repeats at as-of (:func:`naive_window_days`; its
+        activity-window features must be in ``features``); None: the holdout's.
     """
     candidates = _Candidates(config, trend_window_days=trend_window_days, random_state=random_state)
     purchase_kinds = [c for c in config.candidates if c != LEARNED]
-    holdout = config.holdout_days
-    if windows.holdout_days != holdout:
-        raise ValueError(f"windows of {windows.holdout_days} days for a {holdout}-day holdout")
-    notes: list[str] = []
+    notes: list[str] = list(windows.notes)
     rows: dict[str, dict[str, float]] = {}
-    forecasts: dict[str, np.ndarray] = {}
-    actual_spend = None
-
-    if windows.calibration is None:
-        notes.append(
-            f"history from {windows.first_day.date()} is too short for a {holdout}-day holdout "
-            f"and as much calibration: no comparison, {purchase_kinds[0]} used"
+    spend_forecasts: dict[str, np.ndarray] = {}
+    days = windows.window_days
+    evaluation = windows.evaluation
+    naive_rates = None
+    if evaluation is not None:
+        actual_purchases, actual_spend = evaluation.purchases, evaluation.spend
+        bought = actual_purchases > 0
+        fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes)
+        for kind, model in fitted.items():
+            forecast = model.predict(evaluation.features, horizon_days=days)
+            rows[kind] = {
+                **holdout_metrics(
+                    actual_purchases=actual_purchases,
+                    predicted_purchases=forecast["expected_purchases"].to_numpy(),
+                    actual_spend=actual_spend,
+                    predicted_spend=forecast["expected_spend"].to_numpy(),
+                ),
+                **probability_scores(bought, forecast["p_purchase"].to_numpy()),
+            }
+            spend_forecasts[kind] = forecast["expected_spend"].to_numpy()
+        # The naive rule: the last window again, and as a probability the share of last
+        # window's buyers (and non-buyers) who bought again.
+        naive_purchases, naive_spend = _naive(evaluation, evaluation.features)
+        naive_bought = naive_purchases > 0
+        naive_rates = (
+            float(bought[~naive_bought].mean()) if (~naive_bought).any() else 0.0,
+            float(bought[naive_bought].mean()) if naive_bought.any() else 0.0,
         )
-    else:
-        calibration = windows.calibration
-        actual_purchases, actual_spend = windows.holdout_purchases, windows.holdout_spend
-        base_outputs = None
-        # Purchases without dropout are also tried, and scored like the others, when no
-        # configured purchase model can be fitted.
-        fallback = [] if NO_DROPOUT in purchase_kinds else [NO_DROPOUT]
-        for kind in [*purchase_kinds, *fallback]:
-            if kind in fallback and rows:
-                continue
-            try:
-                forecast = (
-                    candidates.purchase_model(kind)
-                    .fit(calibration)
-                    .predict(calibration, horizon_days=holdout)
-                )
-            except (RuntimeError, ValueError) as error:
-                notes.append(f"{kind} could not be fitted on the calibration period: {error}")
-                continue
-            rows[kind] = holdout_metrics(
+        rows[LAST_PERIOD] = {
+            **holdout_metrics(
                 actual_purchases=actual_purchases,
-                predicted_purchases=forecast["expected_purchases"].to_numpy(),
+                predicted_purchases=naive_purchases,
                 actual_spend=actual_spend,
-                predicted_spend=forecast["expected_spend"].to_numpy(),
-            )
-            forecasts[kind] = forecast["expected_spend"].to_numpy()
-            base_outputs = base_outputs if base_outputs is not None else (kind, forecast)
-        if LEARNED in config.candidates and base_outputs is not None:
-            if windows.learning is None:
-                notes.append(
-                    "history too short to train the learned model before the holdout: skipped"
+                predicted_spend=naive_spend,
+            ),
+            **probability_scores(
+                bought, np.where(naive_bought, naive_rates[1], naive_rates[0])
+            ),
+        }
+        spend_forecasts[LAST_PERIOD] = naive_spend
+        if LEARNED in config.candidates and fitted:
+            base_kind = _best(pd.DataFrame.from_dict(rows, orient="index"), "brier", list(fitted))
+            inputs = with_btyd_inputs(evaluation.features, fitted[base_kind], days=days)
+            try:
+                learned = cross_fitted(
+                    inputs,
+                    purchases=actual_purchases,
+                    spend=actual_spend,
+                    folds=HOLDOUT_FOLDS,
+                    random_state=random_state,
                 )
+            except ValueError as error:
+                notes.append(f"learned model could not be scored on the holdout: {error}")
             else:
-                base_kind, base_forecast = base_outputs
-                try:
-                    model = candidates.learned_model(
-                        windows.learning,
-                        windows.learning_spend,
-                        window_days=holdout,
-                        base_kind=base_kind,
-                    )
-                except (RuntimeError, ValueError) as error:
-                    notes.append(f"learned model could not be trained before the holdout: {error}")
-                else:
-                    inputs = pd.concat(
-                        [
-                            calibration,
-                            base_forecast[["p_alive", "expected_purchases", "expected_spend"]],
-                        ],
-                        axis=1,
-                    )
-                    forecasts[LEARNED] = model.predict(inputs)
-                    rows[LEARNED] = holdout_metrics(
-                        actual_purchases=None,
-                        predicted_purchases=None,
+                rows[LEARNED] = {
+                    **holdout_metrics(
+                        actual_purchases=actual_purchases,
+                        predicted_purchases=learned["expected_purchases"].to_numpy(),
                         actual_spend=actual_spend,
-                        predicted_spend=forecasts[LEARNED],
-                    )
+                        predicted_spend=learned["expected_spend"].to_numpy(),
+                    ),
+                    **probability_scores(bought, learned["p_purchase"].to_numpy()),
+                }
+                spend_forecasts[LEARNED] = learned["expected_spend"].to_numpy()
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
-    chosen = _best(comparison, metric, list(comparison.index)) or purchase_kinds[0]
-    scored_purchase_kinds = list(dict.fromkeys([*purchase_kinds, NO_DROPOUT]))
-    purchase_kind = (
-        chosen
-        if chosen != LEARNED
-        else (_best(comparison, metric, scored_purchase_kinds) or purchase_kinds[0])
-    )
+    value_source = _best(comparison, metric, list(comparison.index))
+    probability_source = _best(comparison, "brier", list(comparison.index))
 
-    # A model that fails on the full history gives way to the next best, never to a crash; when
-    # every dropout model fails (a base in which nobody is seen to leave), purchases without
-    # dropout are what the data supports.
-    fallbacks = [purchase_kind] + [
-        k
-        for k in _ranked(comparison, metric, scored_purchase_kinds) + scored_purchase_kinds
-        if k != purchase_kind
-    ]
+    # The BTYD model the bundle runs: the best-scoring one by the value metric, refitted on the
+    # full history; one that fails there gives way to the next, never to a crash.
+    btyd_kinds = [k for k in comparison.index if k not in (LEARNED, LAST_PERIOD)]
+    ranked = _ranked(comparison, metric, btyd_kinds)
+    order = list(dict.fromkeys([*ranked, *purchase_kinds, NO_DROPOUT]))
     purchase_model, failure = None, ""
-    for kind in dict.fromkeys(fallbacks):
-        try:
-            purchase_model = candidates.purchase_model(kind).fit(features)
+    for kind in order:
+        final = candidates.fit_btyd([kind], features, notes)
+        if final:
+            purchase_model = next(iter(final.values()))
             break
-        except (RuntimeError, ValueError) as error:
-            failure = f"{kind}: {error}"
-            notes.append(
-                f"{kind} could not be fitted on the full history ({error}); trying the next model"
-            )
+        failure = kind
     if purchase_model is None:
         repeaters = int((features["frequency"] > 0).sum())
         raise InsufficientHistoryError(
             f"too little purchase history to fit any customer-value model: {len(features)} "
-            f"customers, {repeaters} with a repeat purchase (the last model tried, {failure}). "
+            f"customers, {repeaters} with a repeat purchase (the last model tried: {failure}). "
             "The BTYD models need repeat buyers: train on more customers or a longer history"
         )
-    purchase_kind = purchase_model.purchase_model
-    if chosen != LEARNED:
-        chosen = purchase_kind
-    spend_model = None
-    if chosen == LEARNED:
+    fitted_kind = purchase_model.purchase_model
+    if value_source is None or value_source not in (LEARNED, LAST_PERIOD):
+        value_source = fitted_kind
+    if probability_source is None or probability_source not in (LEARNED, LAST_PERIOD):
+        probability_source = fitted_kind
+
+    # p_alive from a model in which a one-time buyer can have left.
+    alive_model = None
+    if fitted_kind not in ("pareto_nbd", "mbgnbd"):
+        for kind in ("pareto_nbd", "mbgnbd"):
+            alive = candidates.fit_btyd([kind], features, notes)
+            if kind in alive:
+                alive_model = alive[kind]
+                break
+        if alive_model is None:
+            notes.append("no dropout model fits this history: p_alive is 1 (no one seen to leave)")
+
+    learned_model = None
+    if LEARNED in (value_source, probability_source):
+        stacked = [
+            (with_btyd_inputs(w.features, _fit_at(w, fitted_kind, candidates), days=days), w)
+            for w in windows.training
+        ]
+        inputs = pd.concat([frame for frame, _ in stacked], ignore_index=True)
+        purchases = np.concatenate([w.purchases for _, w in stacked])
+        spend = np.concatenate([w.spend for _, w in stacked])
+        inputs, purchases, spend = candidates.sample(inputs, purchases, spend)
         try:
-            # Refitted on the latest window: features at the holdout's start, spend in it.
-            spend_model = candidates.learned_model(
-                windows.calibration,
-                windows.holdout_spend,
-                window_days=holdout,
-                base_kind=purchase_kind,
+            learned_model = LearnedValueModel(random_state=random_state).fit(
+                inputs, purchases=purchases, spend=spend
             )
-        except (RuntimeError, ValueError) as error:
-            notes.append(f"learned model could not be refitted ({error}); {purchase_kind} used")
-            chosen = purchase_kind
+        except ValueError as error:
+            notes.append(f"learned model could not be trained ({error}); {fitted_kind} used")
+            value_source = fitted_kind if value_source == LEARNED else value_source
+            probability_source = (
+                fitted_kind if probability_source == LEARNED else probability_source
+            )
+
+    level_factor = 1.0
+    if windows.same_season and value_source in comparison.index:
+        error_pct = comparison.loc[value_source, "spend_aggregate_error_pct"]
+        if pd.notna(error_pct) and error_pct > -100:
+            raw = 100.0 / (100.0 + error_pct)
+            level_factor = float(np.clip(raw, *LEVEL_FACTOR_RANGE))
+            notes.append(
+                f"level corrected by {level_factor:.3f}: {value_source} was "
+                f"{error_pct:+.1f}% off in the same season a year earlier"
+            )
+
     forecaster = ValueForecaster(
-        purchase_model, spend_model, holdout if spend_model is not None else None
+        purchase_model,
+        alive_model=alive_model,
+        learned=learned_model,
+        window_days=days if evaluation is not None else None,
+        value_source=value_source,
+        probability_source=probability_source,
+        naive_rates=naive_rates,
+        level_factor=level_factor,
+        trend_window_days=trend_window_days,
+        trend_spend_shape=order_value_shape(features, window_days=trend_window_days),
+        naive_days=naive_days,
+    )
+    metrics = {f"{k}": float(v) for k, v in purchase_model.metrics_.items()}
+    metrics["holdout_days"] = float(days)
+    metrics["holdout_same_season"] = float(windows.same_season)
+    metrics["level_factor"] = level_factor
+    if value_source in comparison.index:
+        metrics.update(
+            {f"holdout_{k}": float(v) for k, v in comparison.loc[value_source].items() if pd.notna(v)}
+        )
+    if probability_source in comparison.index:
+        for name in ("p_purchase_auc", "brier", "p_purchase_mean", "buyers_share"):
+            value = comparison.loc[probability_source, name]
+            if pd.notna(value):
+                metrics[f"holdout_{name}"] = float(value)
+    if LAST_PERIOD in comparison.index and value_source in comparison.index:
+        # How much the chosen model beats the naive rule, in the selection metric's own units.
+        metrics[f"holdout_{metric}_vs_last_period"] = float(
+            comparison.loc[value_source, metric] - comparison.loc[LAST_PERIOD, metric]
+        )
+        metrics["holdout_brier_vs_last_period"] = float(
+            comparison.loc[probability_source, "brier"] - comparison.loc[LAST_PERIOD, "brier"]
+        )
+    if evaluation is not None:
+        notes.append(
+            f"value forecast: {value_source} by {metric}; p_purchase: {probability_source} "
+            "by Brier score"
+        )
+    for note in notes:
+        log.info(note)
+    deciles = (
+        decile_table(evaluation.spend, spend_forecasts[value_source])
+        if evaluation is not None and value_source in spend_forecasts
+        else None
+    )
+    return ValueSelection(
+        forecaster, value_source, comparison.reset_index(), deciles, metrics, notes
     )
 
-    metrics = {f"{k}": float(v) for k, v in purchase_model.metrics_.items()}
-    if chosen in comparison.index:
-        metrics.update(
-            {f"holdout_{k}": float(v) for k, v in comparison.loc[chosen].items() if pd.notna(v)}
-        )
-        if chosen == LEARNED and purchase_kind in comparison.index:
-            # Purchase accuracy comes from the purchase model the learned spend builds on.
-            metrics.update(
-                {
-                    f"holdout_{k}": float(v)
-                    for k, v in comparison.loc[purchase_kind].items()
-                    if k.startswith("purchases_") and pd.notna(v)
-                }
-            )
-    for note in notes:
-        log.warning(note)
-    deciles = decile_table(actual_spend, forecasts[chosen]) if chosen in forecasts else None
-    return ValueSelection(forecaster, chosen, comparison.reset_index(), deciles, metrics, notes)
+
+def _fit_at(window: ValueWindow, kind: str, candidates: _Candidates) -> CustomerValueModel:
+    """The bundle's BTYD kind fitted at a training window's cut-off (the learned model's inputs)."""
+    fitted = candidates.fit_btyd([kind], window.features, [])
+    if kind not in fitted and NO_DROPOUT not in fitted:
+        fitted = candidates.fit_btyd([NO_DROPOUT], window.features, [])
+    return fitted.get(kind) or fitted[NO_DROPOUT]

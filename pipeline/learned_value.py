@@ -1,8 +1,14 @@
-"""A learned spend model: features at a cut-off predict the spend in the window that follows.
+"""Learned value models: features at a cut-off predict what each customer does in the window after it.
 
-BTYD models see only frequency, recency and tenure; this one sees every feature (rhythm, trend,
-basket) and the BTYD outputs themselves, so it can correct their systematic errors. It is one
-more candidate in the holdout comparison, chosen only when it forecasts better.
+BTYD models see only frequency, recency and tenure. These see every numeric feature (recency
+windows, purchases in recent windows, regularity of the gaps, the same season a year earlier)
+and the BTYD outputs themselves, so they can correct the BTYD models' systematic errors. They are
+candidates in the holdout comparison, chosen only when they forecast better.
+
+- :class:`LearnedValueModel` predicts ``p_purchase`` (a classifier, calibrated), purchases and
+  spend (Poisson boosters: counts and amounts are non-negative, often zero, and skewed).
+- :class:`LearnedSpendModel` is the spend booster alone, kept so that bundles trained before
+  the learned model predicted purchases and probabilities still load and score.
 """
 
 from __future__ import annotations
@@ -10,25 +16,198 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.features import FEATURE_COLUMNS
 
-# Every feature and the BTYD outputs themselves, so that the booster can correct them.
-INPUT_COLUMNS = (*FEATURE_COLUMNS, "p_alive", "expected_purchases", "expected_spend")
+# What LearnedSpendModel read (frozen: its saved boosters know exactly these columns).
+INPUT_COLUMNS = (
+    *(c for c in FEATURE_COLUMNS if c not in ("purchases_year_ago", "spend_year_ago")),
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+)
+# The BTYD outputs a learned value model reads, under names that cannot clash with its own.
+BTYD_INPUTS = ("btyd_p_alive", "btyd_p_purchase", "btyd_expected_purchases", "btyd_expected_spend")
+# Folds of the out-of-fold scores the calibrator is fitted on: five is the usual compromise
+# between a calibrator fitted on scores of models that saw 80% of the data and five fits' cost.
+CALIBRATION_FOLDS = 5
+CALIBRATIONS = ("isotonic", "platt")
 
 
-class LearnedSpendModel(BaseEstimator, RegressorMixin):
-    """Gradient boosting with a Poisson loss: spend is non-negative, often zero, and skewed.
+def _booster_settings(random_state: int | None) -> dict:
+    # Shallow trees, a slow rate and a leaf floor: a customer base has a few strong signals
+    # (recency, frequency, the last window) and much noise, and a leaf of fewer than 50
+    # customers fits the noise. No early stopping: its random validation split is not seeded
+    # by the data, and the same data + seed must give the same model.
+    return {
+        "max_iter": 150,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 50,
+        "early_stopping": False,
+        "random_state": random_state,
+    }
+
+
+def input_columns(customers: pd.DataFrame) -> list[str]:
+    """The numeric columns a learned value model reads, in a fixed order."""
+    names = [
+        c
+        for c in customers.columns
+        if c in FEATURE_COLUMNS
+        or c in BTYD_INPUTS
+        or (c.startswith(("purchases_last_", "spend_last_")) and c.endswith("d"))
+    ]
+    return [c for c in names if pd.api.types.is_numeric_dtype(customers[c])]
+
+
+class _Calibrator:
+    """Maps a classifier's score to a probability: isotonic or Platt (logistic on the logit)."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    @staticmethod
+    def _logit(score: np.ndarray) -> np.ndarray:
+        clipped = np.clip(score, 1e-6, 1 - 1e-6)
+        return np.log(clipped / (1 - clipped)).reshape(-1, 1)
+
+    def fit(self, score: np.ndarray, bought: np.ndarray) -> _Calibrator:
+        if self.method == "isotonic":
+            self.model_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.model_.fit(score, bought)
+        else:
+            self.model_ = LogisticRegression(C=1e6).fit(self._logit(score), bought)
+        return self
+
+    def predict(self, score: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.asarray(self.model_.predict(score), dtype="float64")
+        return self.model_.predict_proba(self._logit(score))[:, 1]
+
+
+def choose_calibration(
+    score: np.ndarray, bought: np.ndarray, *, random_state: int | None
+) -> tuple[str, dict[str, float]]:
+    """Isotonic or Platt, whichever gives the lower cross-validated Brier score on these scores.
+
+    Isotonic is free-form and needs many customers per level; Platt is two parameters and
+    wins on small bases. Letting the holdout decide is the standard practice (scikit-learn's
+    calibration guide), not a preference written here.
+    """
+    folds = StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=random_state)
+    briers: dict[str, float] = {}
+    for method in CALIBRATIONS:
+        squared = np.zeros(len(score))
+        for train, test in folds.split(score.reshape(-1, 1), bought):
+            calibrated = _Calibrator(method).fit(score[train], bought[train]).predict(score[test])
+            squared[test] = (calibrated - bought[test]) ** 2
+        briers[method] = float(squared.mean())
+    return min(briers, key=briers.__getitem__), briers
+
+
+class LearnedValueModel(BaseEstimator):
+    """Calibrated purchase probability, purchases and spend in a window, learned from features.
 
     Parameters
     ----------
-    max_iter, learning_rate, max_leaf_nodes
-        Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
     random_state
-        Seed of the booster.
+        Seeds the boosters and the folds.
     """
+
+    def __init__(self, *, random_state: int | None = None) -> None:
+        self.random_state = random_state
+
+    def fit(
+        self,
+        customers: pd.DataFrame,
+        *,
+        purchases: np.ndarray,
+        spend: np.ndarray,
+    ) -> LearnedValueModel:
+        """Learn from features at cut-offs and each customer's purchases and spend after them."""
+        purchases = np.asarray(purchases, dtype="float64")
+        spend = np.asarray(spend, dtype="float64")
+        bought = (purchases > 0).astype(int)
+        if bought.min() == bought.max():
+            raise ValueError("every customer bought (or none did) in the window: nothing to learn")
+        if np.any(spend < 0) or spend.sum() <= 0:
+            raise ValueError("the target spend must be non-negative and not all zero")
+        self.columns_ = input_columns(customers)
+        inputs = customers[self.columns_].astype("float64")
+        settings = _booster_settings(self.random_state)
+        # Out-of-fold scores: the calibrator must learn how the classifier errs on customers
+        # it has not seen, as it will be used.
+        oof = np.zeros(len(inputs))
+        folds = StratifiedKFold(
+            n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=self.random_state
+        )
+        for train, test in folds.split(inputs, bought):
+            classifier = HistGradientBoostingClassifier(**settings)
+            classifier.fit(inputs.iloc[train], bought[train])
+            oof[test] = classifier.predict_proba(inputs.iloc[test])[:, 1]
+        self.calibration_, self.calibration_brier_ = choose_calibration(
+            oof, bought, random_state=self.random_state
+        )
+        self.calibrator_ = _Calibrator(self.calibration_).fit(oof, bought)
+        self.classifier_ = HistGradientBoostingClassifier(**settings).fit(inputs, bought)
+        poisson = {**settings, "loss": "poisson"}
+        self.purchases_ = HistGradientBoostingRegressor(**poisson).fit(inputs, purchases)
+        self.spend_ = HistGradientBoostingRegressor(**poisson).fit(inputs, spend)
+        return self
+
+    def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
+        """``p_purchase``, ``expected_purchases`` and ``expected_spend`` in the learned window."""
+        check_is_fitted(self, "classifier_")
+        missing = [c for c in self.columns_ if c not in customers.columns]
+        if missing:
+            raise ValueError(f"learned value model needs columns {missing}")
+        inputs = customers[self.columns_].astype("float64")
+        score = self.classifier_.predict_proba(inputs)[:, 1]
+
+        def clean(values: np.ndarray) -> np.ndarray:
+            return np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0), 0.0, None)
+
+        return pd.DataFrame(
+            {
+                "p_purchase": np.clip(self.calibrator_.predict(score), 0.0, 1.0),
+                "expected_purchases": clean(self.purchases_.predict(inputs)),
+                "expected_spend": clean(self.spend_.predict(inputs)),
+            },
+            index=customers.index,
+        )
+
+
+def cross_fitted(
+    customers: pd.DataFrame,
+    *,
+    purchases: np.ndarray,
+    spend: np.ndarray,
+    folds: int,
+    random_state: int | None,
+) -> pd.DataFrame:
+    """Out-of-fold predictions of :class:`LearnedValueModel` on one window.
+
+    Each customer is predicted by a model that never saw them: an honest score of the learned
+    model on the same window the other candidates are scored on.
+    """
+    predictions = []
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
+    for train, test in splitter.split(customers):
+        model = LearnedValueModel(random_state=random_state).fit(
+            customers.iloc[train], purchases=purchases[train], spend=spend[train]
+        )
+        predictions.append(model.predict(customers.iloc[test]))
+    return pd.concat(predictions).loc[customers.index]
+
+
+class LearnedSpendModel(BaseEstimator, RegressorMixin):
+    """Gradient boosting with a Poisson loss on spend alone (bundles before LearnedValueModel)."""
 
     def __init__(
         self,
@@ -58,7 +237,7 @@ class LearnedSpendModel(BaseEstimator, RegressorMixin):
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
-            early_stopping=False,  # deterministic: no random validation split
+            early_stopping=False,
             random_state=self.random_state,
         ).fit(self._inputs(customers), spend)
         return self

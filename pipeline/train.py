@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,14 @@ from pipeline import io, plots, report, synthetic, tracking
 from pipeline.actions import rank_reference, ranked_columns
 from pipeline.clustering import cluster_metrics, fit_clusters
 from pipeline.config import Config, load_rules
-from pipeline.customer_value import holdout_windows, select_value_model
+from pipeline.customer_value import (
+    holdout_days_for,
+    holdout_windows,
+    naive_window_days,
+    plan_windows,
+    select_value_model,
+    settings_with_window,
+)
 from pipeline.engine import connect
 from pipeline.errors import InputError, InsufficientHistoryError, UserFacingError
 from pipeline.evaluate import (
@@ -90,10 +97,17 @@ def make_labeler(config: Config) -> StatusLabeler:
         parameters={
             "new_window_days": labeling.new_window_days,
             "established_days": labeling.established_days,
+            "lost_p_purchase": labeling.lost_p_purchase,
         },
         naming=labeling.cluster_naming,
         min_cluster_purity=labeling.min_cluster_purity,
     )
+
+
+def with_activity_windows(config: Config, *days: int) -> Config:
+    """``config`` with ``days`` among its activity windows (the naive rule's windows)."""
+    features = settings_with_window(config.features, *days)
+    return config if features is config.features else config.model_copy(update={"features": features})
 
 
 def label_clusters(
@@ -129,8 +143,19 @@ def fit_segmentation(
     # fitted, so the two never compete for the cores.
     with connect(config.engine) as engine:
         history = clean.history(engine, config.features, **optional.events())
+        # The holdout's window is also a feature ("the last window again" is a candidate and an
+        # input of the learned model): it joins the activity windows, so that the bundle's
+        # config computes it again at scoring.
+        holdout_days = holdout_days_for(config.clv, config.horizon_days)
+        first_day = history.first_day()
+        window_days, *_ = plan_windows(first_day=first_day, as_of=as_of, holdout_days=holdout_days)
+        naive_days = naive_window_days(
+            first_day=first_day, as_of=as_of, horizon_days=config.horizon_days
+        )
+        config = with_activity_windows(config, window_days, naive_days)
+        history = replace(history, settings=config.features)
         features = history.features(as_of)
-        windows = holdout_windows(history, as_of=as_of, holdout_days=config.clv.holdout_days)
+        windows = holdout_windows(history, as_of=as_of, holdout_days=holdout_days)
     prior_gap_days = population_gap_prior(features)
 
     stage("clustering")
@@ -144,6 +169,7 @@ def fit_segmentation(
         config=config.clv,
         trend_window_days=config.features.recent_window_days,
         random_state=seed,
+        naive_days=naive_days,
     )
     value_model = selection.forecaster
     values = value_model.predict(features, horizon_days=config.horizon_days)
@@ -213,8 +239,11 @@ def fit_segmentation(
         "clv": {
             **selection.metrics,
             "mean_p_alive": float(segments["p_alive"].mean()),
+            "mean_p_purchase": float(segments["p_purchase"].mean()),
             "total_expected_spend": float(segments["expected_spend"].sum()),
-            "share_declining_value": float((segments["value_trend"] == "declining").mean()),
+            # A share of value (what a marketer's budget follows) and of customers.
+            "share_declining_value": _value_share(segments, segments["value_trend"] == "declining"),
+            "share_declining_customers": float((segments["value_trend"] == "declining").mean()),
         },
         "labeling": {
             **status_shares(segments),
@@ -251,6 +280,13 @@ def fit_segmentation(
         value_model_name=selection.chosen,
         k_reason=k_choice.reason if k_choice is not None else "k fixed by the config",
     )
+
+
+def _value_share(segments: pd.DataFrame, chosen: pd.Series) -> float:
+    """Share of the past year's spend rate held by the ``chosen`` customers."""
+    value = segments["total_spend"] / segments["tenure_days"].clip(lower=1.0)
+    total = float(value.sum())
+    return float(value[chosen].sum() / total) if total > 0 else 0.0
 
 
 # -- the edges: data in, outputs out ------------------------------------------------------------

@@ -58,6 +58,8 @@ FEATURE_COLUMNS = (
     "purchases_previous",
     "purchase_change",
     "spend_trend",
+    "purchases_year_ago",
+    "spend_year_ago",
 )
 # Present when the transactions carry the columns they need (see pipeline.features.basket).
 BASKET_FEATURES = (

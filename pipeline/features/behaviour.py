@@ -97,6 +97,11 @@ def trend_sums(
         # customer's oldest period), all that the spend trend needs.
         "period_weighted_spend_exact": (amount.cast("decimal(38, 4)") * history.period).sum(),
     }
+    # The same season a year earlier: the window of the same length that began 365 days before
+    # as-of, i.e. the year-ago counterpart of the period a forecast from as-of covers.
+    year_ago = (age >= max(365 - window_days, 0)) & (age < 365)
+    sums["purchases_year_ago"] = amount.count(where=year_ago)
+    sums["spend_year_ago_exact"] = amount.sum(where=year_ago).fill_null(0)
     for days in activity_windows_days:
         within = age < days
         sums[f"purchases_last_{days}d"] = amount.count(where=within)
@@ -123,7 +128,9 @@ def trend_features(
     their tenure (zero periods included; the first purchase left out; the partial oldest period
     weighted by how much of it was observed), relative to their mean spend per period, per year
     (-0.5: spend falling by half its level a year). Null before a whole period has passed or
-    without spend after the first purchase.
+    without spend after the first purchase. ``purchases_year_ago`` / ``spend_year_ago``: the
+    ``window_days`` that began a year before as-of (the season a forecast from as-of covers, a
+    year earlier; 0 for a customer whose history is shorter).
     """
     recent = sums.spend_recent_exact.cast("float64")
     previous = sums.spend_previous_exact.cast("float64")
@@ -137,6 +144,8 @@ def trend_features(
             sums.purchases_recent.cast("float64"), sums.purchases_previous.cast("float64")
         ),
         "spend_trend": _spend_trend(sums, period_days=period_days),
+        "purchases_year_ago": sums.purchases_year_ago,
+        "spend_year_ago": sums.spend_year_ago_exact.cast("float64"),
     }
     for days in activity_windows_days:
         features[f"purchases_last_{days}d"] = sums[f"purchases_last_{days}d"]
