@@ -31,6 +31,8 @@ from scipy.special import gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.config import MAX_HORIZON_DAYS
+
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = (
@@ -467,9 +469,10 @@ class CustomerValueModel(BaseEstimator):
         tenure = np.maximum(customers["tenure_days"].to_numpy(dtype="float64"), 0.5)
         monetary = customers["monetary"].to_numpy(dtype="float64")
 
-        steps = tuple(float(d) for d in range(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS)) + (
-            float(horizon_days),
-        )
+        if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+            raise ValueError(f"horizon_days must be 1 to {MAX_HORIZON_DAYS}, got {horizon_days}")
+        steps = (*np.arange(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS, dtype="float64"),)
+        steps = (*(float(d) for d in steps), float(horizon_days))
         p_alive, cumulative, repaired = predict_purchases(
             self.purchase_model, self.purchase_params_, frequency, recency, tenure, steps
         )

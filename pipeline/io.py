@@ -9,6 +9,7 @@ outputs and model in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import gzip
 import hashlib
@@ -572,3 +573,73 @@ def _locked(path: Path) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- two-step publication: stage the outputs, then decide where they go ---------------------------
+@contextlib.contextmanager
+def staging_directory(target: Path, *, run_id: str = "") -> Iterator[Path]:
+    """A fresh folder beside ``target`` for a run's outputs, abandoned if the block fails.
+
+    Unlike :func:`atomic_directory` nothing is swapped in at the end: the caller publishes the
+    folder with :func:`publish_directory` once it knows where it belongs (the champion's
+    output folder, or the held-back one beside it). A disk that fills up or turns read-only
+    while writing is an :class:`~pipeline.errors.OutputError`, not a traceback.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        if _is_ours(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        staging.mkdir()
+        write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
+        yield staging
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(target, error) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging.exists():  # not yet published: the block decided against it
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# What a disk says when it refuses a write: full, over quota, read-only, no permission.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def publish_directory(staging: Path, target: Path, *, setting: str = "--output") -> None:
+    """Swap a finished staging folder in as ``target`` (only over a folder this pipeline wrote)."""
+    target = Path(target)
+    recover_interrupted_swap(target)
+    if target.exists() and not _is_ours(target):
+        raise OutputError(
+            str(target),
+            f"{setting} now holds files this pipeline did not write; the outputs were not written",
+            "Name a new or empty folder and run again",
+        )
+    backup = _backup_name(target)
+    try:
+        if target.exists():
+            target.rename(backup)
+        staging.rename(target)
+        if backup.exists():
+            shutil.rmtree(backup)
+    except OSError as error:
+        raise _output_error(target, error) from None
+
+
+def _output_error(target: Path, error: OSError) -> OutputError:
+    """A write that the disk refused, as one line saying what to do."""
+    reasons = {
+        errno.ENOSPC: ("the disk is full", "Free some space and run again"),
+        errno.EDQUOT: ("the disk quota is exceeded", "Free some space and run again"),
+        errno.EROFS: ("the file system is read-only", "Choose a writable location for --output"),
+        errno.EACCES: ("permission denied", "Choose a writable location for --output"),
+        errno.EPERM: ("permission denied", "Choose a writable location for --output"),
+    }
+    problem, hint = reasons.get(error.errno, (f"cannot write ({quote(error)})", ""))
+    return OutputError(str(target), f"{problem} while writing the outputs; nothing was replaced", hint)
