@@ -642,4 +642,6 @@ def _output_error(target: Path, error: OSError) -> OutputError:
         errno.EPERM: ("permission denied", "Choose a writable location for --output"),
     }
     problem, hint = reasons.get(error.errno, (f"cannot write ({quote(error)})", ""))
-    return OutputError(str(target), f"{problem} while writing the outputs; nothing was replaced", hint)
+    return OutputError(
+        str(target), f"{problem} while writing the outputs; nothing was replaced", hint
+    )
