@@ -6,6 +6,7 @@ Everything here runs against a temporary SQLite store without fitting a model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -210,10 +211,8 @@ def registered_version(
     )
     client.log_artifact(run.info.run_id, str(folder / "model.joblib"), "model")
     client.set_terminated(run.info.run_id)
-    try:
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
         client.create_registered_model(MODEL)
-    except mlflow.exceptions.MlflowException:
-        pass
     version = client.create_model_version(
         MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
     )
