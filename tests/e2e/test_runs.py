@@ -32,7 +32,9 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     train(config, uri)
     first = json.loads((tmp_path / "out" / "run.json").read_text())
     second_output = train(config, uri, "--as-of", "2025-10-31", "--trigger", "scheduled").output
-    second = json.loads((tmp_path / "out" / "run.json").read_text())
+    # a held-back model is written beside the champion's outputs, never over them
+    second = json.loads((tmp_path / "out-held-back" / "run.json").read_text())
+    assert json.loads((tmp_path / "out" / "run.json").read_text()) == first
 
     assert first["promoted"] is True
     assert second["promoted"] is False
