@@ -362,6 +362,11 @@ def atomic_directory(
     try:
         write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
         yield staging
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(target, error) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -392,6 +397,10 @@ def _atomic_file(path: Path) -> Iterator[Path]:
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(path, error) from None
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -430,8 +430,11 @@ def _train_locked(
     if config.tracking.enabled:
         # What killed runs left: RUNNING runs end as KILLED, a half-done publication is
         # completed or rolled back, before anything else reads the registry.
-        tracking.mark_stale_runs(config)
-        recover_publication(config)
+        try:
+            tracking.mark_stale_runs(config)
+            recover_publication(config)
+        except Exception as error:  # noqa: BLE001 - a repair that fails now is retried next run
+            log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
     if idempotent and config.tracking.enabled:
         existing = tracking.finished_run_with_key(config, run_key)
         if existing is not None:

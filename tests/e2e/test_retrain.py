@@ -25,9 +25,11 @@ from tests.e2e.test_train import small_config
 def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # This test is about idempotency, not the gates (a held-back model exits 4): let them pass.
+    # This test is about idempotency, not the gates (a held-back model exits 4): let them pass
+    # (the third run's as-of is older than the champion's, hence allow_older).
     config = small_config(
-        tmp_path, "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0}"
+        tmp_path,
+        "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0, allow_older: true}",
     )
     args = ["retrain", "--config", str(config), "--tracking-uri", uri]
     first = CliRunner().invoke(main, args, catch_exceptions=False)

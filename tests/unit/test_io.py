@@ -293,3 +293,38 @@ def test_a_published_bundle_carries_its_hash_along(tmp_path):
     io.save_bundle({"v": 2}, source)
     io.publish_copy(source, destination)
     assert io.recorded_sha256(destination) == io.file_sha256(destination)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(28, "the disk is full"), (30, "the file system is read-only"), (13, "permission denied")],
+)
+def test_a_disk_that_refuses_writes_midway_is_one_line_and_replaces_nothing(
+    tmp_path, code, message
+):
+    import errno
+
+    assert (errno.ENOSPC, errno.EROFS, errno.EACCES) == (28, 30, 13)
+    target = tmp_path / "out"
+    with io.atomic_directory(target) as staging:
+        (staging / "segments.parquet").write_text("good")
+    for opener in (io.atomic_directory, io.staging_directory):
+        with pytest.raises(OutputError, match=message), opener(target) as staging:
+            raise OSError(code, "refused", str(staging / "x"))
+        assert (target / "segments.parquet").read_text() == "good"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with pytest.raises(OutputError, match=message), io._atomic_file(tmp_path / "m.joblib"):
+        raise OSError(code, "refused")
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_a_staged_folder_is_published_where_the_caller_decides(tmp_path):
+    target, elsewhere = tmp_path / "out", tmp_path / "out-held-back"
+    with io.staging_directory(target) as staging:
+        (staging / "a.csv").write_text("x")
+        io.publish_directory(staging, elsewhere)
+    assert not target.exists()
+    assert (elsewhere / "a.csv").read_text() == "x" and (elsewhere / io.OUTPUT_MARKER).exists()
+    with io.staging_directory(target) as staging:  # not published: nothing is left
+        (staging / "a.csv").write_text("y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-held-back"]
