@@ -339,3 +339,43 @@ def test_out_of_range_horizons_and_dates_are_one_line_errors_at_once(
     result = CliRunner().invoke(main, ["train", "--no-tracking", *args])
     assert result.exit_code == 2 and message in result.output
     assert time.monotonic() - started < 5  # refused before any work: no 12-minute hang
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+class _SparkTrainedBundle:
+    """A stand-in for a bundle trained on Spark: only its config is read before scoring."""
+
+    def __init__(self):
+        self.config = load_config(None, {"engine.name": "spark"})
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], "duckdb"), (["--engine", "spark"], "spark")])
+def test_score_uses_the_engine_it_is_told_not_the_one_that_trained(
+    tmp_path, monkeypatch, flags, expected
+):
+    import pipeline.score
+
+    used = {}
+
+    def fake_scoring(model, **kwargs):
+        used["engine"] = kwargs["engine"].name
+        raise InputError("t.csv", "stop here")  # the engine choice is all this test is about
+
+    monkeypatch.setattr(pipeline.score, "load_model", lambda *a, **k: _SparkTrainedBundle())
+    monkeypatch.setattr(pipeline.score, "run_scoring", fake_scoring)
+    result = CliRunner().invoke(
+        main, ["score", "--model", "m.joblib", "--transactions", "t.csv", *flags]
+    )
+    assert result.exit_code == 2 and used == {"engine": expected}
+
+
+def test_scoring_a_corrupt_bundle_is_one_line_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    io.save_bundle({"k": list(range(1000))}, tmp_path / "model.joblib")
+    data = (tmp_path / "model.joblib").read_bytes()
+    (tmp_path / "model.joblib").write_bytes(data[: len(data) // 2])  # truncated by a full disk
+    result = CliRunner().invoke(
+        main, ["score", "--model", "model.joblib", "--transactions", "t.csv", "--output", "s"]
+    )
+    assert result.exit_code == 2 and "does not match the recorded" in result.output
+    assert "Traceback" not in result.output
