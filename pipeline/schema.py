@@ -509,7 +509,7 @@ def check_columns(columns: list[str], *, data: DataConfig, source: str) -> None:
     mapped, discount_columns = mapped_columns(data)
     missing = [name for name in (*mapped.values(), *discount_columns) if name not in columns]
     if missing:
-        available = ", ".join(map(str, list(columns)[:12]))
+        available = ", ".join(quote(c, 40) for c in list(columns)[:12])
         raise InputError(
             source,
             f"required column missing (found: {available})",
@@ -889,7 +889,7 @@ def _mapped_columns(
     mapped = {field: name for field, name in columns.items() if name is not None}
     missing = [name for name in mapped.values() if name not in raw.columns]
     if missing:
-        available = ", ".join(map(str, raw.columns[:12]))
+        available = ", ".join(quote(c, 40) for c in raw.columns[:12])
         raise InputError(
             source,
             f"column of the {key} mapping missing (found: {available})",

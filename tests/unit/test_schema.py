@@ -489,3 +489,10 @@ def test_plain_ascii_ids_raise_no_warning(caplog):
         source="t.csv",
     )
     assert caplog.text == ""
+
+
+def test_a_huge_header_is_quoted_briefly_when_a_column_is_missing():
+    frame = pd.DataFrame({"x" * 10_000: ["a"], "timestamp": ["2024-01-01"], "amount": ["1"]})
+    with pytest.raises(InputError) as caught:
+        clean_transactions(frame, data=DataConfig(), source="t.csv")
+    assert "required column missing" in str(caught.value) and len(str(caught.value)) < 400
