@@ -215,6 +215,25 @@ def _parse_timestamps(
     if getattr(parsed.dt, "tz", None) is not None:
         # Mixed offsets would make day boundaries ambiguous: compare everything in UTC.
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    if parsed.dtype != "datetime64[ns]":
+        # pandas may read (or have stored) dates at a coarser resolution that holds years
+        # beyond 2262: those are after any as-of date, those before 1677 an error.
+        late = (parsed > pd.Timestamp.max).fillna(False)
+        early = (parsed < pd.Timestamp.min).fillna(False)
+        if early.any():
+            row = _first_bad_row(early)
+            _report(
+                InputError(
+                    source,
+                    f"'{parsed.loc[row - 1]}' is before 1678, earlier than any date pandas can hold",
+                    "Fix the date; dates from 1678 to 2262 are read",
+                    column=column,
+                    row=row,
+                ),
+                problems,
+            )
+        far = far.union(parsed.index[late.to_numpy()])
+        parsed = parsed.mask(late | early)
     parsed = parsed.astype("datetime64[ns]")
     if len(far):
         parsed.loc[far] = FAR_FUTURE

@@ -496,3 +496,20 @@ def test_a_huge_header_is_quoted_briefly_when_a_column_is_missing():
     with pytest.raises(InputError) as caught:
         clean_transactions(frame, data=DataConfig(), source="t.csv")
     assert "required column missing" in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_far_future_dates_as_epoch_seconds_or_typed_parquet_dates_are_set_aside_too():
+    epoch = raw([["a", "1700000000", "1"], ["a", "253402214400", "2"]])  # 2023 and 9999-12-31
+    clean = clean_transactions(epoch, data=DataConfig(timestamp_format="epoch_s"), source="t.csv")
+    assert clean.quarantine["reason"].tolist() == ["after_as_of"]
+    # Parquet stores dates at second or millisecond resolution, which holds year 9999
+    typed = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "timestamp": pd.Series(["2024-01-01", "9999-12-31"]).astype("datetime64[s]"),
+            "amount": [1.0, 2.0],
+        }
+    )
+    clean = clean_transactions(typed, data=DataConfig(), source="t.parquet")
+    assert clean.quarantine["reason"].tolist() == ["after_as_of"]
+    assert clean.as_of == pd.Timestamp("2024-01-01")
