@@ -617,6 +617,11 @@ HOST_TAG, PID_TAG = "loyalty.host", "loyalty.pid"
 STALE_AFTER_MS = 24 * 3600 * 1000
 
 
+# What a tracking store that goes away raises (HTTP errors are OSErrors, via requests; a SQLite
+# store's errors come wrapped as MlflowException). Anything else is a bug and keeps its traceback.
+TRACKING_FAILURES = (mlflow.exceptions.MlflowException, OSError)
+
+
 class TrackingUnavailable(UserFacingError):
     """The tracking store cannot be used; nothing has been done yet."""
 

@@ -433,7 +433,7 @@ def _train_locked(
         try:
             tracking.mark_stale_runs(config)
             recover_publication(config)
-        except Exception as error:  # noqa: BLE001 - a repair that fails now is retried next run
+        except tracking.TRACKING_FAILURES as error:  # a repair that fails now is retried next run
             log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
     if idempotent and config.tracking.enabled:
         existing = tracking.finished_run_with_key(config, run_key)
@@ -527,7 +527,7 @@ def _train_locked(
                     trigger=trigger,
                     stage_started_ms=stage_started_ms,
                 )
-            except Exception as error:  # noqa: BLE001 - any failure to log keeps the fitted model
+            except tracking.TRACKING_FAILURES as error:  # the store, not our code: keep the model
                 log.info("logging to MLflow failed", exc_info=True)
                 tracking_error = error
         fault_point("after_registry")
@@ -544,21 +544,21 @@ def _train_locked(
         html = report.render_report(
             result, figures, run_id=tracked.run_id if tracked else None, source=source.path
         )
-        champion = tracking_error is None and (tracked is None or tracked.promoted)
+        is_champion = tracking_error is None and (tracked is None or tracked.promoted)
         html = with_verdict(html, verdict_line(tracked, tracking_error))
         io.write_text(html, staging / "report.html")
         if tracked:
             try:
                 tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
-            except Exception as error:  # noqa: BLE001 - the report is also in the outputs
+            except tracking.TRACKING_FAILURES as error:  # the report is also in the outputs
                 log.warning("cannot attach the report to run %s: %s", tracked.run_id, error)
         plots.close(figures)
         # The champion's outputs go to --output and its bundle to model_path; a held-back (or
         # untracked) model goes to its own folder and leaves both as they were.
-        output = Path(config.output) if champion else held_back_directory(config)
+        output = Path(config.output) if is_champion else held_back_directory(config)
         io.publish_directory(staging, output)
     fault_point("after_outputs")
-    if champion:
+    if is_champion:
         io.publish_copy(output / "model.joblib", config.model_path)
         fault_point("after_bundle")
         if tracked and tracked.model_version is not None:
