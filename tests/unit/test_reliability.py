@@ -379,3 +379,17 @@ def test_scoring_a_corrupt_bundle_is_one_line_exit_2(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2 and "does not match the recorded" in result.output
     assert "Traceback" not in result.output
+
+
+def test_runs_lists_each_runs_status_so_a_killed_one_is_told_apart(store, tmp_path):
+    client = MlflowClient(store)
+    experiment = client.create_experiment("loyalty-segmentation")
+    finished = client.create_run(experiment, tags={tracking.RUN_KIND_TAG: "training"})
+    client.set_terminated(finished.info.run_id)
+    killed = client.create_run(experiment, tags={tracking.RUN_KIND_TAG: "training"})
+    client.set_terminated(killed.info.run_id, status="KILLED")
+    result = CliRunner().invoke(main, ["runs", "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "KILLED" in rows[killed.info.run_id[:12]]
+    assert "FINISHED" in rows[finished.info.run_id[:12]]
