@@ -573,18 +573,54 @@ def compare(
 @main.command()
 @click.argument("version")
 @click.option("--reason", required=True, help="Why this version should be the champion (recorded).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="Where the champion's bundle (model_path) and outputs (output) are published.",
+)
 @_tracking_options
 def promote(
-    version: str, reason: str, tracking_uri: str | None, experiment: str, model_name: str
+    version: str,
+    reason: str,
+    tracking_uri: str | None,
+    experiment: str,
+    model_name: str,
+    config_path: Path = DEFAULT_CONFIG_PATH,
 ) -> None:
-    """Make model VERSION the champion by hand, with a recorded reason."""
+    """Make model VERSION the champion by hand, with a recorded reason; its bundle and outputs
+    replace the local champion's (models/, outputs/latest)."""
     _configure_logging(False)
     import mlflow
 
     from pipeline.tracking import promote as promote_version
+    from pipeline.train import publish_promoted
 
     try:
-        promote_version(version, reason=reason, tracking_uri=tracking_uri, model_name=model_name)
+        path = config_path if (config_path != DEFAULT_CONFIG_PATH or config_path.exists()) else None
+        config = load_config(
+            path,
+            {"tracking.tracking_uri": tracking_uri, "tracking.registered_model": model_name},
+        )
+        run_id = promote_version(
+            version, reason=reason, tracking_uri=tracking_uri, model_name=model_name
+        )
+        try:
+            publish_promoted(config, version, run_id=run_id, reason=reason)
+        except (mlflow.exceptions.MlflowException, OSError, StopIteration) as error:
+            console.print(
+                f"[bold yellow]warning:[/] version {version} is champion in MLflow, but its bundle "
+                f"and outputs could not be published to {config.model_path} and "
+                f"{config.output}/ ({' '.join(str(error).split())[:200]}); the next training "
+                "publishes its own",
+                highlight=False,
+                soft_wrap=True,
+            )
+    except UserFacingError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
     except mlflow.exceptions.MlflowException as error:
         console.print(
             f"[bold red]error:[/] model '{model_name}' version {version}: {' '.join(error.message.split())}",

@@ -592,13 +592,14 @@ def promote(
     reason: str,
     tracking_uri: str | None = None,
     model_name: str = "loyalty-segmentation",
-) -> None:
-    """Make a model version the champion by hand, recording who decided and why."""
+) -> str:
+    """Make a model version the champion by hand, recording who decided and why; return its run."""
     client = MlflowClient(resolve_tracking_uri(tracking_uri))
-    client.get_model_version(model_name, version)  # raises if it does not exist
+    found = client.get_model_version(model_name, version)  # raises if it does not exist
     client.set_registered_model_alias(model_name, CHAMPION, version)
     client.set_model_version_tag(model_name, version, "promoted", "by hand")
     client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+    return found.run_id
 
 
 # -- reliability: a store that answers, runs that end, bundles that are what was logged ---------
@@ -878,3 +879,46 @@ def roll_back_publication(config: Config, pending: PendingPublication) -> None:
         else:
             client.delete_registered_model_alias(name, CHAMPION)
     mark_publication(config, pending.version, "rolled_back")
+
+
+def download_champion_files(config: Config, version: str, folder: Path) -> tuple[Path, Path | None]:
+    """A version's bundle (checked against its recorded SHA-256) and its run's logged outputs.
+
+    Returns
+    -------
+    tuple
+        The bundle's path and the folder of the run's ``outputs`` (None when it logged none).
+    """
+    from pipeline.io import file_sha256
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    name = config.tracking.registered_model
+    found = client.get_model_version(name, version)
+    model = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}",
+            dst_path=str(folder / "model"),
+            tracking_uri=uri,
+        )
+    )
+    bundle = next(iter(sorted(model.rglob("model.joblib"))))
+    expected = (found.tags or {}).get(BUNDLE_SHA256_TAG)
+    if expected and file_sha256(bundle) != expected:
+        from pipeline.errors import InputError
+
+        raise InputError(
+            f"models:/{name}/{version}", "the bundle's SHA-256 does not match the recorded one"
+        )
+    try:
+        outputs = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=found.run_id,
+                artifact_path="outputs",
+                dst_path=str(folder / "run"),
+                tracking_uri=uri,
+            )
+        )
+    except (mlflow.exceptions.MlflowException, OSError):
+        outputs = None
+    return bundle, outputs

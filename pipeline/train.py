@@ -671,3 +671,37 @@ def recover_publication(config: Config) -> list[str]:
     for line in done:
         log.warning(line)
     return done
+
+
+def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) -> None:
+    """After a promotion by hand: the new champion's bundle to ``model_path`` and its logged
+    outputs to ``output``, so that both hold the champion, as after a training."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        bundle, outputs = tracking.download_champion_files(config, version, Path(folder))
+        digest = io.file_sha256(bundle)
+        io.hash_path(bundle).write_text(f"{digest}  {bundle.name}\n", encoding="utf-8")
+        if outputs is not None:
+            with io.staging_directory(Path(config.output)) as staging:
+                for path in sorted(outputs.iterdir()):
+                    if path.is_file():
+                        io.publish_copy(path, staging / path.name)
+                io.publish_copy(bundle, staging / "model.joblib")
+                io.write_json(
+                    {
+                        "run_id": run_id,
+                        "model_version": version,
+                        "promoted": True,
+                        "gates": {"by_hand": reason},
+                    },
+                    staging / "run.json",
+                )
+                report_path = staging / "report.html"
+                if report_path.exists():
+                    verdict = f"Champion by hand: model version {version} ({reason})."
+                    io.write_text(
+                        with_verdict(report_path.read_text("utf-8"), verdict), report_path
+                    )
+                io.publish_directory(staging, Path(config.output))
+        io.publish_copy(bundle, config.model_path)

@@ -393,3 +393,43 @@ def test_runs_lists_each_runs_status_so_a_killed_one_is_told_apart(store, tmp_pa
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
     assert "KILLED" in rows[killed.info.run_id[:12]]
     assert "FINISHED" in rows[finished.info.run_id[:12]]
+
+
+def test_a_promotion_by_hand_publishes_the_champions_bundle_and_outputs(store, tmp_path):
+    client = MlflowClient(store)
+    experiment = client.create_experiment("loyalty-segmentation")
+    first, _ = registered_version(client, experiment, tmp_path, as_of="2025-10-31", bundle={"v": 1})
+    second, run_id = registered_version(
+        client, experiment, tmp_path, as_of="2025-12-31", bundle={"v": 2}
+    )
+    logged = tmp_path / "logged"
+    logged.mkdir()
+    (logged / "segments.parquet").write_text("segments of version 2")
+    (logged / "report.html").write_text("<html><body>Rejected: held back</body></html>")
+    for path in logged.iterdir():
+        client.log_artifact(run_id, str(path), "outputs")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'out'}\nmodel_path: {tmp_path / 'models' / 'm.joblib'}\n"
+    )
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "promote",
+            second,
+            "--reason",
+            "reviewed",
+            "--config",
+            str(config),
+            "--tracking-uri",
+            store,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert io.load_bundle(tmp_path / "models" / "m.joblib", require_hash=True) == {"v": 2}
+    out = tmp_path / "out"
+    assert (out / "segments.parquet").read_text() == "segments of version 2"
+    assert io.read_json(out / "run.json")["run_id"] == run_id
+    assert "Champion by hand: model version 2 (reviewed)" in (out / "report.html").read_text()
+    assert io.load_bundle(out / "model.joblib") == {"v": 2}
