@@ -667,18 +667,32 @@ def check_tracking_store(tracking_uri: str | None, *, create: bool) -> str:
         import urllib.error
         import urllib.request
 
+        # An MLflow server answers its REST API: 200, or an error in its own JSON form (an
+        # unknown experiment). Anything else (a proxy's bare 404, a login page) is not one.
+        probe = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
         try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S):
-                pass
-        except urllib.error.HTTPError:
-            pass  # it answered: whatever the status, the server is there
+            with urllib.request.urlopen(probe, timeout=PROBE_TIMEOUT_S):
+                return uri
+        except urllib.error.HTTPError as error:
+            body = error.read(2000).decode("utf-8", "replace")
+            if error.code in (401, 403):
+                raise TrackingUnavailable(
+                    f"tracking server {shown} refuses access (HTTP {error.code}); check the "
+                    "credentials (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
+                    "MLFLOW_TRACKING_TOKEN), or train with --no-tracking"
+                ) from None
+            if '"error_code"' in body:
+                return uri
+            raise TrackingUnavailable(
+                f"{shown} answers, but not as an MLflow tracking server (HTTP {error.code} on "
+                f"its REST API). {hint}"
+            ) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise TrackingUnavailable(
                 f"tracking server {shown} does not answer within {PROBE_TIMEOUT_S:.0f} s "
                 f"({reason}). {hint}"
             ) from None
-        return uri
     path = _sqlite_path(uri)
     if path is None and "://" in uri and not uri.startswith("file:"):
         return uri  # another kind of store (databricks, postgresql...): MLflow's own errors

@@ -436,7 +436,13 @@ def _train_locked(
         except tracking.TRACKING_FAILURES as error:  # a repair that fails now is retried next run
             log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
     if idempotent and config.tracking.enabled:
-        existing = tracking.finished_run_with_key(config, run_key)
+        try:
+            existing = tracking.finished_run_with_key(config, run_key)
+        except tracking.TRACKING_FAILURES as error:  # before the fit: stop, nothing is lost
+            raise tracking.TrackingUnavailable(
+                f"cannot search the tracking store for an earlier identical run "
+                f"({_one_line(error)}); fix --tracking-uri or train with --no-tracking"
+            ) from None
         if existing is not None:
             return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
     try:
@@ -467,31 +473,10 @@ def _train_locked(
         result.confusion = confusion
 
     if config.tracking.enabled:
-        # Who moved: the same customers under the current champion (before it may be replaced).
-        previous = tracking.champion_segments_or_none(config)
-        if previous is not None:
-            counts, moves = status_transitions(previous, result.segments)
-            result.tables["labeling_transitions"] = counts.reset_index()
-            result.stage_metrics["labeling"].update(moves)
-        # KPIs over time: earlier runs on the same data beside this one, once there are two.
-        across = kpis_across_runs(
-            tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
-        )
-        if len(across) >= 2:
-            result.tables["labeling_kpis_across_runs"] = across
-        # Drift: this data's features against the champion's training data (bundles from
-        # before drift checks carry no reference: then there is nothing to compare with).
-        champion = tracking.champion_bundle_or_none(config)
-        reference = getattr(champion, "feature_reference", None)
-        if reference:
-            drift, psi_metrics, _ = drift_check(
-                result.segments,
-                reference,
-                threshold=config.monitoring.drift_warn_psi,
-                against="the champion's training data",
-            )
-            result.tables["data_drift"] = drift
-            result.stage_metrics["data"].update(psi_metrics)
+        try:
+            _compare_with_champion(result, config, source=source, clean=clean)
+        except tracking.TRACKING_FAILURES as error:  # monitoring only: the fit is kept
+            log.warning("cannot compare with the champion in MLflow: %s", _one_line(error))
 
     stage("outputs")
     tracking_error: Exception | None = None
@@ -705,3 +690,34 @@ def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) 
                     )
                 io.publish_directory(staging, Path(config.output))
         io.publish_copy(bundle, config.model_path)
+
+
+def _compare_with_champion(
+    result: TrainingResult, config: Config, *, source: DataSource, clean: Any
+) -> None:
+    """Transitions, KPIs across runs and drift against the champion, added to ``result``."""
+    # Who moved: the same customers under the current champion (before it may be replaced).
+    previous = tracking.champion_segments_or_none(config)
+    if previous is not None:
+        counts, moves = status_transitions(previous, result.segments)
+        result.tables["labeling_transitions"] = counts.reset_index()
+        result.stage_metrics["labeling"].update(moves)
+    # KPIs over time: earlier runs on the same data beside this one, once there are two.
+    across = kpis_across_runs(
+        tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
+    )
+    if len(across) >= 2:
+        result.tables["labeling_kpis_across_runs"] = across
+    # Drift: this data's features against the champion's training data (bundles from
+    # before drift checks carry no reference: then there is nothing to compare with).
+    champion = tracking.champion_bundle_or_none(config)
+    reference = getattr(champion, "feature_reference", None)
+    if reference:
+        drift, psi_metrics, _ = drift_check(
+            result.segments,
+            reference,
+            threshold=config.monitoring.drift_warn_psi,
+            against="the champion's training data",
+        )
+        result.tables["data_drift"] = drift
+        result.stage_metrics["data"].update(psi_metrics)

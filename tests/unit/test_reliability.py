@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import mlflow
@@ -89,22 +90,47 @@ def test_a_tracking_server_that_accepts_but_never_answers_is_reported_after_the_
         silent.close()
 
 
-def test_a_server_that_answers_anything_passes_the_probe():
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class NotFound(BaseHTTPRequestHandler):
+def _serve_once(status: int, body: bytes) -> HTTPServer:
+    class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the http.server API
-            self.send_response(404)
+            self.send_response(status)
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.handle_request, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b'{"experiment": {}}'),
+        (404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no Default"}'),
+    ],
+)
+def test_an_mlflow_server_passes_the_probe(status, body):
+    server = _serve_once(status, body)
     try:
         uri = f"http://127.0.0.1:{server.server_port}"
         assert tracking.check_tracking_store(uri, create=True) == uri
+    finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(404, "not as an MLflow tracking server"), (502, "not as an MLflow"), (401, "refuses access")],
+)
+def test_something_else_answering_is_not_taken_for_a_tracking_server(status, message):
+    # a proxy or a sandbox that answers every address with a bare 404 (seen in practice)
+    server = _serve_once(status, b"")
+    try:
+        with pytest.raises(tracking.TrackingUnavailable, match=message):
+            tracking.check_tracking_store(f"http://127.0.0.1:{server.server_port}", create=True)
     finally:
         server.server_close()
 
