@@ -4,7 +4,8 @@ Exit codes: 0 success (also: an idempotent retraining that found the same run al
 1 an unexpected failure (a bug: the traceback is kept); 2 bad input or configuration (one line
 on stderr, nothing written); 3 another training holds the lock (nothing done); 4, from
 ``retrain`` only, the new model was trained and registered but did not pass the promotion gates
-(it stays challenger; ``train`` exits 0 then).
+(it stays challenger; ``train`` exits 0 then); 5 the model was fitted and its outputs and bundle
+kept in the held-back folder, but MLflow could not record it (one line says how to finish).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import DEFAULT_CONFIG_PATH, load_config
-from pipeline.errors import LockedError, UserFacingError
+from pipeline.config import DEFAULT_CONFIG_PATH, MAX_HORIZON_DAYS, check_as_of, load_config
+from pipeline.errors import LockedError, TrackingError, UserFacingError
 
 if TYPE_CHECKING:
     from pipeline.train import TrainingOutcome
@@ -30,6 +31,8 @@ EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
 # A scheduled retraining whose model was held back needs a person (``loyalty promote``).
 EXIT_NOT_PROMOTED = 4
+# Fitted, kept on disk, but not recorded in MLflow (the store went away after the probe).
+EXIT_NOT_TRACKED = 5
 STAGE_LABELS = {
     "data": "Reading and validating transactions",
     "features": "Building customer features",
@@ -126,7 +129,10 @@ def main() -> None:
     help="Observation end YYYY-MM-DD; later transactions are set aside and counted.",
 )
 @click.option(
-    "--horizon-days", type=click.IntRange(min=1), default=None, help="Forecast horizon in days."
+    "--horizon-days",
+    type=click.IntRange(min=1, max=MAX_HORIZON_DAYS),
+    default=None,
+    help=f"Forecast horizon in days (1 to {MAX_HORIZON_DAYS}).",
 )
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Output directory.")
 @click.option("--seed", type=int, default=None, help="Random seed of every fitted stage.")
@@ -157,6 +163,11 @@ def main() -> None:
     help="Let the new model become champion although status shares moved beyond the gate.",
 )
 @click.option(
+    "--allow-older",
+    is_flag=True,
+    help="Let a model whose as-of date is older than the champion's become champion.",
+)
+@click.option(
     "--idempotent",
     is_flag=True,
     help="Do nothing (exit 0) if a finished run has the same data, config and as-of date.",
@@ -176,6 +187,7 @@ def train(
     allow_share_shift: bool,
     idempotent: bool,
     verbose: bool,
+    allow_older: bool = False,
 ) -> TrainingOutcome:
     """Fit features, clusters, customer value and statuses; write the segment table."""
     _configure_logging(verbose)
@@ -195,6 +207,7 @@ def train(
                 "tracking.enabled": False if no_tracking else None,
                 "engine.name": engine_name,
                 "promotion.allow_share_shift": True if allow_share_shift else None,
+                "promotion.allow_older": True if allow_older else None,
             },
         )
         from pipeline.train import run_training  # heavy imports only once the config is known good
@@ -217,6 +230,9 @@ def train(
     except LockedError as error:
         console.print(f"[bold yellow]locked:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_LOCKED)
+    except TrackingError as error:
+        console.print(f"[bold red]not tracked:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_NOT_TRACKED)
 
     if outcome.skipped_for is not None:
         _stdout().print(
@@ -295,9 +311,9 @@ def train(
 )
 @click.option(
     "--horizon-days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_HORIZON_DAYS),
     default=None,
-    help="Forecast horizon (default: the one trained with).",
+    help=f"Forecast horizon, 1 to {MAX_HORIZON_DAYS} (default: the one trained with).",
 )
 @click.option(
     "--output", type=click.Path(path_type=Path), default=Path("outputs/scored"), show_default=True
@@ -310,7 +326,7 @@ def train(
     "engine_name",
     type=click.Choice(["duckdb", "spark"]),
     default=None,
-    help="Where to score (default: the engine the model was trained with). On spark, "
+    help="Where to score (default: duckdb, whatever engine trained the model). On spark, "
     "--transactions may also be a folder, a glob or spark:db.table.",
 )
 @click.option(
@@ -337,14 +353,13 @@ def score(
             logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
         with console.status("Loading the model"):
             model = load_model(model_reference, tracking_uri=tracking_uri)
-        engine = model.config.engine
-        if engine_name is not None or spark_master is not None:
-            engine = engine.model_copy(
-                update={
-                    "name": engine_name or engine.name,
-                    "spark_master": spark_master or engine.spark_master,
-                }
-            )
+        # The engine asked for, else the default: never silently the one that trained.
+        engine = model.config.engine.model_copy(
+            update={
+                "name": engine_name or "duckdb",
+                "spark_master": spark_master or model.config.engine.spark_master,
+            }
+        )
         with console.status("Scoring"):
             outcome = run_scoring(
                 model,
@@ -378,7 +393,15 @@ def score(
 def pd_timestamp(value):
     import pandas as pd
 
-    return pd.Timestamp(value) if value is not None else None
+    from pipeline.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        check_as_of(value.date())
+    except ValueError as error:
+        raise ConfigError(f"--as-of: {error}") from None
+    return pd.Timestamp(value)
 
 
 @main.command()
@@ -423,6 +446,7 @@ def retrain(
         allow_share_shift=False,
         idempotent=True,
         verbose=verbose,
+        allow_older=False,
     )
     tracked = outcome.tracked
     if tracked is not None and tracked.model_version is not None and not tracked.promoted:
@@ -479,6 +503,7 @@ def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) 
         return
     columns = [
         "run_id",
+        "status",
         "started",
         "as_of",
         "trigger",
@@ -553,18 +578,54 @@ def compare(
 @main.command()
 @click.argument("version")
 @click.option("--reason", required=True, help="Why this version should be the champion (recorded).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="Where the champion's bundle (model_path) and outputs (output) are published.",
+)
 @_tracking_options
 def promote(
-    version: str, reason: str, tracking_uri: str | None, experiment: str, model_name: str
+    version: str,
+    reason: str,
+    tracking_uri: str | None,
+    experiment: str,
+    model_name: str,
+    config_path: Path = DEFAULT_CONFIG_PATH,
 ) -> None:
-    """Make model VERSION the champion by hand, with a recorded reason."""
+    """Make model VERSION the champion by hand, with a recorded reason; its bundle and outputs
+    replace the local champion's (models/, outputs/latest)."""
     _configure_logging(False)
     import mlflow
 
     from pipeline.tracking import promote as promote_version
+    from pipeline.train import publish_promoted
 
     try:
-        promote_version(version, reason=reason, tracking_uri=tracking_uri, model_name=model_name)
+        path = config_path if (config_path != DEFAULT_CONFIG_PATH or config_path.exists()) else None
+        config = load_config(
+            path,
+            {"tracking.tracking_uri": tracking_uri, "tracking.registered_model": model_name},
+        )
+        run_id = promote_version(
+            version, reason=reason, tracking_uri=tracking_uri, model_name=model_name
+        )
+        try:
+            publish_promoted(config, version, run_id=run_id, reason=reason)
+        except (mlflow.exceptions.MlflowException, OSError, StopIteration) as error:
+            console.print(
+                f"[bold yellow]warning:[/] version {version} is champion in MLflow, but its bundle "
+                f"and outputs could not be published to {config.model_path} and "
+                f"{config.output}/ ({' '.join(str(error).split())[:200]}); the next training "
+                "publishes its own",
+                highlight=False,
+                soft_wrap=True,
+            )
+    except UserFacingError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
     except mlflow.exceptions.MlflowException as error:
         console.print(
             f"[bold red]error:[/] model '{model_name}' version {version}: {' '.join(error.message.split())}",

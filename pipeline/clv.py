@@ -31,6 +31,8 @@ from scipy.special import gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.config import MAX_HORIZON_DAYS
+
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = (
@@ -140,7 +142,9 @@ def run_isolated(function, *args, **kwargs):
         return executor.submit(function, *args, **kwargs).result()
     except TerminatedWorkerError as error:
         reason = " ".join(str(error).split())[:200]
-        raise RuntimeError(f"crashed in a native routine, the run goes on without it ({reason})")
+        raise RuntimeError(
+            f"crashed in a native routine, the run goes on without it ({reason})"
+        ) from None
 
 
 class DropoutCollapsed(RuntimeError):
@@ -326,12 +330,17 @@ def fit_gamma_gamma(
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 result = minimize(
-                    lambda p: float(objective(p, x, m / unit, counts, attempt_penalizer)),
+                    objective,
+                    args=(x, m / unit, counts, attempt_penalizer),
                     x0=np.log(scale * rng.normal(1.0, 0.05, size=3)),
                     method="L-BFGS-B",
                     bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
                 )
-            if result.success and np.isfinite(result.fun) and (best is None or result.fun < best.fun):
+            if (
+                result.success
+                and np.isfinite(result.fun)
+                and (best is None or result.fun < best.fun)
+            ):
                 best = result
         if best is None:
             problem = "optimiser did not converge from any start"
@@ -592,9 +601,10 @@ class CustomerValueModel(BaseEstimator):
         tenure = np.maximum(customers["tenure_days"].to_numpy(dtype="float64"), 0.5)
         monetary = customers["monetary"].to_numpy(dtype="float64")
 
-        steps = tuple(float(d) for d in range(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS)) + (
-            float(horizon_days),
-        )
+        if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+            raise ValueError(f"horizon_days must be 1 to {MAX_HORIZON_DAYS}, got {horizon_days}")
+        steps = (*np.arange(CLV_STEP_DAYS, horizon_days, CLV_STEP_DAYS, dtype="float64"),)
+        steps = (*(float(d) for d in steps), float(horizon_days))
         p_alive, cumulative, repaired = predict_purchases(
             self.purchase_model, self.purchase_params_, frequency, recency, tenure, steps
         )

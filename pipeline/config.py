@@ -555,6 +555,11 @@ class PromotionConfig(_Section):
     allow_share_shift: bool = Field(
         default=False, description="set (or --allow-share-shift) when a large shift is expected"
     )
+    allow_older: bool = Field(
+        default=False,
+        description="let a model whose as-of date is older than the champion's become champion "
+        "(or --allow-older): a backtest must not replace the current model by default",
+    )
 
 
 class MonitoringConfig(_Section):
@@ -597,6 +602,30 @@ class TrackingConfig(_Section):
     enabled: bool = True
 
 
+# The longest forecast horizon: ten years. Customer-value models fitted on a few years of history
+# say nothing meaningful further out, and the forecast grid (one step per 30 days) stays small.
+MAX_HORIZON_DAYS = 3650
+# The as-of dates pandas can represent with a day to spare on either side (1677-09-21 to
+# 2262-04-11 are its limits; as-of names a whole day, so its end must be representable too).
+MIN_AS_OF, MAX_AS_OF = dt.date(1677, 9, 23), dt.date(2262, 4, 10)
+
+
+def check_as_of(value: dt.date) -> dt.date:
+    """An as-of date within what pandas can represent.
+
+    Raises
+    ------
+    ValueError
+        Naming the range.
+    """
+    if not MIN_AS_OF <= value <= MAX_AS_OF:
+        raise ValueError(
+            f"as-of {value.isoformat()} is outside {MIN_AS_OF.isoformat()} to "
+            f"{MAX_AS_OF.isoformat()}, the dates that can be represented"
+        )
+    return value
+
+
 class Config(_Section):
     """The whole run's configuration, as logged with the run."""
 
@@ -606,7 +635,7 @@ class Config(_Section):
         description="Observation end; transactions after it are set aside. null: the day of the "
         "last transaction.",
     )
-    horizon_days: int = Field(default=180, ge=1)
+    horizon_days: int = Field(default=180, ge=1, le=MAX_HORIZON_DAYS)
     output: Path = Path("outputs/latest")
     model_path: Path = Field(
         default=Path("models/loyalty-segmentation.joblib"),
@@ -638,10 +667,10 @@ class Config(_Section):
     def _parse_as_of(cls, value: Any) -> Any:
         if isinstance(value, str):
             try:
-                return dt.date.fromisoformat(value)
+                value = dt.date.fromisoformat(value)
             except ValueError:
                 raise ValueError(f"'{value}' is not a date in YYYY-MM-DD form") from None
-        return value
+        return check_as_of(value) if isinstance(value, dt.date) else value
 
 
 def _shipped(name: str) -> Any:

@@ -148,9 +148,7 @@ def plan_windows(
     latest = as_of - pd.Timedelta(days=days)
     year_ago = as_of - pd.Timedelta(days=DAYS_PER_YEAR)
     same_season = (
-        days == holdout_days
-        and days <= DAYS_PER_YEAR
-        and (year_ago - first_day).days >= days
+        days == holdout_days and days <= DAYS_PER_YEAR and (year_ago - first_day).days >= days
     )
     evaluation = year_ago if same_season else latest
     return days, evaluation, latest, notes
@@ -294,7 +292,8 @@ def order_value_shape(customers: pd.DataFrame, *, window_days: int) -> float | N
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log(
-            (recent_spend[usable] / recent_count[usable]) / (past_spend[usable] / past_count[usable])
+            (recent_spend[usable] / recent_count[usable])
+            / (past_spend[usable] / past_count[usable])
         )
     scaled = log_ratio**2 / (1.0 / recent_count[usable] + 1.0 / past_count[usable])
     cv_squared = float(np.median(scaled[np.isfinite(scaled)])) / stats.chi2.median(1)
@@ -339,9 +338,9 @@ class ValueForecaster:
         if self.value_source is None:
             return self._predict_legacy(features, forecast, horizon_days)
         if self.alive_model is not None:
-            forecast["p_alive"] = self.alive_model.predict(
-                features, horizon_days=horizon_days
-            )["p_alive"].to_numpy()
+            forecast["p_alive"] = self.alive_model.predict(features, horizon_days=horizon_days)[
+                "p_alive"
+            ].to_numpy()
         days = int(self.window_days or horizon_days)
         scale = horizon_days / days
         btyd_purchases = forecast["expected_purchases"].to_numpy()
@@ -630,9 +629,7 @@ def select_value_model(
                 actual_spend=actual_spend,
                 predicted_spend=naive_spend,
             ),
-            **probability_scores(
-                bought, np.where(naive_bought, naive_rates[1], naive_rates[0])
-            ),
+            **probability_scores(bought, np.where(naive_bought, naive_rates[1], naive_rates[0])),
         }
         spend_forecasts[LAST_PERIOD] = naive_spend
         if LEARNED in config.candidates and fitted:
@@ -751,7 +748,11 @@ def select_value_model(
     metrics["level_factor"] = level_factor
     if value_source in comparison.index:
         metrics.update(
-            {f"holdout_{k}": float(v) for k, v in comparison.loc[value_source].items() if pd.notna(v)}
+            {
+                f"holdout_{k}": float(v)
+                for k, v in comparison.loc[value_source].items()
+                if pd.notna(v)
+            }
         )
     if probability_source in comparison.index:
         for name in ("p_purchase_auc", "brier", "p_purchase_mean", "buyers_share"):

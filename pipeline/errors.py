@@ -73,3 +73,26 @@ class InputError(UserFacingError):
         problem = self.problem if self.count is None else f"{self.problem} ({self.count} such rows)"
         message = f"{', '.join(where)}: {problem}"
         return f"{message}. {self.hint}" if self.hint else message
+
+
+# An error message is one line a person reads: a value from the data is quoted up to this many
+# characters (a 200 MB line was once echoed whole into the message).
+MAX_QUOTED = 80
+
+
+def quote(value: object, limit: int = MAX_QUOTED) -> str:
+    """``value`` as text for a message: at most ``limit`` characters, control characters escaped."""
+    text = str(value)
+    cut = text[:limit]
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    if len(text) > limit:
+        escaped += f"... ({len(text):,} characters)"
+    return escaped
+
+
+class TrackingError(Exception):
+    """MLflow could not record a training whose model was fitted: outputs and bundle are kept.
+
+    The command line prints the message in one line and exits with its own code
+    (``EXIT_NOT_TRACKED``), so a scheduler can tell it from bad input.
+    """

@@ -9,12 +9,15 @@ outputs and model in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import gzip
 import hashlib
 import json
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from pipeline.errors import InputError, LockedError, OutputError
+from pipeline.errors import InputError, LockedError, OutputError, quote
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -61,25 +64,101 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
         try:
+            _check_parquet_columns(path, source)
             return pd.read_parquet(path)
+        except InputError:
+            raise
         except Exception as error:  # pyarrow raises several unrelated types for corrupt files
             raise InputError(
                 source, f"cannot read the Parquet file ({error.__class__.__name__})"
             ) from None
     if name.endswith(CSV_SUFFIXES):
+        sep = "\t" if name.endswith(".tsv") else ","
         try:
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype="string")
+            names = [str(v) for v in header.iloc[0].tolist()]
+            _check_unique_names(names, source)
+            _check_no_nul(path, source, names=names, sep=sep)
             return pd.read_csv(
                 path,
-                sep="\t" if name.endswith(".tsv") else ",",
+                sep=sep,
                 dtype={column: "string" for column in string_columns},
                 low_memory=False,
             )
         except pd.errors.EmptyDataError:
             raise InputError(source, "the file is empty") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            detail = str(error).splitlines()[0]
+            detail = quote(str(error).splitlines()[0], 200)
             raise InputError(source, f"not a readable CSV file ({detail})") from None
+        except (EOFError, OSError, zlib.error) as error:
+            # A truncated or not-really-gzip .csv.gz (EOFError would otherwise end as a bare
+            # "Aborted!": click reads it as Ctrl-D).
+            if not name.endswith(".gz"):
+                raise
+            raise InputError(
+                source,
+                f"cannot decompress the gzip file ({quote(str(error) or type(error).__name__)})",
+                "The file is truncated or not gzip-compressed: copy it again, or drop the .gz "
+                "from a plain-text name",
+            ) from None
     raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
+
+
+def _check_unique_names(names: list[str], source: str) -> None:
+    """A header naming one column twice: reading would silently use the first of the two."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(
+                source,
+                "the header names this column more than once",
+                "Rename or remove the duplicate column",
+                column=quote(name),
+            )
+        seen.add(name)
+
+
+def _check_no_nul(path: Path, source: str, *, names: list[str], sep: str) -> None:
+    """A NUL byte ends a value early in the CSV parser (``C1\\0X`` would be read as ``C1``, a
+    phantom customer): refused, naming its row and column. One pass over the bytes."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    offset, tail = 0, b""
+    with opener(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**22), b""):
+            at = block.find(b"\0")
+            if at < 0:
+                offset += block.count(b"\n")
+                tail = block[block.rfind(b"\n") + 1 :] if b"\n" in block else tail + block
+                continue
+            line_start = block.rfind(b"\n", 0, at)
+            row = offset + block.count(b"\n", 0, at)  # 0-based line: the header is line 0
+            line = (block[line_start + 1 :] if line_start >= 0 else tail + block).split(b"\n")[0]
+            fields = line.decode("utf-8", "replace").split(sep)
+            column = next((i for i, f in enumerate(fields) if "\0" in f), None)
+            raise InputError(
+                source,
+                "a NUL byte (a control character) inside a value; it would cut the value short",
+                "Remove NUL bytes from the file (e.g. tr -d '\\000')",
+                column=quote(names[column]) if column is not None and column < len(names) else None,
+                row=row if row > 0 else None,
+            )
+
+
+def _check_parquet_columns(path: Path, source: str) -> None:
+    """Duplicate names and nested columns (lists, structs, maps) cannot be a table's cells."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    _check_unique_names(list(schema.names), source)
+    for field in schema:
+        if pa.types.is_nested(field.type):
+            raise InputError(
+                source,
+                f"a nested column ({quote(field.type, 40)}), not plain values",
+                "Flatten it or drop it from the Parquet file",
+                column=quote(field.name),
+            )
 
 
 def check_readable(source: str) -> None:
@@ -283,6 +362,11 @@ def atomic_directory(
     try:
         write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
         yield staging
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(target, error) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -313,22 +397,110 @@ def _atomic_file(path: Path) -> Iterator[Path]:
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(path, error) from None
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def save_bundle(bundle: Any, path: Path) -> None:
-    """Persist a fitted bundle with joblib, atomically."""
+# Beside every bundle: its SHA-256 in ``sha256sum`` format (``sha256sum -c`` checks it).
+HASH_SUFFIX = ".sha256"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_path(bundle: Path) -> Path:
+    """Where a bundle's recorded SHA-256 lives (``model.joblib.sha256``)."""
+    return Path(bundle).with_name(Path(bundle).name + HASH_SUFFIX)
+
+
+def recorded_sha256(bundle: Path) -> str | None:
+    """The SHA-256 recorded beside a bundle, None when there is none."""
+    try:
+        text = hash_path(bundle).read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    return text[0].lower() if text else None
+
+
+def save_bundle(bundle: Any, path: Path) -> str:
+    """Persist a fitted bundle with joblib, atomically, and record its SHA-256 beside it.
+
+    Returns
+    -------
+    str
+        The bundle's SHA-256 (also logged with the run and on the model version).
+    """
     with _atomic_file(path) as temporary:
         joblib.dump(bundle, temporary, compress=3)
+        digest = file_sha256(temporary)
+    with _atomic_file(hash_path(path)) as temporary:
+        temporary.write_text(f"{digest}  {Path(path).name}\n", encoding="utf-8")
+    return digest
 
 
-def load_bundle(path: Path) -> Any:
-    return joblib.load(path)
+def load_bundle(
+    path: Path, *, expected_sha256: str | None = None, require_hash: bool = False
+) -> Any:
+    """Load a bundle after checking its bytes against the SHA-256 recorded for it.
+
+    A bundle is a pickle: loading one runs whatever code it holds, so only bundles from a
+    trusted source may be loaded. ``expected_sha256`` (from the registry) or the ``.sha256``
+    file beside the bundle must match; with ``require_hash``, a bundle with neither is refused.
+
+    Raises
+    ------
+    pipeline.errors.InputError
+        The hash does not match, none is recorded (with ``require_hash``), or the file is not a
+        readable bundle (corrupt, truncated, written by incompatible code).
+    """
+    path = Path(path)
+    expected = expected_sha256 or recorded_sha256(path)
+    if expected is None and require_hash:
+        raise InputError(
+            str(path),
+            f"no SHA-256 recorded for this bundle (no {hash_path(path).name} beside it)",
+            "A bundle runs code when loaded: load only bundles from a trusted source. If you "
+            f"trust this one, record its hash: sha256sum {path} > {hash_path(path)}",
+        )
+    if expected is not None:
+        actual = file_sha256(path)
+        if actual != expected:
+            raise InputError(
+                str(path),
+                f"the bundle's SHA-256 {actual[:12]}... does not match the recorded "
+                f"{expected[:12]}... (changed, corrupt or truncated)",
+                "Do not load it: retrain, or fetch the bundle again from where it was published",
+            )
+    try:
+        return joblib.load(path)
+    except Exception as error:  # unpickling raises anything (EOFError, zlib.error, KeyError...)
+        raise InputError(
+            str(path),
+            f"cannot load the bundle ({type(error).__name__}: {quote(error)}): corrupt, "
+            "truncated, or written by other code",
+            "Retrain, or load it with the version of this project that wrote it",
+        ) from None
 
 
 def publish_copy(source: Path, destination: Path) -> None:
-    """Copy a finished file into place atomically (the last good model is never half-written)."""
+    """Copy a finished file into place atomically (the last good model is never half-written).
+
+    A bundle's recorded SHA-256 goes with it, written before the bundle is replaced.
+    """
+    digest = recorded_sha256(source)
+    if digest is not None:
+        with _atomic_file(hash_path(destination)) as temporary:
+            temporary.write_text(f"{digest}  {Path(destination).name}\n", encoding="utf-8")
     with _atomic_file(destination) as temporary:
         shutil.copyfile(source, temporary)
 
@@ -410,3 +582,75 @@ def _locked(path: Path) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- two-step publication: stage the outputs, then decide where they go ---------------------------
+@contextlib.contextmanager
+def staging_directory(target: Path, *, run_id: str = "") -> Iterator[Path]:
+    """A fresh folder beside ``target`` for a run's outputs, abandoned if the block fails.
+
+    Unlike :func:`atomic_directory` nothing is swapped in at the end: the caller publishes the
+    folder with :func:`publish_directory` once it knows where it belongs (the champion's
+    output folder, or the held-back one beside it). A disk that fills up or turns read-only
+    while writing is an :class:`~pipeline.errors.OutputError`, not a traceback.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        if _is_ours(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        staging.mkdir()
+        write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
+        yield staging
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise _output_error(target, error) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging.exists():  # not yet published: the block decided against it
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# What a disk says when it refuses a write: full, over quota, read-only, no permission.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def publish_directory(staging: Path, target: Path, *, setting: str = "--output") -> None:
+    """Swap a finished staging folder in as ``target`` (only over a folder this pipeline wrote)."""
+    target = Path(target)
+    recover_interrupted_swap(target)
+    if target.exists() and not _is_ours(target):
+        raise OutputError(
+            str(target),
+            f"{setting} now holds files this pipeline did not write; the outputs were not written",
+            "Name a new or empty folder and run again",
+        )
+    backup = _backup_name(target)
+    try:
+        if target.exists():
+            target.rename(backup)
+        staging.rename(target)
+        if backup.exists():
+            shutil.rmtree(backup)
+    except OSError as error:
+        raise _output_error(target, error) from None
+
+
+def _output_error(target: Path, error: OSError) -> OutputError:
+    """A write that the disk refused, as one line saying what to do."""
+    reasons = {
+        errno.ENOSPC: ("the disk is full", "Free some space and run again"),
+        errno.EDQUOT: ("the disk quota is exceeded", "Free some space and run again"),
+        errno.EROFS: ("the file system is read-only", "Choose a writable location for --output"),
+        errno.EACCES: ("permission denied", "Choose a writable location for --output"),
+        errno.EPERM: ("permission denied", "Choose a writable location for --output"),
+    }
+    problem, hint = reasons.get(error.errno, (f"cannot write ({quote(error)})", ""))
+    return OutputError(
+        str(target), f"{problem} while writing the outputs; nothing was replaced", hint
+    )

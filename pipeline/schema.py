@@ -9,6 +9,10 @@ rows that are merely unusable are set aside with a reason so that
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,11 +28,13 @@ from pipeline.config import (
     FeatureConfig,
     LoyaltyEventsConfig,
 )
-from pipeline.errors import InputError
+from pipeline.errors import InputError, quote
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
     from pipeline.features import CustomerHistory
+
+log = logging.getLogger(__name__)
 
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
@@ -154,6 +160,7 @@ def _parse_timestamps(
     column: str,
     problems: Problems | None = None,
 ) -> pd.Series:
+    far = pd.Index([])
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -168,6 +175,27 @@ def _parse_timestamps(
             parsed = pd.Series(pd.NaT, index=values.index)
         bad = parsed.isna() & text.notna() & (text != "")
         if bad.any():
+            # Real dates beyond what pandas can hold (the 9999-12-31 "no end" sentinel) are
+            # after any as-of date: they become FAR_FUTURE and are set aside, not refused.
+            years = _years_of(text[bad], fmt)
+            far = years.index[(years >= pd.Timestamp.max.year).to_numpy()]
+            bad.loc[far] = False
+            early = years.index[(years <= pd.Timestamp.min.year).to_numpy()]
+            if len(early):
+                row = int(early.min()) + 1
+                _report(
+                    InputError(
+                        source,
+                        f"'{quote(text.loc[row - 1])}' is before 1678, earlier than any date "
+                        "pandas can hold",
+                        "Fix the date; dates from 1678 to 2262 are read",
+                        column=column,
+                        row=row,
+                    ),
+                    problems,
+                )
+                bad.loc[early] = False
+        if bad.any():
             row = _first_bad_row(bad)
             value = text.loc[row - 1]
             expected = f"the format '{fmt}'" if fmt else "ISO 8601 (YYYY-MM-DD[ HH:MM:SS])"
@@ -177,7 +205,7 @@ def _parse_timestamps(
             _report(
                 InputError(
                     source,
-                    f"cannot read '{value}' as a date in {expected}",
+                    f"cannot read '{quote(value)}' as a date in {expected}",
                     hint,
                     column=column,
                     row=row,
@@ -187,7 +215,58 @@ def _parse_timestamps(
     if getattr(parsed.dt, "tz", None) is not None:
         # Mixed offsets would make day boundaries ambiguous: compare everything in UTC.
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+    if parsed.dtype != "datetime64[ns]":
+        # pandas may read (or have stored) dates at a coarser resolution that holds years
+        # beyond 2262: those are after any as-of date, those before 1677 an error.
+        late = (parsed > pd.Timestamp.max).fillna(False)
+        early = (parsed < pd.Timestamp.min).fillna(False)
+        if early.any():
+            row = _first_bad_row(early)
+            _report(
+                InputError(
+                    source,
+                    f"'{parsed.loc[row - 1]}' is before 1678, earlier than any date pandas can hold",
+                    "Fix the date; dates from 1678 to 2262 are read",
+                    column=column,
+                    row=row,
+                ),
+                problems,
+            )
+        far = far.union(parsed.index[late.to_numpy()])
+        parsed = parsed.mask(late | early)
+    parsed = parsed.astype("datetime64[ns]")
+    if len(far):
+        parsed.loc[far] = FAR_FUTURE
+    return parsed
+
+
+# Stands for a date after 2262-04-11, the last day pandas can hold (``9999-12-31``, the usual
+# "no end" sentinel): later than any as-of date, so such rows are set aside as after_as_of.
+FAR_FUTURE = pd.Timestamp.max
+
+
+def _years_of(text: pd.Series, fmt: str | None) -> pd.Series:
+    """The year of each value that is a real date pandas cannot hold; NA for anything else.
+
+    Only the values pandas could not read get here, and each distinct one is parsed once.
+    """
+    years: dict[str, float] = {}
+    for value in text.dropna().unique():
+        try:
+            if fmt in EPOCH_UNITS:
+                seconds = float(value) / (1000 if fmt == "epoch_ms" else 1)
+                # Too large for a Python date too: certainly after any as-of date.
+                years[value] = 1970 + seconds / 31_556_952
+                continue
+            parsed = (
+                dt.datetime.fromisoformat(value)
+                if fmt is None
+                else dt.datetime.strptime(value, fmt)
+            )
+            years[value] = parsed.year
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return text.map(years).astype("float64")
 
 
 def _parse_text_timestamps(text: pd.Series, fmt: str | None) -> pd.Series:
@@ -216,24 +295,42 @@ def _parse_amounts(
         _report(InputError(source, "holds true/false values, not amounts", column=column), problems)
         return pd.Series(float("nan"), index=values.index)
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    text = values.astype("string").str.strip()
-    parsed = pd.to_numeric(text, errors="coerce")
-    bad = parsed.isna() & text.notna() & (text != "")
-    if bad.any():
-        row = _first_bad_row(bad)
+        parsed = values.astype("float64")
+    else:
+        text = values.astype("string").str.strip()
+        parsed = pd.to_numeric(text, errors="coerce").astype("float64")
+        bad = parsed.isna() & text.notna() & (text != "")
+        if bad.any():
+            row = _first_bad_row(bad)
+            _report(
+                InputError(
+                    source,
+                    f"cannot read '{quote(text.loc[row - 1])}' as a number",
+                    "Amounts must be plain numbers with a '.' decimal point and no currency sign",
+                    column=column,
+                    row=row,
+                ),
+                problems,
+            )
+    too_large = (parsed.abs() >= MAX_AMOUNT).fillna(False)  # inf and -inf included
+    if too_large.any():
+        row = _first_bad_row(too_large)
         _report(
             InputError(
                 source,
-                f"cannot read '{text.loc[row - 1]}' as a number",
-                "Amounts must be plain numbers with a '.' decimal point and no currency sign",
+                f"{parsed.loc[row - 1]:g} is not a finite amount below {MAX_AMOUNT:.0e}",
+                "Fix the value (inf, Infinity and overflowed exports are not amounts)",
                 column=column,
                 row=row,
             ),
             problems,
         )
-    return parsed.astype("float64")
+    return parsed
 
+
+# The engine sums amounts as DECIMAL(18, 4): 14 digits before the point, so 1e14 and above
+# overflow (and no shop's single line is worth that).
+MAX_AMOUNT = 1e14
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0", ""}
@@ -252,7 +349,7 @@ def _parse_flags(
         _report(
             InputError(
                 source,
-                f"cannot read '{values.loc[row - 1]}' as true or false",
+                f"cannot read '{quote(values.loc[row - 1])}' as true or false",
                 "Mark return lines with true/false, yes/no or 1/0",
                 column=column,
                 row=row,
@@ -262,12 +359,96 @@ def _parse_flags(
     return text.isin(_TRUE)
 
 
-def _customer_ids(values: pd.Series) -> pd.Series:
+# Characters that are invisible in an id and make it a different customer (zero-width space,
+# joiners, word joiner, byte-order mark, soft hyphen): removed when ids are normalised.
+_ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff\u00ad]"
+# Control characters (NUL, tab or line break inside an id, DEL, C1 codes): never part of a real
+# id, and a NUL byte cuts an id short downstream.
+_CONTROL = "[\x00-\x1f\x7f-\x9f]"
+
+
+def _customer_ids(
+    values: pd.Series,
+    *,
+    source: str | None = None,
+    column: str | None = None,
+    problems: Problems | None = None,
+) -> pd.Series:
+    """Ids as text: stripped, Unicode-normalised (NFKC, zero-width characters removed).
+
+    With ``source``, an id holding a control character is a problem naming its row, and ids
+    that normalising made equal to another id (or that mix ASCII letters with other scripts,
+    such as a Cyrillic look-alike) are reported as a warning with a count.
+    """
     ids = values.astype("string").str.strip()
+    if source is not None:
+        control = ids.str.contains(_CONTROL, regex=True).fillna(False)
+        if control.any():
+            row = _first_bad_row(control)
+            _report(
+                InputError(
+                    source,
+                    f"id '{quote(ids.loc[row - 1])}' holds a control character (NUL, tab, line "
+                    "break or similar)",
+                    "Remove control characters from the ids: they are not part of any real id",
+                    column=column,
+                    row=row,
+                    count=int(control.sum()),
+                    check="control_characters",
+                ),
+                problems,
+            )
+    ids = _normalise_ids(ids, source=source, column=column)
     # Parquet files often store ids as floats (12346.0) because of missing values; the id is
     # the integer, so drop the spurious fraction rather than invent a new customer.
     ids = ids.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     return ids.mask(ids == "")
+
+
+def _normalise_ids(ids: pd.Series, *, source: str | None, column: str | None) -> pd.Series:
+    """NFKC and without zero-width characters (full-width ``ＣＵＳ１`` is ``CUS1``); ASCII ids,
+    nearly all of them, are left alone without being looked at one by one."""
+    special = ids.str.contains("[^\x00-\x7f]", regex=True).fillna(False)
+    if not special.any():
+        return ids
+    before = ids[special]
+    after = before.map(
+        lambda value: unicodedata.normalize("NFKC", re.sub(_ZERO_WIDTH, "", value)).strip(),
+        na_action="ignore",
+    ).astype("string")
+    normalised = ids.copy()
+    normalised.loc[special] = after
+    if source is not None:
+        raw_ids = set(ids.dropna().unique())
+        changed = before[after != before]
+        merged = {
+            value
+            for value, new in zip(changed, after[after != before], strict=True)
+            if new in raw_ids or (after == new).sum() > 1
+        }
+        if merged:
+            log.warning(
+                "%s, column '%s': %d ids became the same as another id once normalised (NFKC, "
+                "zero-width characters removed), e.g. '%s'; they are counted as one customer",
+                source,
+                column,
+                len(merged),
+                quote(sorted(merged)[0]),
+            )
+        still = normalised[special]
+        mixed = still.str.contains("[A-Za-z]", regex=True) & still.str.contains(
+            "[^\x00-\x7f]", regex=True
+        )
+        if mixed.fillna(False).any():
+            log.warning(
+                "%s, column '%s': %d ids mix ASCII letters with letters of another script (a "
+                "look-alike such as Cyrillic 'С' for 'C'?), e.g. '%s'; each is its own customer",
+                source,
+                column,
+                int(mixed.fillna(False).sum()),
+                quote(still[mixed.fillna(False)].iloc[0]),
+            )
+    return normalised
 
 
 def _net_cancellations(
@@ -347,7 +528,7 @@ def check_columns(columns: list[str], *, data: DataConfig, source: str) -> None:
     mapped, discount_columns = mapped_columns(data)
     missing = [name for name in (*mapped.values(), *discount_columns) if name not in columns]
     if missing:
-        available = ", ".join(map(str, list(columns)[:12]))
+        available = ", ".join(quote(c, 40) for c in list(columns)[:12])
         raise InputError(
             source,
             f"required column missing (found: {available})",
@@ -405,7 +586,12 @@ def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> Classi
     amount = amounts(AMOUNT) if AMOUNT in mapped else quantity * price
     frame = pd.DataFrame(
         {
-            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            CUSTOMER_ID: _customer_ids(
+                raw[columns.customer_id],
+                source=source,
+                column=columns.customer_id,
+                problems=problems,
+            ),
             TIMESTAMP: _parse_timestamps(
                 raw[columns.timestamp],
                 fmt=data.timestamp_format,
@@ -436,6 +622,9 @@ def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> Classi
 
     set_aside(frame[CUSTOMER_ID].isna(), "missing_customer_id")
     set_aside(frame[TIMESTAMP].isna(), "missing_timestamp")
+    # After any as-of date there can be (9999-12-31 and the like): set aside as such now, so
+    # that they never become the default as-of either.
+    set_aside(frame[TIMESTAMP] == FAR_FUTURE, "after_as_of")
     set_aside(frame[AMOUNT].isna(), "missing_amount")
 
     duplicated = raw.duplicated(keep="first")
@@ -658,12 +847,18 @@ def clean_customers(raw: pd.DataFrame, *, config: CustomersConfig, source: str) 
         )
     if raw.empty:
         raise InputError(source, "the customers file has a header but no rows")
-    frame = pd.DataFrame({CUSTOMER_ID: _customer_ids(raw[mapped[CUSTOMER_ID]])})
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: _customer_ids(
+                raw[mapped[CUSTOMER_ID]], source=source, column=mapped[CUSTOMER_ID]
+            )
+        }
+    )
     duplicated = frame[CUSTOMER_ID].duplicated() & frame[CUSTOMER_ID].notna()
     if duplicated.any():
         raise InputError(
             source,
-            f"customer '{frame[CUSTOMER_ID][duplicated].iloc[0]}' appears more than once",
+            f"customer '{quote(frame[CUSTOMER_ID][duplicated].iloc[0])}' appears more than once",
             "A customers table needs one row per customer",
             column=mapped[CUSTOMER_ID],
             row=_first_bad_row(duplicated),
@@ -713,7 +908,7 @@ def _mapped_columns(
     mapped = {field: name for field, name in columns.items() if name is not None}
     missing = [name for name in mapped.values() if name not in raw.columns]
     if missing:
-        available = ", ".join(map(str, raw.columns[:12]))
+        available = ", ".join(quote(c, 40) for c in raw.columns[:12])
         raise InputError(
             source,
             f"column of the {key} mapping missing (found: {available})",
@@ -749,7 +944,7 @@ def _event_kinds(
         row = _first_bad_row(unknown)
         raise InputError(
             source,
-            f"event value '{text.iloc[row - 1]}' is not listed in data.{key}.event_values",
+            f"event value '{quote(text.iloc[row - 1])}' is not listed in data.{key}.event_values",
             "List it under one of the events, or under ignored if it should not count",
             column=column,
             row=row,
@@ -851,7 +1046,9 @@ def clean_loyalty_events(
         reasons.loc[(kind == "ignored").fillna(False)] = "ignored_event_type"
     frame = pd.DataFrame(
         {
-            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            CUSTOMER_ID: _customer_ids(
+                raw[columns.customer_id], source=source, column=columns.customer_id
+            ),
             TIMESTAMP: timestamps,
             POINTS_EARNED: earned.astype("float64"),
             POINTS_REDEEMED: redeemed.astype("float64"),
@@ -926,7 +1123,9 @@ def clean_campaign_events(raw: pd.DataFrame, *, config: CampaignSource, source: 
         reasons.loc[(event == "ignored").fillna(False)] = "ignored_event"
     frame = pd.DataFrame(
         {
-            CUSTOMER_ID: _customer_ids(raw[columns.customer_id]),
+            CUSTOMER_ID: _customer_ids(
+                raw[columns.customer_id], source=source, column=columns.customer_id
+            ),
             TIMESTAMP: timestamps,
             # Read like customer ids: one campaign's id may be a number in one file (26.0)
             # and text in another (26), and must match across them.

@@ -53,7 +53,9 @@ def load_model(reference: str, *, tracking_uri: str | None = None) -> Segmentati
         raise InputError(
             reference, "model bundle not found", "Give a .joblib path or models:/NAME@ALIAS"
         )
-    return io.load_bundle(path)
+    # A bundle runs code when loaded: one without a recorded SHA-256 is refused, saying how to
+    # vouch for it.
+    return io.load_bundle(path, require_hash=True)
 
 
 def run_scoring(

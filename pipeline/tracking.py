@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -200,7 +201,11 @@ def _apply_gates(
     """Every new version is the challenger; the gates decide whether it is also the champion."""
     name = config.tracking.registered_model
     gates = evaluate_gates(metrics, _champion_metrics(client, name), config.promotion)
+    gates.append(_as_of_gate(client, config))
     promoted = promotion_verdict(gates)
+    bundle_sha256 = client.get_run(run_id).data.tags.get(BUNDLE_SHA256_TAG)
+    if bundle_sha256:
+        client.set_model_version_tag(name, version, BUNDLE_SHA256_TAG, bundle_sha256)
     client.set_registered_model_alias(name, CHALLENGER, version)
     for gate in gates:
         text = f"{gate.verdict}: {gate.detail}"
@@ -211,8 +216,48 @@ def _apply_gates(
         name, version, "promoted", "gates passed" if promoted else "gates failed"
     )
     if promoted:
+        # The alias moves first, outputs and bundle follow (pipeline.train): until the training
+        # marks the publication done, the next run can tell a kill and undo it.
+        try:
+            previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
+        except mlflow.exceptions.MlflowException:
+            previous = "none"
+        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
+        client.set_model_version_tag(name, version, PUBLISH_TAG, "pending")
+        client.set_tag(run_id, PUBLISH_TAG, "pending")
         client.set_registered_model_alias(name, CHAMPION, version)
     return promoted, gates
+
+
+def _bundle_sha256(output_dir: Path) -> str:
+    from pipeline.io import file_sha256, recorded_sha256
+
+    bundle = output_dir / "model.joblib"
+    return recorded_sha256(bundle) or file_sha256(bundle) if bundle.exists() else ""
+
+
+def _as_of_gate(client: MlflowClient, config: Config) -> GateResult:
+    """A model of an older as-of date than the champion's (a backtest) is not the newest model."""
+    name = config.tracking.registered_model
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+        champion_as_of = client.get_run(champion.run_id).data.tags.get("as_of")
+    except mlflow.exceptions.MlflowException:
+        return GateResult("as_of_order", None, "no champion yet")
+    if not champion_as_of or config.as_of is None:
+        return GateResult("as_of_order", None, "the champion's as-of date is unknown")
+    mine = str(config.as_of)
+    if mine >= champion_as_of:
+        return GateResult("as_of_order", True, f"as-of {mine} vs champion's {champion_as_of}")
+    if config.promotion.allow_older:
+        return GateResult(
+            "as_of_order", True, f"as-of {mine} older than champion's {champion_as_of}, allowed"
+        )
+    return GateResult(
+        "as_of_order",
+        False,
+        f"as-of {mine} is older than the champion's {champion_as_of} (--allow-older to promote)",
+    )
 
 
 def log_training(
@@ -253,6 +298,8 @@ def log_training(
         "clv_model": result.value_model_name,
         "k_reason": result.k_reason,
         "run_key": result.model.metadata.get("run_key", ""),
+        BUNDLE_SHA256_TAG: _bundle_sha256(output_dir),
+        **process_tags(),
     }
     run_name = f"train {as_of} seed {config.seed}"
     created = client.create_run(
@@ -318,7 +365,11 @@ def log_report(run_id: str, html: str, *, tracking_uri: str | None) -> None:
 
 
 def load_registered_bundle(reference: str, *, tracking_uri: str | None = None):
-    """The fitted bundle behind a registry URI (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
+    """The fitted bundle behind a registry URI (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``),
+    checked against its recorded SHA-256 (:func:`load_verified_bundle`)."""
+    if reference.startswith("models:/"):
+        return load_verified_bundle(reference, tracking_uri=tracking_uri)
+    check_tracking_store(tracking_uri, create=False)
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     try:
         model = mlflow.pyfunc.load_model(reference)
@@ -371,6 +422,9 @@ def training_runs(
 ) -> pd.DataFrame:
     """One row per training run, newest first: when, on what, key metrics, status shares, aliases."""
     uri = resolve_tracking_uri(tracking_uri)
+    store = _sqlite_path(uri)
+    if store is not None and not store.exists():
+        return pd.DataFrame()  # a mistyped path must not create an empty store
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -494,9 +548,11 @@ def finished_run_with_key(config: Config, run_key: str) -> str | None:
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.run_key = '{run_key}' and attributes.status = 'FINISHED'",
-        max_results=1,
+        max_results=50,
     )
-    return runs[0].info.run_id if runs else None
+    # A run whose publication a kill interrupted (and the next run rolled back) did not happen.
+    done = [run for run in runs if run.data.tags.get(PUBLISH_TAG) not in ("pending", "rolled_back")]
+    return done[0].info.run_id if done else None
 
 
 def champion_segments_or_none(config: Config) -> pd.DataFrame | None:
@@ -536,13 +592,14 @@ def promote(
     reason: str,
     tracking_uri: str | None = None,
     model_name: str = "loyalty-segmentation",
-) -> None:
-    """Make a model version the champion by hand, recording who decided and why."""
+) -> str:
+    """Make a model version the champion by hand, recording who decided and why; return its run."""
     client = MlflowClient(resolve_tracking_uri(tracking_uri))
-    client.get_model_version(model_name, version)  # raises if it does not exist
+    found = client.get_model_version(model_name, version)  # raises if it does not exist
     client.set_registered_model_alias(model_name, CHAMPION, version)
     client.set_model_version_tag(model_name, version, "promoted", "by hand")
     client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+    return found.run_id
 
 
 # -- backtests -----------------------------------------------------------------------------------
@@ -712,3 +769,339 @@ def latest_backtest(config: Config, *, source: str) -> dict[str, Any] | None:
                 "metrics": dict(run.data.metrics),
             }
     return None
+
+
+# -- reliability: a store that answers, runs that end, bundles that are what was logged ---------
+# A server that has not answered in this long is down or unreachable: the probe gives up
+# rather than retrying for minutes (MLflow's own default is 7 retries with backoff).
+PROBE_TIMEOUT_S = 5.0
+# After the probe succeeded, MLflow's own calls retry this often and wait this long each: a
+# server that goes away mid-run costs about a minute, not nine.
+HTTP_RETRIES, HTTP_TIMEOUT_S = 2, 20
+BUNDLE_SHA256_TAG = "bundle_sha256"
+PUBLISH_TAG = "publish"  # pending -> done, or rolled_back by the next run
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+HOST_TAG, PID_TAG = "loyalty.host", "loyalty.pid"
+# A RUNNING run from before runs carried their process id is stale after a day: no training
+# logs for that long (logging starts after the fit and takes seconds to minutes).
+STALE_AFTER_MS = 24 * 3600 * 1000
+
+
+# What a tracking store that goes away raises (HTTP errors are OSErrors, via requests; a SQLite
+# store's errors come wrapped as MlflowException). Anything else is a bug and keeps its traceback.
+TRACKING_FAILURES = (mlflow.exceptions.MlflowException, OSError)
+
+
+class TrackingUnavailable(UserFacingError):
+    """The tracking store cannot be used; nothing has been done yet."""
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:"):
+        return None
+    path = uri.removeprefix("sqlite://")
+    # sqlite:///relative.db and sqlite:////absolute.db
+    return Path(path[1:]) if path.startswith("/") else Path(path)
+
+
+def _writable_dir(directory: Path) -> Path | None:
+    """The nearest existing ancestor of ``directory`` if it can be written, else None."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            ok = candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+            return candidate if ok else None
+    return None
+
+
+def check_tracking_store(tracking_uri: str | None, *, create: bool) -> str:
+    """Probe the tracking store before any work; return its resolved URI.
+
+    An HTTP server must answer within :data:`PROBE_TIMEOUT_S`; a local store (SQLite file,
+    folder) must be writable with room on its disk when ``create`` (training), and must exist
+    when not (scoring, listing: a mistyped path must not create an empty store).
+
+    Raises
+    ------
+    TrackingUnavailable
+        One line: which store, what is wrong, what to do.
+    """
+    from pipeline.io import MIN_FREE_BYTES
+
+    uri = resolve_tracking_uri(tracking_uri)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(HTTP_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(HTTP_TIMEOUT_S))
+    shown = _redacted(uri)
+    hint = "Start it, fix --tracking-uri, or train with --no-tracking"
+    if uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        # An MLflow server answers its REST API: 200, or an error in its own JSON form (an
+        # unknown experiment). Anything else (a proxy's bare 404, a login page) is not one.
+        probe = f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+        try:
+            with urllib.request.urlopen(probe, timeout=PROBE_TIMEOUT_S):
+                return uri
+        except urllib.error.HTTPError as error:
+            body = error.read(2000).decode("utf-8", "replace")
+            if error.code in (401, 403):
+                raise TrackingUnavailable(
+                    f"tracking server {shown} refuses access (HTTP {error.code}); check the "
+                    "credentials (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
+                    "MLFLOW_TRACKING_TOKEN), or train with --no-tracking"
+                ) from None
+            if '"error_code"' in body:
+                return uri
+            raise TrackingUnavailable(
+                f"{shown} answers, but not as an MLflow tracking server (HTTP {error.code} on "
+                f"its REST API). {hint}"
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingUnavailable(
+                f"tracking server {shown} does not answer within {PROBE_TIMEOUT_S:.0f} s "
+                f"({reason}). {hint}"
+            ) from None
+    path = _sqlite_path(uri)
+    if path is None and "://" in uri and not uri.startswith("file:"):
+        return uri  # another kind of store (databricks, postgresql...): MLflow's own errors
+    if path is None:
+        path = Path(uri.removeprefix("file://").removeprefix("file:"))
+    if not create:
+        if not path.exists():
+            raise TrackingUnavailable(
+                f"no tracking store at {shown} ({path} does not exist); check --tracking-uri "
+                "($MLFLOW_TRACKING_URI): nothing was created"
+            )
+        return uri
+    directory = path.parent if path.suffix else path
+    where = _writable_dir(directory)
+    if where is None or (path.is_file() and not os.access(path, os.R_OK | os.W_OK)):
+        raise TrackingUnavailable(
+            f"tracking store {shown} is read-only here; make it writable, choose another "
+            "--tracking-uri, or train with --no-tracking"
+        )
+    artifacts = _writable_dir(DEFAULT_ARTIFACT_ROOT.resolve())
+    if artifacts is None:
+        raise TrackingUnavailable(
+            f"cannot write MLflow artifacts in {DEFAULT_ARTIFACT_ROOT.resolve()}; run from a "
+            "writable folder or train with --no-tracking"
+        )
+    free = min(shutil.disk_usage(where).free, shutil.disk_usage(artifacts).free)
+    if free < MIN_FREE_BYTES:
+        raise TrackingUnavailable(
+            f"only {free / 2**20:.0f} MiB free for tracking store {shown}; a run needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB. Free some space or train with --no-tracking"
+        )
+    return uri
+
+
+def _redacted(uri: str) -> str:
+    """A URI without its ``user:password@`` part: credentials are never printed."""
+    import re
+
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def process_tags() -> dict[str, str]:
+    """Which process logs a run: lets the next run tell a killed one from a live one."""
+    import socket
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def mark_stale_runs(config: Config, *, now_ms: int | None = None) -> list[str]:
+    """End the RUNNING runs whose process is gone (killed): status KILLED. Returns their ids.
+
+    A run logged from this host whose process no longer exists is stale; a run without a
+    process tag (older runs, other hosts' runs are left alone) is stale after a day.
+    """
+    import socket
+    import time
+
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return []
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    host = socket.gethostname()
+    stale = []
+    for run in client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    ):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) == host and tags.get(PID_TAG, "").isdigit():
+            dead = not _process_alive(int(tags[PID_TAG])) or int(tags[PID_TAG]) == os.getpid()
+        elif HOST_TAG in tags:
+            dead = False  # another machine's run: it may well be alive
+        else:
+            dead = now_ms - (run.info.start_time or now_ms) > STALE_AFTER_MS
+        if dead:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            stale.append(run.info.run_id)
+    if stale:
+        log.warning("marked %d runs of killed trainings as KILLED", len(stale))
+    return stale
+
+
+def _version_of(client: MlflowClient, reference: str):
+    """The model version behind ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+    body = reference.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return client.get_model_version_by_alias(name, alias)
+    name, _, version = body.rpartition("/")
+    return client.get_model_version(name, version)
+
+
+def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
+    """The bundle of a registered model version, its bytes checked against the SHA-256 the
+    training recorded on the version (``bundle_sha256``) before it is unpickled.
+
+    Raises
+    ------
+    pipeline.errors.InputError
+        No such model or version, the hash does not match, or the bundle cannot be loaded.
+    """
+    from pipeline.errors import InputError
+    from pipeline.io import load_bundle
+
+    uri = check_tracking_store(tracking_uri, create=False)
+    client = MlflowClient(uri)
+    try:
+        version = _version_of(client, reference)
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{version.name}/{version.version}",
+                    dst_path=folder,
+                    tracking_uri=uri,
+                )
+            )
+            found = sorted(local.rglob("model.joblib"))
+            if not found:
+                raise InputError(reference, "the model version holds no model.joblib bundle")
+            expected = version.tags.get(BUNDLE_SHA256_TAG)
+            if expected is None:
+                log.warning(
+                    "%s has no recorded %s (logged before hashes were): loaded unchecked",
+                    reference,
+                    BUNDLE_SHA256_TAG,
+                )
+            return load_bundle(found[0], expected_sha256=expected)
+    except mlflow.exceptions.MlflowException as error:
+        raise InputError(
+            reference, f"cannot load the model ({' '.join(error.message.split())[:200]})"
+        ) from None
+
+
+# -- the publication sequence: registry alias, outputs, bundle ----------------------------------
+def mark_publication(config: Config, version: str, state: str) -> None:
+    """Record how far a version's publication got (``pending``, ``done``, ``rolled_back``)."""
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.tracking.registered_model
+    client.set_model_version_tag(name, version, PUBLISH_TAG, state)
+    run_id = client.get_model_version(name, version).run_id
+    if run_id:
+        client.set_tag(run_id, PUBLISH_TAG, state)
+
+
+@dataclass(frozen=True)
+class PendingPublication:
+    version: str
+    run_id: str
+    previous_champion: str | None
+    is_champion: bool
+    bundle_sha256: str | None
+
+
+def pending_publications(config: Config) -> list[PendingPublication]:
+    """Versions whose publication a killed run left half-done (tag ``publish = pending``)."""
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.tracking.registered_model
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+        champion = client.get_registered_model(name).aliases.get(CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return []
+    pending = []
+    for version in versions:
+        tags = version.tags or {}
+        if tags.get(PUBLISH_TAG) != "pending":
+            continue
+        previous = tags.get(PREVIOUS_CHAMPION_TAG) or None
+        pending.append(
+            PendingPublication(
+                str(version.version),
+                version.run_id or "",
+                previous if previous != "none" else None,
+                str(champion) == str(version.version),
+                tags.get(BUNDLE_SHA256_TAG),
+            )
+        )
+    return pending
+
+
+def roll_back_publication(config: Config, pending: PendingPublication) -> None:
+    """Give the champion alias back to the version that held it before the killed run."""
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.tracking.registered_model
+    if pending.is_champion:
+        if pending.previous_champion is not None:
+            client.set_registered_model_alias(name, CHAMPION, pending.previous_champion)
+        else:
+            client.delete_registered_model_alias(name, CHAMPION)
+    mark_publication(config, pending.version, "rolled_back")
+
+
+def download_champion_files(config: Config, version: str, folder: Path) -> tuple[Path, Path | None]:
+    """A version's bundle (checked against its recorded SHA-256) and its run's logged outputs.
+
+    Returns
+    -------
+    tuple
+        The bundle's path and the folder of the run's ``outputs`` (None when it logged none).
+    """
+    from pipeline.io import file_sha256
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    name = config.tracking.registered_model
+    found = client.get_model_version(name, version)
+    model = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}",
+            dst_path=str(folder / "model"),
+            tracking_uri=uri,
+        )
+    )
+    bundle = next(iter(sorted(model.rglob("model.joblib"))))
+    expected = (found.tags or {}).get(BUNDLE_SHA256_TAG)
+    if expected and file_sha256(bundle) != expected:
+        from pipeline.errors import InputError
+
+        raise InputError(
+            f"models:/{name}/{version}", "the bundle's SHA-256 does not match the recorded one"
+        )
+    try:
+        outputs = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=found.run_id,
+                artifact_path="outputs",
+                dst_path=str(folder / "run"),
+                tracking_uri=uri,
+            )
+        )
+    except (mlflow.exceptions.MlflowException, OSError):
+        outputs = None
+    return bundle, outputs

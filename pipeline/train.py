@@ -33,7 +33,13 @@ from pipeline.customer_value import (
     settings_with_window,
 )
 from pipeline.engine import connect
-from pipeline.errors import InputError, InsufficientHistoryError, UserFacingError
+from pipeline.errors import (
+    InputError,
+    InsufficientHistoryError,
+    TrackingError,
+    UserFacingError,
+    quote,
+)
 from pipeline.evaluate import (
     distribution_reference,
     drift_check,
@@ -107,7 +113,9 @@ def make_labeler(config: Config) -> StatusLabeler:
 def with_activity_windows(config: Config, *days: int) -> Config:
     """``config`` with ``days`` among its activity windows (the naive rule's windows)."""
     features = settings_with_window(config.features, *days)
-    return config if features is config.features else config.model_copy(update={"features": features})
+    return (
+        config if features is config.features else config.model_copy(update={"features": features})
+    )
 
 
 def label_clusters(
@@ -387,11 +395,7 @@ def run_training(
     pipeline.errors.LockedError
         Another training is running.
     """
-    lock = Path(config.model_path).parent / ".training.lock"
-    # Taken first, so a second training exits at once whatever the size of its input; on a first
-    # run with bad input the lock is all there is, and it goes too: nothing is left behind.
-    with io.exclusive_lock(lock, remove_created_on=UserFacingError):
-        return _run_training(config, trigger=trigger, idempotent=idempotent, on_stage=on_stage)
+    return _run_training(config, trigger=trigger, idempotent=idempotent, on_stage=on_stage)
 
 
 def _run_training(
@@ -405,10 +409,14 @@ def _run_training(
         report_stage(name)
 
     stage("data")
-    # Refused before any work: an output folder that is not ours, or that cannot be written.
+    # Refused before any work: an output folder that is not ours, or that cannot be written,
+    # and a tracking store that does not answer or cannot be written (seconds, not after the fit).
     io.check_output_target(Path(config.output))
+    io.check_output_target(held_back_directory(config))
     if not config.data.transactions:
         io.check_output_target(config.embedded.directory, setting="embedded.directory")
+    if config.tracking.enabled:
+        tracking.check_tracking_store(config.tracking.tracking_uri, create=True)
     source = (
         DataSource(config.data.transactions)
         if config.data.transactions
@@ -425,8 +433,54 @@ def _run_training(
     if optional.fingerprint:
         keyed += f"|{optional.fingerprint}"
     run_key = hashlib.sha256(keyed.encode()).hexdigest()[:16]
+    # One training per model path at a time, taken once the input is known good: a second
+    # config's bad file gets its own error, not "locked".
+    with io.exclusive_lock(training_lock(config), remove_created_on=UserFacingError):
+        return _train_locked(
+            config,
+            source=source,
+            raw=raw,
+            clean=clean,
+            optional=optional,
+            fingerprint=fingerprint,
+            run_key=run_key,
+            trigger=trigger,
+            idempotent=idempotent,
+            stage=stage,
+            stage_started_ms=stage_started_ms,
+        )
+
+
+def _train_locked(
+    config: Config,
+    *,
+    source: DataSource,
+    raw: Any,
+    clean: Any,
+    optional: Any,
+    fingerprint: str,
+    run_key: str,
+    trigger: str,
+    idempotent: bool,
+    stage: StageCallback,
+    stage_started_ms: dict[str, int],
+) -> TrainingOutcome:
+    if config.tracking.enabled:
+        # What killed runs left: RUNNING runs end as KILLED, a half-done publication is
+        # completed or rolled back, before anything else reads the registry.
+        try:
+            tracking.mark_stale_runs(config)
+            recover_publication(config)
+        except tracking.TRACKING_FAILURES as error:  # a repair that fails now is retried next run
+            log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
     if idempotent and config.tracking.enabled:
-        existing = tracking.finished_run_with_key(config, run_key)
+        try:
+            existing = tracking.finished_run_with_key(config, run_key)
+        except tracking.TRACKING_FAILURES as error:  # before the fit: stop, nothing is lost
+            raise tracking.TrackingUnavailable(
+                f"cannot search the tracking store for an earlier identical run "
+                f"({_one_line(error)}); fix --tracking-uri or train with --no-tracking"
+            ) from None
         if existing is not None:
             return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
     try:
@@ -457,42 +511,14 @@ def _run_training(
         result.confusion = confusion
 
     if config.tracking.enabled:
-        # Who moved: the same customers under the current champion (before it may be replaced).
-        previous = tracking.champion_segments_or_none(config)
-        if previous is not None:
-            counts, moves = status_transitions(previous, result.segments)
-            result.tables["labeling_transitions"] = counts.reset_index()
-            result.stage_metrics["labeling"].update(moves)
-        # KPIs over time: earlier runs on the same data beside this one, once there are two.
-        across = kpis_across_runs(
-            tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
-        )
-        if len(across) >= 2:
-            result.tables["labeling_kpis_across_runs"] = across
-        # Drift: this data's features against the champion's training data (bundles from
-        # before drift checks carry no reference: then there is nothing to compare with).
-        champion = tracking.champion_bundle_or_none(config)
-        reference = getattr(champion, "feature_reference", None)
-        if reference:
-            drift, psi_metrics, _ = drift_check(
-                result.segments,
-                reference,
-                threshold=config.monitoring.drift_warn_psi,
-                against="the champion's training data",
-            )
-            result.tables["data_drift"] = drift
-            result.stage_metrics["data"].update(psi_metrics)
-        # What the holdout said beside what the latest backtest on the same data measured.
-        backtest = tracking.latest_backtest(config, source=source.path)
-        if backtest is not None:
-            from pipeline.backtest import holdout_beside_backtest
-
-            result.tables["clv_backtest_vs_holdout"] = holdout_beside_backtest(
-                result.metrics, backtest
-            )
+        try:
+            _compare_with_champion(result, config, source=source, clean=clean)
+        except tracking.TRACKING_FAILURES as error:  # monitoring only: the fit is kept
+            log.warning("cannot compare with the champion in MLflow: %s", _one_line(error))
 
     stage("outputs")
-    with io.atomic_directory(config.output) as staging:
+    tracking_error: Exception | None = None
+    with io.staging_directory(Path(config.output)) as staging:
         io.write_frame(result.segments, staging / "segments.parquet")
         clean.write_quarantine(staging / "quarantine.csv")
         io.write_frame(result.summary, staging / "status_summary.csv")
@@ -512,17 +538,23 @@ def _run_training(
         tracked = None
         if config.tracking.enabled:
             stage("tracking")
-            tracked = tracking.log_training(
-                result,
-                config,
-                output_dir=staging,
-                figures=figures,
-                data=raw,
-                data_fingerprint=result.model.metadata["data_fingerprint"],
-                source=source.path,
-                trigger=trigger,
-                stage_started_ms=stage_started_ms,
-            )
+            try:
+                tracked = tracking.log_training(
+                    result,
+                    config,
+                    output_dir=staging,
+                    figures=figures,
+                    data=raw,
+                    data_fingerprint=result.model.metadata["data_fingerprint"],
+                    source=source.path,
+                    trigger=trigger,
+                    stage_started_ms=stage_started_ms,
+                )
+            except tracking.TRACKING_FAILURES as error:  # the store, not our code: keep the model
+                log.info("logging to MLflow failed", exc_info=True)
+                tracking_error = error
+        fault_point("after_registry")
+        if tracked:
             io.write_json(
                 {
                     "run_id": tracked.run_id,
@@ -535,15 +567,201 @@ def _run_training(
         html = report.render_report(
             result, figures, run_id=tracked.run_id if tracked else None, source=source.path
         )
+        is_champion = tracking_error is None and (tracked is None or tracked.promoted)
+        html = with_verdict(html, verdict_line(tracked, tracking_error))
         io.write_text(html, staging / "report.html")
         if tracked:
-            tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
+            try:
+                tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
+            except tracking.TRACKING_FAILURES as error:  # the report is also in the outputs
+                log.warning("cannot attach the report to run %s: %s", tracked.run_id, error)
         plots.close(figures)
-    # Only a run that got this far replaces the last good model.
-    io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
+        # The champion's outputs go to --output and its bundle to model_path; a held-back (or
+        # untracked) model goes to its own folder and leaves both as they were.
+        output = Path(config.output) if is_champion else held_back_directory(config)
+        io.publish_directory(staging, output)
+    fault_point("after_outputs")
+    if is_champion:
+        io.publish_copy(output / "model.joblib", config.model_path)
+        fault_point("after_bundle")
+        if tracked and tracked.model_version is not None:
+            tracking.mark_publication(config, tracked.model_version, "done")
     if config.history_path is not None:
         history = result.segments[["customer_id", "as_of", "status"]].assign(
             run_id=tracked.run_id if tracked else pd.NA
         )
         io.append_frame(history.astype({"run_id": "string"}), config.history_path)
-    return TrainingOutcome(result, Path(config.output), tracked, source)
+    if tracking_error is not None:
+        raise TrackingError(
+            f"the model was fitted and kept in {output}/ (model.joblib, segments.parquet, "
+            f"report.html), but MLflow could not record it ({_one_line(tracking_error)}); "
+            f"{config.model_path} and {config.output}/ are unchanged. Once the tracking store "
+            "answers, run the same command again to track and publish it (or use the kept "
+            f"bundle directly: loyalty score --model {output / 'model.joblib'})"
+        )
+    return TrainingOutcome(result, output, tracked, source)
+
+
+# -- reliability: champion publication, locks, fault points ---------------------------------------
+def training_lock(config: Config) -> Path:
+    """The lock of one model path: trainings of other models run side by side."""
+    model = Path(config.model_path)
+    return model.with_name(f".{model.name}.lock")
+
+
+def held_back_directory(config: Config) -> Path:
+    """Where a model that did not become champion (held back by a gate, or not tracked) is
+    written: beside ``--output``, never over it."""
+    output = Path(config.output)
+    return output.with_name(f"{output.name}-held-back")
+
+
+def verdict_line(tracked: tracking.TrackedRun | None, error: Exception | None) -> str:
+    """What happened to this model, in one sentence for the report."""
+    if error is not None:
+        return (
+            "Not tracked: MLflow could not record this run, so it is not the champion; "
+            "these outputs were kept beside the champion's."
+        )
+    if tracked is None:
+        return "Not tracked (tracking disabled): published as the current model."
+    if tracked.promoted:
+        return f"Champion: model version {tracked.model_version} passed every gate."
+    failed = ", ".join(f"{g.name} ({g.detail})" for g in tracked.gates if g.passed is False)
+    return (
+        f"Rejected: held back by gate {failed}. Model version {tracked.model_version} stays "
+        "challenger; the champion is unchanged."
+    )
+
+
+def with_verdict(html: str, verdict: str) -> str:
+    """The report with the promotion verdict as its first line."""
+    from html import escape
+
+    banner = (
+        '<p class="verdict" style="font-weight:bold;padding:0.5em;border:2px solid #444">'
+        f"{escape(verdict)}</p>"
+    )
+    head, marker, body = html.partition("<body>")
+    return f"{head}{marker}{banner}{body}" if marker else banner + html
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return quote(text, 200)
+
+
+# Fault injection for the kill tests: LOYALTY_FAULT_AT=<point> kills this process (SIGKILL, as
+# an operator's kill -9 or the OOM killer would) when the training reaches that point.
+FAULT_ENV = "LOYALTY_FAULT_AT"
+FAULT_POINTS = ("after_registry", "after_outputs", "after_bundle")
+
+
+def fault_point(name: str) -> None:
+    import os
+    import signal
+
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def recover_publication(config: Config) -> list[str]:
+    """Complete or roll back a publication that a killed training left half-done.
+
+    The sequence is: registry (version, challenger alias, champion alias, tag
+    ``publish=pending``) -> outputs folder -> bundle at ``model_path`` -> tag ``done``. A version
+    still ``pending`` is completed when its outputs were published (the run id in
+    ``run.json`` of ``--output`` is its run): the bundle is copied from there. Otherwise the
+    champion alias goes back to the version that held it before. Returns what was done.
+    """
+    done = []
+    for pending in tracking.pending_publications(config):
+        published = Path(config.output) / "run.json"
+        try:
+            run_id = io.read_json(published).get("run_id") if published.exists() else None
+        except (OSError, ValueError):
+            run_id = None
+        if pending.is_champion and run_id == pending.run_id:
+            io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
+            tracking.mark_publication(config, pending.version, "done")
+            done.append(f"completed the publication of model version {pending.version}")
+        else:
+            tracking.roll_back_publication(config, pending)
+            done.append(
+                f"rolled back model version {pending.version} (a killed run moved the champion "
+                f"alias but never published it); champion: {pending.previous_champion or 'none'}"
+            )
+    for line in done:
+        log.warning(line)
+    return done
+
+
+def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) -> None:
+    """After a promotion by hand: the new champion's bundle to ``model_path`` and its logged
+    outputs to ``output``, so that both hold the champion, as after a training."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        bundle, outputs = tracking.download_champion_files(config, version, Path(folder))
+        digest = io.file_sha256(bundle)
+        io.hash_path(bundle).write_text(f"{digest}  {bundle.name}\n", encoding="utf-8")
+        if outputs is not None:
+            with io.staging_directory(Path(config.output)) as staging:
+                for path in sorted(outputs.iterdir()):
+                    if path.is_file():
+                        io.publish_copy(path, staging / path.name)
+                io.publish_copy(bundle, staging / "model.joblib")
+                io.write_json(
+                    {
+                        "run_id": run_id,
+                        "model_version": version,
+                        "promoted": True,
+                        "gates": {"by_hand": reason},
+                    },
+                    staging / "run.json",
+                )
+                report_path = staging / "report.html"
+                if report_path.exists():
+                    verdict = f"Champion by hand: model version {version} ({reason})."
+                    io.write_text(
+                        with_verdict(report_path.read_text("utf-8"), verdict), report_path
+                    )
+                io.publish_directory(staging, Path(config.output))
+        io.publish_copy(bundle, config.model_path)
+
+
+def _compare_with_champion(
+    result: TrainingResult, config: Config, *, source: DataSource, clean: Any
+) -> None:
+    """Transitions, KPIs across runs and drift against the champion, added to ``result``."""
+    # Who moved: the same customers under the current champion (before it may be replaced).
+    previous = tracking.champion_segments_or_none(config)
+    if previous is not None:
+        counts, moves = status_transitions(previous, result.segments)
+        result.tables["labeling_transitions"] = counts.reset_index()
+        result.stage_metrics["labeling"].update(moves)
+    # KPIs over time: earlier runs on the same data beside this one, once there are two.
+    across = kpis_across_runs(
+        tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
+    )
+    if len(across) >= 2:
+        result.tables["labeling_kpis_across_runs"] = across
+    # Drift: this data's features against the champion's training data (bundles from
+    # before drift checks carry no reference: then there is nothing to compare with).
+    champion = tracking.champion_bundle_or_none(config)
+    reference = getattr(champion, "feature_reference", None)
+    if reference:
+        drift, psi_metrics, _ = drift_check(
+            result.segments,
+            reference,
+            threshold=config.monitoring.drift_warn_psi,
+            against="the champion's training data",
+        )
+        result.tables["data_drift"] = drift
+        result.stage_metrics["data"].update(psi_metrics)
+    # What the holdout said beside what the latest backtest on the same data measured.
+    backtest = tracking.latest_backtest(config, source=source.path)
+    if backtest is not None:
+        from pipeline.backtest import holdout_beside_backtest
+
+        result.tables["clv_backtest_vs_holdout"] = holdout_beside_backtest(result.metrics, backtest)

@@ -16,16 +16,20 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from pipeline import io
-from pipeline.cli import EXIT_LOCKED, EXIT_NOT_PROMOTED, main
+from pipeline.cli import EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_NOT_TRACKED, main
+from pipeline.config import load_config
+from pipeline.train import FAULT_ENV, training_lock
 from tests.e2e.test_train import small_config
 
 
 def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # This test is about idempotency, not the gates (a held-back model exits 4): let them pass.
+    # This test is about idempotency, not the gates (a held-back model exits 4): let them pass
+    # (the third run's as-of is older than the champion's, hence allow_older).
     config = small_config(
-        tmp_path, "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0}"
+        tmp_path,
+        "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0, allow_older: true}",
     )
     args = ["retrain", "--config", str(config), "--tracking-uri", uri]
     first = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -51,14 +55,19 @@ def test_a_retraining_held_back_by_the_gates_exits_4_and_leaves_the_model_challe
     held_back = CliRunner().invoke(main, args, catch_exceptions=False)
     assert EXIT_NOT_PROMOTED == 4
     assert held_back.exit_code == EXIT_NOT_PROMOTED, held_back.output
-    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    held_back_dir = tmp_path / "out-held-back"
+    run = json.loads((held_back_dir / "run.json").read_text())
     assert run["promoted"] is False and run["gates"]["holdout_gini"].startswith("failed")
+    assert "Rejected: held back by gate holdout_gini" in (held_back_dir / "report.html").read_text()
     assert f"not promoted: model version {run['model_version']} stays challenger" in (
         held_back.output
     )
     assert "holdout_gini" in held_back.output.split("gates failed:")[1]
-    # trained, written and registered all the same: only the champion alias is withheld
-    assert (tmp_path / "models" / "bundle.joblib").exists()
+    # trained, written and registered all the same, but it is not the champion: the champion's
+    # bundle and outputs (here: none yet) are not replaced by it
+    assert (held_back_dir / "model.joblib").exists()
+    assert not (tmp_path / "models" / "bundle.joblib").exists()
+    assert not (tmp_path / "out").exists()
     client = MlflowClient(uri)
     challenger = client.get_model_version_by_alias("loyalty-segmentation", "challenger")
     assert str(challenger.version) == run["model_version"]
@@ -72,12 +81,11 @@ def test_a_retraining_held_back_by_the_gates_exits_4_and_leaves_the_model_challe
 
 def test_a_second_training_while_one_runs_exits_at_once_with_its_own_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    lock = tmp_path / "models" / ".training.lock"
+    config = small_config(tmp_path)
+    lock = training_lock(load_config(config))
     with io.exclusive_lock(lock):  # a training in progress holds this
         started = time.monotonic()
-        result = CliRunner().invoke(
-            main, ["train", "--config", str(small_config(tmp_path)), "--no-tracking"]
-        )
+        result = CliRunner().invoke(main, ["train", "--config", str(config), "--no-tracking"])
         assert time.monotonic() - started < 10
     assert result.exit_code == EXIT_LOCKED
     assert "another training is running" in result.output and f"pid {os.getpid()}" in result.output
@@ -112,3 +120,63 @@ def test_a_training_killed_midway_leaves_the_last_good_outputs_and_model(tmp_pat
     # and the next run starts clean: no lock left, no staging directories left behind
     assert subprocess.run(command, cwd=tmp_path, capture_output=True, check=False).returncode == 0
     assert not any(p.name.startswith(".out.") for p in Path(tmp_path).iterdir())
+
+
+def test_a_kill_between_the_alias_move_and_the_publication_is_repaired_by_the_next_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = small_config(
+        tmp_path, "promotion: {min_seed_stability: 0.5, max_status_share_shift: 1.0}"
+    )
+    command = [sys.executable, "-m", "pipeline", "retrain", "--config", str(config)]
+    command += ["--tracking-uri", uri]
+    # killed (SIGKILL) right after the registry moved the champion alias
+    killed = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        env={**os.environ, FAULT_ENV: "after_registry"},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    client = MlflowClient(uri)
+    name = "loyalty-segmentation"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "models" / "bundle.joblib").exists()
+
+    # the next retraining on the same data is not "already trained": it rolls the alias back
+    # and trains again, and champion, bundle and outputs agree
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already trained" not in again.stdout
+    assert "rolled back model version 1" in again.stderr
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert str(champion.version) == "2"
+    assert client.get_model_version(name, "1").tags["publish"] == "rolled_back"
+    assert champion.tags["publish"] == "done"
+    published = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert published["run_id"] == champion.run_id
+    bundle = tmp_path / "models" / "bundle.joblib"
+    assert io.file_sha256(bundle) == champion.tags["bundle_sha256"] == io.recorded_sha256(bundle)
+
+
+def test_a_tracking_failure_after_the_fit_keeps_the_model_and_exits_5(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def store_went_away(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("API request failed: connection refused")
+
+    monkeypatch.setattr("pipeline.tracking.log_training", store_went_away)
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(small_config(tmp_path)), "--tracking-uri", uri]
+    )
+    assert result.exit_code == EXIT_NOT_TRACKED == 5, result.output
+    line = " ".join(result.output.split())  # one message (the terminal may wrap it)
+    assert "kept in" in line and "connection refused" in line and "run the same command" in line
+    kept = tmp_path / "out-held-back"
+    assert (kept / "model.joblib").exists() and (kept / "segments.parquet").exists()
+    assert "Not tracked" in (kept / "report.html").read_text()
+    # not the champion: the champion's places are untouched
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "models" / "bundle.joblib").exists()

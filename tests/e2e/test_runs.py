@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from pipeline import io
 from pipeline.cli import main
 from tests.e2e.test_train import small_config
 
@@ -32,7 +33,9 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     train(config, uri)
     first = json.loads((tmp_path / "out" / "run.json").read_text())
     second_output = train(config, uri, "--as-of", "2025-10-31", "--trigger", "scheduled").output
-    second = json.loads((tmp_path / "out" / "run.json").read_text())
+    # a held-back model is written beside the champion's outputs, never over them
+    second = json.loads((tmp_path / "out-held-back" / "run.json").read_text())
+    assert json.loads((tmp_path / "out" / "run.json").read_text()) == first
 
     assert first["promoted"] is True
     assert second["promoted"] is False
@@ -76,10 +79,17 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
             "share shift expected after a price change",
             "--tracking-uri",
             uri,
+            "--config",
+            str(config),
         ],
         catch_exceptions=False,
     )
     assert promoted.exit_code == 0
+    # the champion's places now hold the promoted version: bundle and outputs
+    bundle = tmp_path / "models" / "bundle.joblib"
+    version_tags = client.get_model_version(name, second["model_version"]).tags
+    assert io.file_sha256(bundle) == version_tags["bundle_sha256"]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["run_id"] == second["run_id"]
     assert (
         str(client.get_model_version_by_alias(name, "champion").version) == second["model_version"]
     )

@@ -59,3 +59,30 @@ def test_the_flat_form_has_dotted_keys():
     flat = config_as_flat_dict(Config())
     assert flat["clustering.k_range"] == "[10, 18]"
     assert flat["data.columns.customer_id"] == "customer_id"
+
+
+def test_the_online_retail_config_sets_aside_the_adjustment_and_test_codes_of_other_years():
+    import pandas as pd
+
+    from pipeline.schema import clean_transactions
+
+    config = load_config(PROJECT / "configs" / "online_retail.yaml")
+    assert {"ADJUST", "ADJUST2", "TEST001", "TEST002"} <= set(config.data.non_product_codes)
+    raw = pd.DataFrame(
+        {
+            "CustomerID": ["1", "1", "1"],
+            "InvoiceDate": ["2011-01-01", "2011-01-02", "2011-01-03"],
+            "Quantity": ["1", "1", "1"],
+            "UnitPrice": ["5", "5", "5"],
+            "InvoiceNo": ["1", "2", "3"],
+            "StockCode": ["85123A", "ADJUST2", "TEST001"],
+        }
+    ).astype("string")
+    clean = clean_transactions(raw, data=config.data, source="t.csv")
+    assert clean.quarantine["reason"].tolist() == ["non_product", "non_product"]
+
+
+@pytest.mark.parametrize("as_of", ["1500-01-01", "2262-04-11", "9999-12-31"])
+def test_an_as_of_pandas_cannot_represent_is_a_config_error(as_of):
+    with pytest.raises(ConfigError, match="outside 1677-09-23 to 2262-04-10"):
+        load_config(None, {"as_of": as_of})

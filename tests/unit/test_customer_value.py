@@ -104,9 +104,7 @@ def test_p_purchase_is_a_probability_and_one_time_buyers_can_be_gone(selection, 
 
 def test_the_naive_rule_as_the_chosen_forecast_repeats_the_last_window(selection, planted):
     _, features = planted
-    naive = dataclasses.replace(
-        selection.forecaster, value_source="last_period", level_factor=1.0
-    )
+    naive = dataclasses.replace(selection.forecaster, value_source="last_period", level_factor=1.0)
     forecast = naive.predict(features, horizon_days=360)
     np.testing.assert_allclose(
         forecast["expected_spend"], 2 * features["spend_last_180d"].to_numpy()

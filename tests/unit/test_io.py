@@ -86,7 +86,7 @@ def test_bundles_are_saved_atomically_and_load_back(tmp_path):
     path = tmp_path / "models" / "m.joblib"
     io.save_bundle({"k": 3}, path)
     assert io.load_bundle(path) == {"k": 3}
-    assert [p.name for p in path.parent.iterdir()] == ["m.joblib"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.joblib", "m.joblib.sha256"]
 
 
 def test_fingerprint_changes_with_the_data_and_only_with_it():
@@ -101,7 +101,7 @@ def test_a_published_copy_replaces_the_destination_whole(tmp_path):
     io.save_bundle({"version": 2}, source)
     io.publish_copy(source, destination)
     assert io.load_bundle(destination) == {"version": 2}
-    assert sorted(p.name for p in destination.parent.iterdir()) == ["m.joblib"]
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["m.joblib", "m.joblib.sha256"]
 
 
 def test_a_lock_refused_for_bad_input_leaves_no_trace_but_an_existing_one_stays(tmp_path):
@@ -220,3 +220,111 @@ def test_a_folder_that_changes_hands_during_the_run_is_not_replaced(tmp_path):
         target.mkdir()
         (target / "theirs.txt").write_text("theirs")
     assert (target / "theirs.txt").read_text() == "theirs"
+
+
+# -- hostile files (issue 15) --------------------------------------------------------------------
+def test_a_nul_byte_in_a_csv_is_an_error_naming_row_and_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\nC0,2024-01-01,5\nC1\x00X,2024-01-01,5\n")
+    # pandas alone would read C1\0X as C1: a phantom customer.
+    with pytest.raises(InputError, match="column 'customer_id', row 2: a NUL byte"):
+        io.read_table(str(path))
+
+
+def test_a_header_naming_a_column_twice_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,customer_id,amount\nC0,2024-01-01,C9,5\n")
+    with pytest.raises(InputError, match="column 'customer_id': the header names this column more"):
+        io.read_table(str(path))
+
+
+def test_a_nested_parquet_column_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"customer_id": ["a"], "tags": [[1, 2]]}).to_parquet(path)
+    with pytest.raises(InputError, match="column 'tags': a nested column"):
+        io.read_table(str(path))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "plain text"])
+def test_a_broken_csv_gz_is_a_one_line_error(tmp_path, kind):
+    import gzip
+
+    body = b"customer_id,timestamp,amount\n" + b"C1,2024-01-01,5\n" * 5000
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(body)[:200] if kind == "truncated" else body)
+    with pytest.raises(InputError, match="cannot decompress the gzip file"):
+        io.read_table(str(path))
+
+
+def test_a_bundle_records_its_sha256_and_a_changed_byte_is_refused(tmp_path):
+    path = tmp_path / "model.joblib"
+    digest = io.save_bundle({"k": 3}, path)
+    assert io.recorded_sha256(path) == digest == io.file_sha256(path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="does not match the recorded"):
+        io.load_bundle(path)
+
+
+def test_a_truncated_bundle_without_a_recorded_hash_is_a_one_line_error(tmp_path):
+    path = tmp_path / "model.joblib"
+    io.save_bundle({"k": list(range(1000))}, path)
+    io.hash_path(path).unlink()
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(InputError, match="cannot load the bundle .*corrupt, truncated"):
+        io.load_bundle(path)
+
+
+def test_an_unknown_bundle_is_refused_with_how_to_verify_it(tmp_path):
+    import joblib
+
+    path = tmp_path / "evil.joblib"
+    joblib.dump({"k": 1}, path)
+    with pytest.raises(InputError, match="only bundles from a trusted source.*sha256sum"):
+        io.load_bundle(path, require_hash=True)
+    # Recording the hash (after checking the source) is how a user vouches for it.
+    io.hash_path(path).write_text(f"{io.file_sha256(path)}  evil.joblib\n")
+    assert io.load_bundle(path, require_hash=True) == {"k": 1}
+
+
+def test_a_published_bundle_carries_its_hash_along(tmp_path):
+    source, destination = tmp_path / "a" / "m.joblib", tmp_path / "b" / "m.joblib"
+    io.save_bundle({"v": 2}, source)
+    io.publish_copy(source, destination)
+    assert io.recorded_sha256(destination) == io.file_sha256(destination)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(28, "the disk is full"), (30, "the file system is read-only"), (13, "permission denied")],
+)
+def test_a_disk_that_refuses_writes_midway_is_one_line_and_replaces_nothing(
+    tmp_path, code, message
+):
+    import errno
+
+    assert (errno.ENOSPC, errno.EROFS, errno.EACCES) == (28, 30, 13)
+    target = tmp_path / "out"
+    with io.atomic_directory(target) as staging:
+        (staging / "segments.parquet").write_text("good")
+    for opener in (io.atomic_directory, io.staging_directory):
+        with pytest.raises(OutputError, match=message), opener(target) as staging:
+            raise OSError(code, "refused", str(staging / "x"))
+        assert (target / "segments.parquet").read_text() == "good"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with pytest.raises(OutputError, match=message), io._atomic_file(tmp_path / "m.joblib"):
+        raise OSError(code, "refused")
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_a_staged_folder_is_published_where_the_caller_decides(tmp_path):
+    target, elsewhere = tmp_path / "out", tmp_path / "out-held-back"
+    with io.staging_directory(target) as staging:
+        (staging / "a.csv").write_text("x")
+        io.publish_directory(staging, elsewhere)
+    assert not target.exists()
+    assert (elsewhere / "a.csv").read_text() == "x" and (elsewhere / io.OUTPUT_MARKER).exists()
+    with io.staging_directory(target) as staging:  # not published: nothing is left
+        (staging / "a.csv").write_text("y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-held-back"]

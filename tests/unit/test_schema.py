@@ -373,3 +373,143 @@ def test_a_returns_flag_marks_return_lines():
             data=DataConfig(columns=columns),
             source="t.csv",
         )
+
+
+# -- hostile input (issue 15): one clear error, or set aside with a reason ------------------------
+def test_the_no_end_sentinel_and_dates_past_2262_are_set_aside_as_after_as_of():
+    result = clean_transactions(
+        raw(
+            [
+                ["a", "2024-01-01", "5"],
+                ["a", "9999-12-31", "5"],
+                ["b", "2300-01-01 10:00:00", "7"],
+                ["b", "2024-01-02", "7"],
+            ]
+        ),
+        data=DataConfig(),
+        source="t.csv",
+    )
+    assert result.quarantine["reason"].tolist() == ["after_as_of", "after_as_of"]
+    assert result.quarantine["source_row"].tolist() == [2, 3]
+    # The sentinel is not the last transaction: the default as-of is the last real day.
+    assert result.as_of == pd.Timestamp("2024-01-02")
+
+
+def test_a_far_future_date_in_a_custom_format_is_set_aside_too():
+    data = DataConfig(timestamp_format="%d/%m/%Y")
+    result = clean_transactions(
+        raw([["a", "01/01/2024", "5"], ["a", "31/12/9999", "5"]]), data=data, source="t.csv"
+    )
+    assert result.quarantine["reason"].tolist() == ["after_as_of"]
+
+
+def test_a_date_before_1678_is_a_clear_error_not_an_unreadable_format():
+    with pytest.raises(InputError, match="row 2: '1500-01-01' is before 1678"):
+        clean_transactions(
+            raw([["a", "2024-01-01", "5"], ["a", "1500-01-01", "5"]]),
+            data=DataConfig(),
+            source="t.csv",
+        )
+
+
+@pytest.mark.parametrize("amount", ["inf", "Infinity", "-inf", "1e14", "123456789012345"])
+def test_infinite_or_overflowing_amounts_are_a_one_line_error(amount):
+    with pytest.raises(InputError, match="column 'amount', row 2: .* not a finite amount below"):
+        clean_transactions(
+            raw([["a", "2024-01-01", "5"], ["a", "2024-01-02", amount]]),
+            data=DataConfig(),
+            source="t.csv",
+        )
+
+
+def test_infinite_amounts_in_a_numeric_column_are_refused_too():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "amount": [1.0, float("inf")],
+        }
+    )
+    with pytest.raises(InputError, match="row 2"):
+        clean_transactions(frame, data=DataConfig(), source="t.parquet")
+
+
+def test_a_huge_value_is_quoted_in_at_most_80_characters():
+    huge = "x" * 1_000_000
+    with pytest.raises(InputError) as caught:
+        clean_transactions(
+            raw([["a", "2024-01-01", "5"], ["a", huge, "5"]]), data=DataConfig(), source="t.csv"
+        )
+    message = str(caught.value)
+    # 80 characters of the value, its length, and the sentence around it.
+    assert len(message) < 400
+    assert "(1,000,000 characters)" in message
+
+
+@pytest.mark.parametrize("bad_id", ["C1\x00X", "C\x01", "C\x7f2", "C1\nC2"])
+def test_control_characters_in_an_id_are_an_error_naming_the_row(bad_id):
+    with pytest.raises(InputError, match="column 'customer_id', row 2: id .* control character"):
+        clean_transactions(
+            raw([["a", "2024-01-01", "5"], [bad_id, "2024-01-02", "5"]]),
+            data=DataConfig(),
+            source="t.csv",
+        )
+
+
+def test_full_width_and_zero_width_ids_are_normalised_into_the_same_customer(caplog):
+    result = clean_transactions(
+        raw(
+            [
+                ["CUS1", "2024-01-01", "5"],
+                ["ＣＵＳ１", "2024-01-02", "5"],  # full-width
+                ["CUS\u200b1", "2024-01-03", "5"],  # a zero-width space inside
+            ]
+        ),
+        data=DataConfig(),
+        source="t.csv",
+    )
+    assert result.transactions["customer_id"].unique().tolist() == ["CUS1"]
+    assert "2 ids became the same as another id once normalised" in caplog.text
+
+
+def test_a_cyrillic_look_alike_id_stays_apart_but_is_warned_about(caplog):
+    result = clean_transactions(
+        raw([["CUS1", "2024-01-01", "5"], ["\u0421US1", "2024-01-02", "5"]]),  # Cyrillic Es
+        data=DataConfig(),
+        source="t.csv",
+    )
+    assert result.transactions["customer_id"].nunique() == 2
+    assert "1 ids mix ASCII letters with letters of another script" in caplog.text
+
+
+def test_plain_ascii_ids_raise_no_warning(caplog):
+    clean_transactions(
+        raw([["CUS1", "2024-01-01", "5"], ["CUS2", "2024-01-02", "5"]]),
+        data=DataConfig(),
+        source="t.csv",
+    )
+    assert caplog.text == ""
+
+
+def test_a_huge_header_is_quoted_briefly_when_a_column_is_missing():
+    frame = pd.DataFrame({"x" * 10_000: ["a"], "timestamp": ["2024-01-01"], "amount": ["1"]})
+    with pytest.raises(InputError) as caught:
+        clean_transactions(frame, data=DataConfig(), source="t.csv")
+    assert "required column missing" in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_far_future_dates_as_epoch_seconds_or_typed_parquet_dates_are_set_aside_too():
+    epoch = raw([["a", "1700000000", "1"], ["a", "253402214400", "2"]])  # 2023 and 9999-12-31
+    clean = clean_transactions(epoch, data=DataConfig(timestamp_format="epoch_s"), source="t.csv")
+    assert clean.quarantine["reason"].tolist() == ["after_as_of"]
+    # Parquet stores dates at second or millisecond resolution, which holds year 9999
+    typed = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "timestamp": pd.Series(["2024-01-01", "9999-12-31"]).astype("datetime64[s]"),
+            "amount": [1.0, 2.0],
+        }
+    )
+    clean = clean_transactions(typed, data=DataConfig(), source="t.parquet")
+    assert clean.quarantine["reason"].tolist() == ["after_as_of"]
+    assert clean.as_of == pd.Timestamp("2024-01-01")
