@@ -22,6 +22,7 @@ from rich.table import Table
 
 from pipeline.config import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import LockedError, UserFacingError
+from pipeline.redact import RedactingConsole, install_excepthook, install_log_redaction
 
 if TYPE_CHECKING:
     from pipeline.train import TrainingOutcome
@@ -40,12 +41,12 @@ STAGE_LABELS = {
     "tracking": "Logging to MLflow",
 }
 
-console = Console(stderr=True)
+console = RedactingConsole(stderr=True)
 
 
 def _stdout() -> Console:
     # Tables are wide; when piped (a scheduler's log) do not squeeze them to 80 columns.
-    return Console() if sys.stdout.isatty() else Console(width=220)
+    return RedactingConsole() if sys.stdout.isatty() else RedactingConsole(width=220)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -59,6 +60,9 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Credentials in URIs never reach a log line or a traceback.
+    install_log_redaction()
+    install_excepthook()
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -31,6 +31,7 @@ from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
 from pipeline.io import source_location
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
+from pipeline.redact import redact, redact_values
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -256,13 +257,16 @@ def log_training(
     }
     run_name = f"train {as_of} seed {config.seed}"
     created = client.create_run(
-        experiment_id, start_time=started.get(STAGES[0]), tags=tags, run_name=run_name
+        experiment_id,
+        start_time=started.get(STAGES[0]),
+        tags=redact_values(tags),
+        run_name=run_name,
     )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
-        mlflow.log_params(config_as_flat_dict(config))
+        mlflow.log_params(redact_values(config_as_flat_dict(config)))
         mlflow.log_metrics(result.metrics)
-        location = source_location(source)
+        location = redact(source_location(source))
         if isinstance(data, pd.DataFrame):
             dataset = mlflow.data.from_pandas(
                 data, source=location, name=Path(location).name, digest=data_fingerprint
