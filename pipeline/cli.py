@@ -22,6 +22,7 @@ from rich.table import Table
 
 from pipeline.config import DEFAULT_CONFIG_PATH, load_config
 from pipeline.errors import LockedError, UserFacingError
+from pipeline.noise import capture_warnings, warnings_summary
 from pipeline.redact import RedactingConsole, install_excepthook, install_log_redaction
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ def _configure_logging(verbose: bool) -> None:
     # Credentials in URIs never reach a log line or a traceback.
     install_log_redaction()
     install_excepthook()
+    # Third-party warnings are counted and logged once per kind, never printed one by one.
+    capture_warnings()
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -275,6 +278,8 @@ def train(
         )
         lines.extend(f"  gate {g.name}: {g.verdict}, {g.detail}" for g in tracked.gates)
         lines.append("  browse it with: make ui")
+    if warnings_summary():
+        lines.append(warnings_summary())
     lines.append(f"done in {time.perf_counter() - started:.1f} s")
     for line in lines:
         out.print(line, highlight=False)

@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
 from pipeline.io import source_location
+from pipeline.noise import captured_warnings
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 from pipeline.redact import redact, redact_values
 
@@ -309,6 +310,9 @@ def log_training(
         for path in sorted(output_dir.iterdir()):
             if path.is_file() and path.name != "model.joblib":
                 mlflow.log_artifact(str(path), artifact_path="outputs")
+        if captured_warnings():
+            # Counted once per kind by the command line (pipeline.noise), recorded here.
+            mlflow.log_dict(captured_warnings(), "warnings.json")
         version = _log_model(result, config, output_dir)
     promoted, gates = (False, [])
     if version is not None:
