@@ -64,3 +64,10 @@ clean: ## Remove run outputs (tracking store, artifacts, outputs, generated data
 
 distclean: clean ## Also remove the virtual environment
 	rm -rf $(VENV) *.egg-info
+
+NOTEBOOK_PORT ?= 8888
+notebook: $(STAMP) ## Open the notebooks in JupyterLab (installs the notebook extra on first use)
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || { echo "Installing JupyterLab (the notebook extra)"; \
+		set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev,notebook]" | { grep -v '^Requirement already satisfied' || true; }; }
+	@echo "JupyterLab on http://127.0.0.1:$(NOTEBOOK_PORT); the notebooks read the project's mlflow.db from any folder"
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(NOTEBOOK_PORT) --no-browser

@@ -551,3 +551,21 @@ def promote(
     client.set_registered_model_alias(model_name, CHAMPION, version)
     client.set_model_version_tag(model_name, version, "promoted", "by hand")
     client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+
+
+def project_tracking_uri(configured: str | None = None) -> str:
+    """:func:`resolve_tracking_uri`, with the default store anchored at the project's root.
+
+    For notebooks and other callers whose working directory is not the project's (Jupyter runs
+    a notebook in ``notebooks/``, where ``sqlite:///mlflow.db`` would create an empty store):
+    an explicit URI or ``$MLFLOW_TRACKING_URI`` is used as given; otherwise the project's own
+    ``mlflow.db`` (the folder holding ``pyproject.toml`` above this package, for a checkout),
+    else the working directory's.
+    """
+    uri = resolve_tracking_uri(configured)
+    if uri != DEFAULT_TRACKING_URI:
+        return uri
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():
+        return uri
+    return f"sqlite:///{root / 'mlflow.db'}"
