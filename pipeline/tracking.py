@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
 from pipeline.io import source_location
+from pipeline.metric_names import flat, grouped
 from pipeline.noise import captured_warnings
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 from pipeline.redact import redact, redact_values
@@ -185,7 +186,7 @@ def _champion_metrics(client: MlflowClient, name: str) -> dict[str, float] | Non
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    return dict(client.get_run(champion.run_id).data.metrics) if champion.run_id else None
+    return flat(client.get_run(champion.run_id).data.metrics) if champion.run_id else None
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def log_training(
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
         mlflow.log_params(redact_values(config_as_flat_dict(config)))
-        mlflow.log_metrics(result.metrics)
+        mlflow.log_metrics(grouped(result.metrics))
         location = redact(source_location(source))
         if isinstance(data, pd.DataFrame):
             dataset = mlflow.data.from_pandas(
@@ -293,7 +294,7 @@ def log_training(
                 run_name=stage,
             )
             with mlflow.start_run(run_id=child.info.run_id, nested=True):
-                mlflow.log_metrics(result.stage_metrics.get(stage, {}))
+                mlflow.log_metrics(grouped(result.stage_metrics.get(stage, {})))
                 for name, table in result.tables.items():
                     if name.startswith(STAGE_TABLE_PREFIXES[stage]):
                         mlflow.log_table(table, f"{name}.json")
@@ -395,7 +396,7 @@ def training_runs(
     aliases = _aliases_by_run(client, model_name)
     rows = []
     for run in runs:
-        metrics, tags = run.data.metrics, run.data.tags
+        metrics, tags = flat(run.data.metrics), run.data.tags
         row = {
             "run_id": run.info.run_id,
             "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
@@ -441,7 +442,7 @@ def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFram
             "run_id": run.info.run_id,
             "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
             "as_of": run.data.tags.get("as_of"),
-            **{k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")},
+            **{k: v for k, v in flat(run.data.metrics).items() if k.startswith("kpi_")},
         }
         for run in runs
         if run.data.tags.get("data_source") == source
