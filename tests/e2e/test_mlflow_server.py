@@ -138,7 +138,7 @@ def test_training_through_a_tracking_server_is_visible_in_its_rest_api(
 
     # The analyst's commands read the same server.
     listing = CliRunner().invoke(main, ["runs"], catch_exceptions=False)
-    assert run_id[:12] in listing.output and "champion" in listing.output
+    assert run_id in listing.output and "champion" in listing.output
 
 
 def test_the_ui_serves_its_page(server):

@@ -57,7 +57,7 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     compared = (
         CliRunner().invoke(main, ["compare", "--tracking-uri", uri], catch_exceptions=False).output
     )
-    assert first["run_id"][:12] in compared and second["run_id"][:12] in compared
+    assert first["run_id"] in compared and second["run_id"] in compared  # whole ids
     assert "2025-10-31" in compared and "2025-12-31" in compared and "share_at_risk" in compared
     # counts read as counts, shares with their decimals
     assert re.search(r"│ n_clusters +│ +\d+ │ +\d+ │", compared)
