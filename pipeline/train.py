@@ -489,7 +489,11 @@ def _run_training(
                 staging / "run.json",
             )
         html = report.render_report(
-            result, figures, run_id=tracked.run_id if tracked else None, source=source.path
+            result,
+            figures,
+            run_id=tracked.run_id if tracked else None,
+            source=source.path,
+            tracked=tracked,
         )
         io.write_text(html, staging / "report.html")
         if tracked:
