@@ -26,6 +26,8 @@ import mlflow.data
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NOTE
 
 from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
@@ -169,7 +171,8 @@ def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str 
     chatter = io.StringIO()
     with contextlib.redirect_stderr(chatter):
         info = mlflow.pyfunc.log_model(
-            name="model",
+            # Named after the registered model: the run's Models tab says which model it is.
+            name=config.tracking.registered_model,
             python_model=LoyaltySegmentationModel(),
             artifacts={"bundle": str(output_dir / "model.joblib")},
             code_paths=[str(Path(__file__).parent)],
@@ -261,7 +264,7 @@ def log_training(
     created = client.create_run(
         experiment_id,
         start_time=started.get(STAGES[0]),
-        tags=redact_values(tags),
+        tags=redact_values(_with_context_tags(tags)),
         run_name=run_name,
     )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
@@ -290,7 +293,7 @@ def log_training(
             child = client.create_run(
                 experiment_id,
                 start_time=started.get(stage),
-                tags={"mlflow.parentRunId": run_id, "stage": stage},
+                tags=_with_context_tags({"mlflow.parentRunId": run_id, "stage": stage}),
                 run_name=stage,
             )
             with mlflow.start_run(run_id=child.info.run_id, nested=True):
@@ -318,6 +321,11 @@ def log_training(
     promoted, gates = (False, [])
     if version is not None:
         promoted, gates = _apply_gates(client, config, run_id, version, result.metrics)
+    client.set_tag(
+        run_id,
+        MLFLOW_RUN_NOTE,
+        redact(run_description(result, config, source, version, promoted, gates)),
+    )
     return TrackedRun(run_id, version, promoted, tuple(gates))
 
 
@@ -570,3 +578,60 @@ def project_tracking_uri(configured: str | None = None) -> str:
     if not (root / "pyproject.toml").exists():
         return uri
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _with_context_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` plus MLflow's own context tags (``mlflow.user``, ``mlflow.source.name`` and
+    ``.type``, ``mlflow.source.git.commit``), which ``mlflow.start_run`` sets and
+    ``MlflowClient.create_run`` (used here to date runs from their stages) does not."""
+    resolved = resolve_tags(tags)
+    commit = tags.get("git_commit") or _git_commit()
+    if MLFLOW_GIT_COMMIT not in resolved and commit != "unknown":
+        resolved[MLFLOW_GIT_COMMIT] = commit
+    return resolved
+
+
+def run_description(
+    result: TrainingResult,
+    config: Config,
+    source: str,
+    version: str | None,
+    promoted: bool,
+    gates: list[GateResult] | tuple[GateResult, ...],
+) -> str:
+    """The run's description in the UI (``mlflow.note.content``, Markdown): what was trained, on
+    what, what came out, and whether it became the champion."""
+    metrics = result.metrics
+    shares = ", ".join(
+        f"{row.status} {row.share:.0%}"
+        for row in result.summary.itertuples()
+        if hasattr(row, "share") and hasattr(row, "status")
+    )
+    lines = [
+        f"**Loyalty segmentation training** on `{source_location(source)}` as of {config.as_of}, "
+        f"seed {config.seed}.",
+        "",
+        f"- {int(metrics.get('customers', 0)):,} customers in "
+        f"{int(metrics.get('n_clusters', 0))} clusters ({result.k_reason or 'k fixed'})",
+        f"- customer value: {result.value_model_name or 'n/a'}"
+        + (
+            f", holdout spend Gini {metrics['holdout_spend_gini']:.3f}"
+            if "holdout_spend_gini" in metrics
+            else ""
+        ),
+    ]
+    if shares:
+        lines.append(f"- statuses: {shares}")
+    if "planted_macro_f1" in metrics:
+        lines.append(f"- planted statuses recovered: macro-F1 {metrics['planted_macro_f1']:.3f}")
+    if version is None:
+        lines.append("- no model registered")
+    else:
+        role = "**champion**" if promoted else "**challenger** (held back)"
+        lines.append(f"- model `{config.tracking.registered_model}` version {version}: {role}")
+        lines.extend(f"  - gate {g.name}: {g.verdict}, {g.detail}" for g in gates)
+    lines.append("")
+    lines.append(
+        "Stage runs (data, clustering, clv, labeling) hold each stage's metrics and tables."
+    )
+    return "\n".join(lines)
