@@ -627,7 +627,14 @@ def run_description(
     if version is None:
         lines.append("- no model registered")
     else:
-        role = "**champion**" if promoted else "**challenger** (held back)"
+        failed = ", ".join(g.name for g in gates if g.passed is False)
+        role = (
+            "**champion**"
+            if promoted
+            else f"**challenger**, held back by gate {failed}"
+            if failed
+            else "**challenger**"
+        )
         lines.append(f"- model `{config.tracking.registered_model}` version {version}: {role}")
         lines.extend(f"  - gate {g.name}: {g.verdict}, {g.detail}" for g in gates)
     lines.append("")
