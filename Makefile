@@ -53,8 +53,9 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix pipeline tests
 
 ui: $(STAMP) ## Browse runs in the MLflow UI at http://127.0.0.1:$(MLFLOW_PORT)
-	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): Experiments > loyalty-segmentation > Training runs"
-	@echo "(expand a run for its stage runs; tick two and Compare); Models > loyalty-segmentation for the aliases"
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): switch the sidebar from GenAI to 'Model training', then"
+	@echo "Experiments > loyalty-segmentation > Runs; search tags.run_kind = 'training' before ticking two runs"
+	@echo "to Compare; 'Model registry' (sidebar) > loyalty-segmentation for the aliases. See the README."
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
 		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
