@@ -507,7 +507,7 @@ def _model_cell(row: dict) -> str:
 def _print_wide_or_narrow(table: Table, wide: bool) -> None:
     if wide:
         # As wide as the table needs, whatever the terminal: nothing is cut.
-        Console(width=max(_stdout().width, 400)).print(table, crop=False)
+        RedactingConsole(width=max(_stdout().width, 400)).print(table, crop=False)
     else:
         _stdout().print(table)
 
