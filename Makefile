@@ -10,30 +10,30 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 MLFLOW_PORT ?= 5000
 
-.PHONY: help setup java train test bench lint format ui clean distclean
+.PHONY: help setup setup-spark notebook train test bench lint format ui clean distclean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing the project and its dependencies into $(VENV) (first run only, about a minute)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,spark]"
-	@command -v java >/dev/null 2>&1 || $(MAKE) --no-print-directory java
+	@echo "Installing the project and its dev tools into $(VENV) (first run only; pip shows each package)"
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --upgrade pip | { grep -v '^Requirement already satisfied' || true; }
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev]" | { grep -v '^Requirement already satisfied' || true; }
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the project with its dev tools and Spark
+setup: $(STAMP) ## Create .venv and install the project with its dev tools (no Spark, no Java, no root)
 
-java: ## Install a Java 17 runtime for Spark (apt, as root or with sudo)
+setup-spark: $(STAMP) ## Opt in to Spark: install the spark extra (needs a Java 17 runtime on PATH)
+	@echo "Installing the spark extra (pyspark, about 470 MB)"
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev,spark]" | { grep -v '^Requirement already satisfied' || true; }
 	@if command -v java >/dev/null 2>&1; then java -version 2>&1 | head -1; \
-	elif command -v apt-get >/dev/null 2>&1; then \
-		SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
-		echo "Installing a Java 17 runtime for Spark (apt-get install openjdk-17-jre-headless)"; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
-	else echo "Spark needs a Java 17 runtime: install one and put java on PATH"; exit 1; fi
+	else echo "Spark also needs a Java 17 runtime, and none is on PATH. Without root: download a JDK 17"; \
+		echo "tarball (e.g. https://adoptium.net/temurin/releases/?version=17), unpack it in your home"; \
+		echo "folder and set JAVA_HOME=<folder> and PATH=\$$JAVA_HOME/bin:\$$PATH. With a package manager:"; \
+		echo "'brew install openjdk@17' (macOS) or 'sudo apt-get install openjdk-17-jre-headless' (Debian)."; fi
 
 train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --as-of YYYY-MM-DD ...")
 	$(BIN)/loyalty train $(ARGS)
@@ -53,8 +53,9 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix pipeline tests
 
 ui: $(STAMP) ## Browse runs in the MLflow UI at http://127.0.0.1:$(MLFLOW_PORT)
-	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): Experiments > loyalty-segmentation > Training runs"
-	@echo "(expand a run for its stage runs; tick two and Compare); Models > loyalty-segmentation for the aliases"
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT): switch the sidebar from GenAI to 'Model training', then"
+	@echo "Experiments > loyalty-segmentation > Runs; search tags.run_kind = 'training' before ticking two runs"
+	@echo "to Compare; 'Model registry' (sidebar) > loyalty-segmentation for the aliases. See the README."
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
 		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
@@ -68,3 +69,9 @@ distclean: clean ## Also remove the virtual environment
 .PHONY: backtest
 backtest: $(STAMP) ## Judge statuses and forecasts at past cut-offs by what came next (ARGS="--folds 2" or "--cutoff YYYY-MM-DD ...")
 	$(BIN)/loyalty backtest $(ARGS)
+NOTEBOOK_PORT ?= 8888
+notebook: $(STAMP) ## Open the notebooks in JupyterLab (installs the notebook extra on first use)
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || { echo "Installing JupyterLab (the notebook extra)"; \
+		set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev,notebook]" | { grep -v '^Requirement already satisfied' || true; }; }
+	@echo "JupyterLab on http://127.0.0.1:$(NOTEBOOK_PORT); the notebooks read the project's mlflow.db from any folder"
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(NOTEBOOK_PORT) --no-browser

@@ -23,6 +23,8 @@ from rich.table import Table
 
 from pipeline.config import DEFAULT_CONFIG_PATH, MAX_HORIZON_DAYS, check_as_of, load_config
 from pipeline.errors import LockedError, TrackingError, UserFacingError
+from pipeline.noise import capture_warnings, warnings_summary
+from pipeline.redact import RedactingConsole, install_excepthook, install_log_redaction
 
 if TYPE_CHECKING:
     from pipeline.train import TrainingOutcome
@@ -43,12 +45,12 @@ STAGE_LABELS = {
     "tracking": "Logging to MLflow",
 }
 
-console = Console(stderr=True)
+console = RedactingConsole(stderr=True)
 
 
 def _stdout() -> Console:
     # Tables are wide; when piped (a scheduler's log) do not squeeze them to 80 columns.
-    return Console() if sys.stdout.isatty() else Console(width=220)
+    return RedactingConsole() if sys.stdout.isatty() else RedactingConsole(width=220)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -62,6 +64,11 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Credentials in URIs never reach a log line or a traceback.
+    install_log_redaction()
+    install_excepthook()
+    # Third-party warnings are counted and logged once per kind, never printed one by one.
+    capture_warnings()
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -287,6 +294,8 @@ def train(
         )
         lines.extend(f"  gate {g.name}: {g.verdict}, {g.detail}" for g in tracked.gates)
         lines.append("  browse it with: make ui")
+    if warnings_summary():
+        lines.append(warnings_summary())
     lines.append(f"done in {time.perf_counter() - started:.1f} s")
     for line in lines:
         out.print(line, highlight=False)
@@ -486,11 +495,54 @@ def _format(value) -> str:
     return str(value)
 
 
+WIDE_OPTION = click.option(
+    "--wide",
+    is_flag=True,
+    help="Every key figure, at full width (not cut to the terminal); default: fits 80 columns.",
+)
+# What `loyalty runs` shows by default: fits 80 columns with the full run id (32 characters),
+# so that an id can always be copied into `compare` or the UI's search: 32 + 10 (as of) + 14
+# ("v12 challenger") + 9 (customers) + 13 of borders = 78.
+RUNS_NARROW = ("run_id", "status", "as_of", "model", "customers")
+RUNS_WIDE = (
+    "run_id",
+    "status",
+    "started",
+    "as_of",
+    "trigger",
+    "model",
+    "customers",
+    "planted_macro_f1",
+    "seed_stability_ari",
+    "silhouette",
+    "holdout_spend_gini",
+    "share_loyal",
+    "share_at_risk",
+    "share_lost",
+)
+RUN_HEADERS = {"as_of": "as of", "planted_macro_f1": "planted F1", "seed_stability_ari": "seed ARI"}
+
+
+def _model_cell(row: dict) -> str:
+    """``v3 champion``: the registered version and its aliases, in one short cell."""
+    version, aliases = row.get("model_version") or "", row.get("aliases") or ""
+    return f"v{version} {aliases}".strip() if version else "-"
+
+
+def _print_wide_or_narrow(table: Table, wide: bool) -> None:
+    if wide:
+        # As wide as the table needs, whatever the terminal: nothing is cut.
+        RedactingConsole(width=max(_stdout().width, 400)).print(table, crop=False)
+    else:
+        _stdout().print(table)
+
+
 @main.command()
 @click.option("-n", "--last", "last", type=click.IntRange(min=1), default=20, show_default=True)
+@WIDE_OPTION
 @_tracking_options
-def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) -> None:
-    """List training runs, newest first, with their key figures."""
+def runs(last: int, wide: bool, tracking_uri: str | None, experiment: str, model_name: str) -> None:
+    """List training runs, newest first, with their key figures (full run ids)."""
     _configure_logging(False)
     from pipeline.tracking import training_runs
 
@@ -501,32 +553,19 @@ def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) 
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
         return
-    columns = [
-        "run_id",
-        "status",
-        "started",
-        "as_of",
-        "trigger",
-        "model_version",
-        "aliases",
-        "customers",
-        "planted_macro_f1",
-        "seed_stability_ari",
-        "silhouette",
-        "share_loyal",
-        "share_at_risk",
-        "share_lost",
-    ]
+    columns = RUNS_WIDE if wide else RUNS_NARROW
     out = Table(title=f"Training runs in '{experiment}'", title_justify="left")
     for column in columns:
         out.add_column(
-            column.replace("share_", "% "),
-            justify="left" if column in {"run_id", "aliases"} else "right",
+            RUN_HEADERS.get(column, column.replace("share_", "% ")),
+            justify="left" if column in {"run_id", "model", "as_of"} else "right",
+            no_wrap=column == "run_id",
+            min_width=32 if column == "run_id" else None,
         )
     for row in table.to_dict("records"):
-        row["run_id"] = row["run_id"][:12]
+        row["model"] = _model_cell(row)
         out.add_row(*(_format(row[c]) for c in columns))
-    _stdout().print(out)
+    _print_wide_or_narrow(out, wide)
 
 
 @main.command()
@@ -540,9 +579,15 @@ def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) 
     show_default=True,
     help="Compare the last N runs when no run ids are given.",
 )
+@WIDE_OPTION
 @_tracking_options
 def compare(
-    run_ids: tuple[str, ...], last: int, tracking_uri: str | None, experiment: str, model_name: str
+    run_ids: tuple[str, ...],
+    last: int,
+    wide: bool,
+    tracking_uri: str | None,
+    experiment: str,
+    model_name: str,
 ) -> None:
     """Show runs side by side: metrics, status shares and which one is champion."""
     _configure_logging(False)
@@ -566,13 +611,25 @@ def compare(
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
         return
+    # Narrow: columns are lettered and the full ids listed above the table (an id is 32
+    # characters: two of them as headers would not fit 80 columns). Wide: the ids are headers.
+    if not wide:
+        # Two runs then fit 80 columns: 35 (the longest metric name) + 2 x 16 + 10 of borders.
+        table = table.assign(
+            started=table["started"].map(lambda t: f"{t:%Y-%m-%d %H:%M}", na_action="ignore"),
+            data=table["data"].str[:12],
+        )
+    letters = [chr(ord("A") + i) if i < 26 else str(i + 1) for i in range(len(table))]
     out = Table(title="Runs side by side", title_justify="left")
     out.add_column("")
-    for row in table.itertuples():
-        out.add_column(row.run_id[:12], justify="right")
+    for letter, row in zip(letters, table.itertuples(), strict=True):
+        out.add_column(row.run_id if wide else letter, justify="right")
     for column in table.columns.drop("run_id"):
         out.add_row(column, *(_format(value) for value in table[column]))
-    _stdout().print(out)
+    if not wide:
+        for letter, run_id in zip(letters, table["run_id"], strict=True):
+            _stdout().print(f"{letter}  {run_id}", highlight=False)
+    _print_wide_or_narrow(out, wide)
 
 
 @main.command()

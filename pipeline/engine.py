@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -143,9 +144,17 @@ def _connect_spark(config: EngineConfig) -> Engine:
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError(
-            "engine.name is spark but PySpark is not installed: "
-            "pip install '.[spark]' (and a Java 17 runtime)"
+            "engine.name is spark but PySpark is not installed: run `make setup-spark` "
+            "(or pip install -e '.[spark]') and put a Java 17 runtime on PATH; "
+            "or use the default engine, duckdb"
         ) from None
+    if _java_missing():
+        # PySpark would otherwise fail later with "Java gateway process exited" and a traceback.
+        raise ConfigError(
+            "engine.name is spark but no Java runtime is on PATH or in JAVA_HOME: install a "
+            "Java 17 runtime (`make setup-spark` says how, without root); "
+            "or use the default engine, duckdb"
+        )
     # Executors must run the same interpreter as the driver (same pandas, same pipeline).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("loyalty-segmentation")
@@ -187,3 +196,11 @@ def spark_schema(frame: pd.DataFrame) -> Any:
     return T.StructType(
         [T.StructField(str(name), spark_type(dtype)) for name, dtype in frame.dtypes.items()]
     )
+
+
+def _java_missing() -> bool:
+    """True when neither PATH nor JAVA_HOME offers a ``java`` for Spark's driver."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.path.exists(os.path.join(java_home, "bin", "java")):
+        return False
+    return shutil.which("java") is None

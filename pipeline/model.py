@@ -16,6 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.evaluate import BinnedDistribution
 from pipeline.features import build_features
 from pipeline.labeling import CLUSTER, StatusLabeler
+from pipeline.redact import redacted_config
 from pipeline.schema import CUSTOMER_ID
 
 # The segment table's leading columns: a contract with notebooks, schedulers and scoring.
@@ -123,6 +124,10 @@ class SegmentationModel:
     feature_reference: dict[str, BinnedDistribution] | None = None
     # The training population's quantiles of the columns sub-segment rules rank by.
     rank_reference: dict[str, np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        # A bundle is a file that travels: it never carries a credential from the config.
+        self.config = redacted_config(self.config)
 
     def features(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import io as bytes_io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from pipeline.config import STATUSES, shipped_playbook
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pipeline.tracking import TrackedRun
     from pipeline.train import TrainingResult
 
 _TEMPLATE = """<!doctype html>
@@ -43,6 +44,10 @@ _TEMPLATE = """<!doctype html>
 <div class="cards">
  {% for label, value in cards %}<div class="card">{{ label }}<b>{{ value }}</b></div>{% endfor %}
 </div>
+
+<h2>Promotion</h2>
+<p><b>{{ promotion.verdict }}</b></p>
+{{ promotion.gates | safe }}
 
 <h2>Statuses: size and value</h2>
 {{ summary | safe }}
@@ -73,11 +78,26 @@ _TEMPLATE = """<!doctype html>
  take the status their own signals meet:</p>
 {{ overrides | safe }}
 
+<h2>Status changes since the champion</h2>
+{% if changes.moves %}
+<p class="note">The same customers under the champion (rows) and under this model (columns):
+ {{ changes.changed }}.</p>
+{% if figures.status_transitions %}<img alt="status transitions" src="{{ figures.status_transitions }}">{% endif %}
+<p class="note">The largest movements (customers):</p>
+<ul>{% for line in changes.moves %}<li>{{ line }}</li>{% endfor %}</ul>
+{% else %}<p class="note">{{ changes.absent }}</p>{% endif %}
+
+<h2>Data drift against the champion's training data</h2>
+{% if drift.table %}<p class="note">Population stability index (PSI) of each feature: {{ drift.rule }}.</p>
+{{ drift.table | safe }}{% else %}<p class="note">{{ drift.absent }}</p>{% endif %}
+
 <h2>KPIs per status</h2>
 <p class="note">Over the last {{ window_days }} days before the as-of date: retention = share of the
  customers who had bought before that window and bought again inside it (blank where nobody had);
  repeat rate = share with at least one repeat purchase; average spend per customer in the window.</p>
 {{ kpis | safe }}
+{% if by_definition %}<p class="note">Not shown, because the status's own definition makes them hold
+ (a share of exactly 0% or 100% over a whole status): {{ by_definition }}.</p>{% endif %}
 {% if figures.kpis_across_runs %}<img alt="KPIs across runs" src="{{ figures.kpis_across_runs }}">{% endif %}
 
 <h2>What to do with each status</h2>
@@ -132,7 +152,12 @@ def _table(frame: pd.DataFrame, *, digits: int = 3) -> str:
 
 
 def render_report(
-    result: TrainingResult, figures: dict[str, Figure], *, run_id: str | None, source: str
+    result: TrainingResult,
+    figures: dict[str, Figure],
+    *,
+    run_id: str | None,
+    source: str,
+    tracked: TrackedRun | None = None,
 ) -> str:
     """The report as one HTML string."""
     segments, metrics = result.segments, result.metrics
@@ -194,6 +219,9 @@ def render_report(
         ),
         ("holdout spend Gini", f"{metrics.get('holdout_spend_gini', float('nan')):.3f}"),
     ]
+    kpis, by_definition = kpis_without_definitional(
+        result.tables.get("labeling_kpis", pd.DataFrame())
+    )
     environment = Environment(autoescape=select_autoescape(default=True))
     template = environment.from_string(_TEMPLATE)
     tables = result.tables
@@ -217,7 +245,11 @@ def render_report(
         purity=f"{config.labeling.min_cluster_purity:.0%}",
         playbook=_table(playbook_table),
         sub_segments=_table(tables.get("labeling_sub_segments", pd.DataFrame())),
-        kpis=_table(tables.get("labeling_kpis", pd.DataFrame())),
+        kpis=_table(kpis),
+        by_definition=by_definition,
+        promotion=promotion_section(tracked),
+        changes=changes_section(result),
+        drift=drift_section(result, threshold=config.monitoring.drift_warn_psi),
         window_days=config.features.recent_window_days,
         figures={name: figure_data_uri(figure) for name, figure in figures.items()},
         planted_f1=f"{metrics['planted_macro_f1']:.3f}" if "planted_macro_f1" in metrics else "",
@@ -360,3 +392,94 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
         per_cutoff=_table(per_cutoff.rename_axis(None, axis=1).reset_index()),
         figures={name: figure_data_uri(figure) for name, figure in figures.items()},
     )
+# KPIs that are shares of a status's customers; one at exactly 0 or 1 over a whole status is
+# forced by the status's definition (active and loyal customers bought in the recent window, so
+# their retention is 100%), not something the data found.
+_DEFINITIONAL_KPIS = ("retention", "repeat_rate")
+
+
+def kpis_without_definitional(kpis: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The KPI table with the cells that hold by construction blanked, and a sentence naming
+    them (empty when none)."""
+    if kpis.empty or "status" not in kpis.columns:
+        return kpis, ""
+    kpis = kpis.copy()
+    named = []
+    for column in _DEFINITIONAL_KPIS:
+        if column not in kpis.columns:
+            continue
+        forced = kpis[column].isin([0.0, 1.0])
+        named.extend(
+            f"{column.replace('_', ' ')} of {status} ({value:.0%})"
+            for status, value in zip(
+                kpis.loc[forced, "status"], kpis.loc[forced, column], strict=True
+            )
+        )
+        kpis.loc[forced, column] = np.nan
+    return kpis, ", ".join(named)
+
+
+def promotion_section(tracked: TrackedRun | None) -> dict[str, str]:
+    """Whether the model became champion, and every gate's verdict with its evidence."""
+    if tracked is None:
+        return {
+            "verdict": "Not tracked (--no-tracking): nothing was registered or promoted.",
+            "gates": "",
+        }
+    if tracked.model_version is None:
+        return {"verdict": "No model version was registered.", "gates": ""}
+    failed = [g.name for g in tracked.gates if g.passed is False]
+    if tracked.promoted:
+        verdict = f"Model version {tracked.model_version} became the champion."
+    elif failed:
+        verdict = (
+            f"Model version {tracked.model_version} was held back by gate "
+            f"{', '.join(failed)}: it stays challenger; the champion is unchanged."
+        )
+    else:
+        verdict = f"Model version {tracked.model_version} was not promoted: it stays challenger."
+    gates = pd.DataFrame(
+        [{"gate": g.name, "verdict": g.verdict, "evidence": g.detail} for g in tracked.gates]
+    )
+    return {"verdict": verdict, "gates": _table(gates) if not gates.empty else ""}
+
+
+def changes_section(result: TrainingResult, *, top: int = 8) -> dict[str, Any]:
+    """The share of customers whose status changed since the champion, and the largest named
+    movements (``loyal -> at_risk: 120``); ``absent`` says why there is nothing to show."""
+    metrics = result.metrics
+    moves = sorted(
+        (
+            (value, name.removeprefix("moved_").replace("_to_", " \u2192 "))
+            for name, value in metrics.items()
+            if name.startswith("moved_") and value > 0
+        ),
+        reverse=True,
+    )
+    if "transition_customers_compared" not in metrics:
+        return {"moves": [], "absent": "No champion to compare with (the first tracked training)."}
+    changed = (
+        f"{metrics.get('transition_changed_share', 0.0):.1%} of "
+        f"{int(metrics['transition_customers_compared']):,} customers changed status"
+    )
+    return {
+        "moves": [f"{label}: {int(value):,}" for value, label in moves[:top]],
+        "changed": changed,
+        "absent": "No customer changed status since the champion.",
+    }
+
+
+def drift_section(result: TrainingResult, *, threshold: float) -> dict[str, str]:
+    """The per-feature PSI table against the champion's training data, when there is one."""
+    table = result.tables.get("data_drift")
+    if table is None or table.empty:
+        return {
+            "table": "",
+            "absent": "No champion with a training-data reference to compare with.",
+        }
+    return {
+        "table": _table(table),
+        # PSI above 0.1 is a moderate shift and above 0.25 a major one (Siddiqi, 2006); the
+        # threshold used here is monitoring.drift_warn_psi.
+        "rule": f"above {threshold:g} the feature's distribution has moved enough to check",
+    }

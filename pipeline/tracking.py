@@ -27,11 +27,16 @@ import mlflow.data
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NOTE
 
 from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
 from pipeline.io import source_location
+from pipeline.metric_names import flat, grouped
+from pipeline.noise import captured_warnings
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
+from pipeline.redact import redact, redact_values
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -167,7 +172,8 @@ def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str 
     chatter = io.StringIO()
     with contextlib.redirect_stderr(chatter):
         info = mlflow.pyfunc.log_model(
-            name="model",
+            # Named after the registered model: the run's Models tab says which model it is.
+            name=config.tracking.registered_model,
             python_model=LoyaltySegmentationModel(),
             artifacts={"bundle": str(output_dir / "model.joblib")},
             code_paths=[str(Path(__file__).parent)],
@@ -184,7 +190,7 @@ def _champion_metrics(client: MlflowClient, name: str) -> dict[str, float] | Non
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    return dict(client.get_run(champion.run_id).data.metrics) if champion.run_id else None
+    return flat(client.get_run(champion.run_id).data.metrics) if champion.run_id else None
 
 
 @dataclass(frozen=True)
@@ -303,13 +309,16 @@ def log_training(
     }
     run_name = f"train {as_of} seed {config.seed}"
     created = client.create_run(
-        experiment_id, start_time=started.get(STAGES[0]), tags=tags, run_name=run_name
+        experiment_id,
+        start_time=started.get(STAGES[0]),
+        tags=redact_values(_with_context_tags(tags)),
+        run_name=run_name,
     )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
-        mlflow.log_params(config_as_flat_dict(config))
-        mlflow.log_metrics(result.metrics)
-        location = source_location(source)
+        mlflow.log_params(redact_values(config_as_flat_dict(config)))
+        mlflow.log_metrics(grouped(result.metrics))
+        location = redact(source_location(source))
         if isinstance(data, pd.DataFrame):
             dataset = mlflow.data.from_pandas(
                 data, source=location, name=Path(location).name, digest=data_fingerprint
@@ -331,11 +340,11 @@ def log_training(
             child = client.create_run(
                 experiment_id,
                 start_time=started.get(stage),
-                tags={"mlflow.parentRunId": run_id, "stage": stage},
+                tags=_with_context_tags({"mlflow.parentRunId": run_id, "stage": stage}),
                 run_name=stage,
             )
             with mlflow.start_run(run_id=child.info.run_id, nested=True):
-                mlflow.log_metrics(result.stage_metrics.get(stage, {}))
+                mlflow.log_metrics(grouped(result.stage_metrics.get(stage, {})))
                 for name, table in result.tables.items():
                     if name.startswith(STAGE_TABLE_PREFIXES[stage]):
                         mlflow.log_table(table, f"{name}.json")
@@ -352,10 +361,18 @@ def log_training(
         for path in sorted(output_dir.iterdir()):
             if path.is_file() and path.name != "model.joblib":
                 mlflow.log_artifact(str(path), artifact_path="outputs")
+        if captured_warnings():
+            # Counted once per kind by the command line (pipeline.noise), recorded here.
+            mlflow.log_dict(captured_warnings(), "warnings.json")
         version = _log_model(result, config, output_dir)
     promoted, gates = (False, [])
     if version is not None:
         promoted, gates = _apply_gates(client, config, run_id, version, result.metrics)
+    client.set_tag(
+        run_id,
+        MLFLOW_RUN_NOTE,
+        redact(run_description(result, config, source, version, promoted, gates)),
+    )
     return TrackedRun(run_id, version, promoted, tuple(gates))
 
 
@@ -441,7 +458,7 @@ def training_runs(
     aliases = _aliases_by_run(client, model_name)
     rows = []
     for run in runs:
-        metrics, tags = run.data.metrics, run.data.tags
+        metrics, tags = flat(run.data.metrics), run.data.tags
         row = {
             "run_id": run.info.run_id,
             "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
@@ -487,7 +504,7 @@ def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFram
             "run_id": run.info.run_id,
             "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
             "as_of": run.data.tags.get("as_of"),
-            **{k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")},
+            **{k: v for k, v in flat(run.data.metrics).items() if k.startswith("kpi_")},
         }
         for run in runs
         if run.data.tags.get("data_source") == source
@@ -1105,3 +1122,85 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
     except (mlflow.exceptions.MlflowException, OSError):
         outputs = None
     return bundle, outputs
+
+
+def project_tracking_uri(configured: str | None = None) -> str:
+    """:func:`resolve_tracking_uri`, with the default store anchored at the project's root.
+
+    For notebooks and other callers whose working directory is not the project's (Jupyter runs
+    a notebook in ``notebooks/``, where ``sqlite:///mlflow.db`` would create an empty store):
+    an explicit URI or ``$MLFLOW_TRACKING_URI`` is used as given; otherwise the project's own
+    ``mlflow.db`` (the folder holding ``pyproject.toml`` above this package, for a checkout),
+    else the working directory's.
+    """
+    uri = resolve_tracking_uri(configured)
+    if uri != DEFAULT_TRACKING_URI:
+        return uri
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():
+        return uri
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _with_context_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` plus MLflow's own context tags (``mlflow.user``, ``mlflow.source.name`` and
+    ``.type``, ``mlflow.source.git.commit``), which ``mlflow.start_run`` sets and
+    ``MlflowClient.create_run`` (used here to date runs from their stages) does not."""
+    resolved = resolve_tags(tags)
+    commit = tags.get("git_commit") or _git_commit()
+    if MLFLOW_GIT_COMMIT not in resolved and commit != "unknown":
+        resolved[MLFLOW_GIT_COMMIT] = commit
+    return resolved
+
+
+def run_description(
+    result: TrainingResult,
+    config: Config,
+    source: str,
+    version: str | None,
+    promoted: bool,
+    gates: list[GateResult] | tuple[GateResult, ...],
+) -> str:
+    """The run's description in the UI (``mlflow.note.content``, Markdown): what was trained, on
+    what, what came out, and whether it became the champion."""
+    metrics = result.metrics
+    shares = ", ".join(
+        f"{row.status} {row.share:.0%}"
+        for row in result.summary.itertuples()
+        if hasattr(row, "share") and hasattr(row, "status")
+    )
+    lines = [
+        f"**Loyalty segmentation training** on `{source_location(source)}` as of {config.as_of}, "
+        f"seed {config.seed}.",
+        "",
+        f"- {int(metrics.get('customers', 0)):,} customers in "
+        f"{int(metrics.get('n_clusters', 0))} clusters ({result.k_reason or 'k fixed'})",
+        f"- customer value: {result.value_model_name or 'n/a'}"
+        + (
+            f", holdout spend Gini {metrics['holdout_spend_gini']:.3f}"
+            if "holdout_spend_gini" in metrics
+            else ""
+        ),
+    ]
+    if shares:
+        lines.append(f"- statuses: {shares}")
+    if "planted_macro_f1" in metrics:
+        lines.append(f"- planted statuses recovered: macro-F1 {metrics['planted_macro_f1']:.3f}")
+    if version is None:
+        lines.append("- no model registered")
+    else:
+        failed = ", ".join(g.name for g in gates if g.passed is False)
+        role = (
+            "**champion**"
+            if promoted
+            else f"**challenger**, held back by gate {failed}"
+            if failed
+            else "**challenger**"
+        )
+        lines.append(f"- model `{config.tracking.registered_model}` version {version}: {role}")
+        lines.extend(f"  - gate {g.name}: {g.verdict}, {g.detail}" for g in gates)
+    lines.append("")
+    lines.append(
+        "Stage runs (data, clustering, clv, labeling) hold each stage's metrics and tables."
+    )
+    return "\n".join(lines)

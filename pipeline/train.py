@@ -565,7 +565,11 @@ def _train_locked(
                 staging / "run.json",
             )
         html = report.render_report(
-            result, figures, run_id=tracked.run_id if tracked else None, source=source.path
+            result,
+            figures,
+            run_id=tracked.run_id if tracked else None,
+            source=source.path,
+            tracked=tracked,
         )
         is_champion = tracking_error is None and (tracked is None or tracked.promoted)
         html = with_verdict(html, verdict_line(tracked, tracking_error))

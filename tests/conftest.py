@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -62,3 +64,25 @@ def engine() -> Engine:
 def history_of(engine: Engine, frame: pd.DataFrame) -> CustomerHistory:
     """Clean transactions on the engine, with the default feature settings."""
     return CustomerHistory.from_frames(engine, frame, settings=FeatureConfig())
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here (None when it can): Spark is an optional engine, installed by
+    ``make setup-spark``, and needs PySpark and a Java runtime."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "PySpark is not installed (Spark is optional: make setup-spark)"
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
+        return "no Java runtime on PATH or in JAVA_HOME (Spark needs Java 17: make setup-spark)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark engine for a module's tests, or a skip naming what is absent."""
+    reason = spark_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    with connect(EngineConfig(name="spark", spark_master="local[2]")) as opened:
+        yield opened

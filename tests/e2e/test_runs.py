@@ -60,7 +60,7 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     compared = (
         CliRunner().invoke(main, ["compare", "--tracking-uri", uri], catch_exceptions=False).output
     )
-    assert first["run_id"][:12] in compared and second["run_id"][:12] in compared
+    assert first["run_id"] in compared and second["run_id"] in compared  # whole ids
     assert "2025-10-31" in compared and "2025-12-31" in compared and "share_at_risk" in compared
     # counts read as counts, shares with their decimals
     assert re.search(r"│ n_clusters +│ +\d+ │ +\d+ │", compared)
@@ -134,14 +134,16 @@ def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
     for run_id in (first_id, second_id):
         run = client.get_run(run_id)
         statuses = set(earlier.loc[earlier["run_id"] == run_id, "status"])
-        kpis = {k: v for k, v in run.data.metrics.items() if k.startswith("kpi_")}
-        assert {k.removeprefix("kpi_repeat_rate_") for k in kpis if "repeat_rate" in k} == statuses
-        assert {f"kpi_avg_spend_{s}" for s in statuses} <= set(kpis)
+        kpis = {k: v for k, v in run.data.metrics.items() if k.startswith("kpi/kpi_")}
+        assert {
+            k.removeprefix("kpi/kpi_repeat_rate_") for k in kpis if "repeat_rate" in k
+        } == statuses
+        assert {f"kpi/kpi_avg_spend_{s}" for s in statuses} <= set(kpis)
         (labeling,) = client.search_runs(
             [run.info.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.stage = 'labeling'",
         )
-        assert {k: v for k, v in labeling.data.metrics.items() if k.startswith("kpi_")} == kpis
+        assert {k: v for k, v in labeling.data.metrics.items() if k.startswith("kpi/kpi_")} == kpis
     table = pd.read_csv(tmp_path / "out" / "labeling_kpis.csv").set_index("status")
     assert metrics["kpi_retention_loyal"] == pytest.approx(table.loc["loyal", "retention"])
 
@@ -159,7 +161,7 @@ def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
     assert 'alt="KPIs across runs"' in (tmp_path / "out" / "report.html").read_text()
 
     # drift: the second run's features against the champion's (the first run's) training data
-    assert "drift_psi_max" not in client.get_run(first_id).data.metrics  # no champion yet
+    assert "drift/drift_psi_max" not in client.get_run(first_id).data.metrics  # no champion yet
     drift = pd.read_csv(tmp_path / "out" / "data_drift.csv")
     assert {"frequency", "days_since_last_purchase", "spend_recent"} <= set(drift["feature"])
     assert metrics["drift_psi_max"] == pytest.approx(drift["psi"].max())
@@ -169,7 +171,7 @@ def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
         [client.get_run(second_id).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{second_id}' and tags.stage = 'data'",
     )
-    assert data_stage.data.metrics["drift_psi_max"] == pytest.approx(metrics["drift_psi_max"])
+    assert data_stage.data.metrics["drift/drift_psi_max"] == pytest.approx(metrics["drift_psi_max"])
     assert "drift against the champion's training data: largest PSI" in output
     # a warning (in the log and the summary) exactly when a feature is above the threshold
     drifted = drift.loc[drift["psi"] > 0.2, "feature"].tolist()

@@ -82,7 +82,9 @@ def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path
     bundle_written_ms = (out / "model.joblib").stat().st_mtime * 1000
     assert before_ms - 1000 <= run.info.start_time <= bundle_written_ms <= run.info.end_time
     assert run.data.params["clustering.n_init"] == "3"
-    assert run.data.metrics["planted_macro_f1"] == pytest.approx(metrics["planted_macro_f1"])
+    assert run.data.metrics["planted/planted_macro_f1"] == pytest.approx(
+        metrics["planted_macro_f1"]
+    )
     # what was run, on what: the commit of this code and the data's fingerprint
     bundle_metadata = joblib.load(out / "model.joblib").metadata
     assert run.data.tags["data_fingerprint"] == bundle_metadata["data_fingerprint"]
@@ -93,9 +95,17 @@ def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path
         ).stdout.strip()
     )
     # every stage's evidence: k, the value models' holdout scores, the report
-    for name in ("holdout_spend_gini", "holdout_spend_spearman", "silhouette", "n_clusters"):
+    # grouped into the UI's sections by stage (pipeline.metric_names)
+    for name in (
+        "value/holdout_spend_gini",
+        "value/holdout_spend_spearman",
+        "clustering/silhouette",
+        "clustering/n_clusters",
+        "data/rows_in",
+    ):
         assert name in run.data.metrics, name
-    assert run.data.tags["k_reason"].startswith(f"k={int(run.data.metrics['n_clusters'])}")
+    k = int(run.data.metrics["clustering/n_clusters"])
+    assert run.data.tags["k_reason"].startswith(f"k={k}")
     assert "report.html" in {a.path for a in client.list_artifacts(run_id)}
     children = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 
 from pipeline import io
 from pipeline.config import Config, DataConfig, EngineConfig
 from pipeline.distributed import clean_on_spark, read_raw
-from pipeline.engine import connect
 from pipeline.errors import InputError
 from pipeline.schema import clean_transactions
 from pipeline.score import run_scoring
@@ -20,13 +17,6 @@ from tests.unit.test_schema import RETAIL, retail
 
 SPARK = EngineConfig(name="spark", spark_master="local[2]")
 AS_OF = pd.Timestamp("2025-12-31")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    with connect(SPARK) as engine:
-        yield engine
 
 
 def sorted_lines(frame: pd.DataFrame) -> pd.DataFrame:

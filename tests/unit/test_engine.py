@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,13 +12,6 @@ from pipeline.features import CustomerHistory
 from pipeline.synthetic import generate_transactions
 
 AS_OF = pd.Timestamp("2025-12-31")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    with connect(EngineConfig(name="spark", spark_master="local[2]")) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +147,56 @@ def test_both_engines_read_the_same_parquet_and_csv_files_into_the_same_features
             pd.testing.assert_frame_equal(
                 got, expected, check_exact=True, obj=f"{opened.name} {path.name}"
             )
+
+
+def test_spark_is_an_optional_extra_and_the_default_install_has_no_pyspark():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if "pyspark" in d or "spark" in d.lower()]
+    assert any("pyspark" in d for d in project["optional-dependencies"]["spark"])
+
+
+def test_training_code_runs_on_the_default_engine_with_pyspark_unimportable():
+    import subprocess
+    import sys
+
+    # None in sys.modules makes every `import pyspark` fail, as on a machine without the extra.
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import pipeline.cli, pipeline.train, pipeline.score, pipeline.distributed\n"
+        "from pipeline.config import EngineConfig\n"
+        "from pipeline.engine import connect\n"
+        "with connect(EngineConfig()) as engine:\n"
+        "    assert engine.name == 'duckdb'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_spark_without_pyspark_says_what_to_install(monkeypatch):
+    import sys
+
+    from pipeline.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(ConfigError, match="make setup-spark"), connect(EngineConfig(name="spark")):
+        pass
+
+
+def test_spark_without_java_says_so_before_starting_a_gateway(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    from pipeline.errors import ConfigError
+
+    fake = types.ModuleType("pyspark.sql")
+    fake.SparkSession = object  # never reached: the Java check comes first
+    monkeypatch.setitem(sys.modules, "pyspark", types.ModuleType("pyspark"))
+    monkeypatch.setitem(sys.modules, "pyspark.sql", fake)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(ConfigError, match="no Java runtime"), connect(EngineConfig(name="spark")):
+        pass

@@ -417,8 +417,8 @@ def test_runs_lists_each_runs_status_so_a_killed_one_is_told_apart(store, tmp_pa
     result = CliRunner().invoke(main, ["runs", "--tracking-uri", store])
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
-    assert "KILLED" in rows[killed.info.run_id[:12]]
-    assert "FINISHED" in rows[finished.info.run_id[:12]]
+    assert "KILLED" in rows[killed.info.run_id]
+    assert "FINISHED" in rows[finished.info.run_id]
 
 
 def test_a_promotion_by_hand_publishes_the_champions_bundle_and_outputs(store, tmp_path):

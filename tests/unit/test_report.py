@@ -91,3 +91,69 @@ def test_the_mapping_says_which_clusters_are_too_mixed_to_name_their_members(res
     mapping = re.search(r"names its members.*?</table>", html, flags=re.S).group(0)
     assert mapping.count("no: mixed") == 1 and ">50%<" in mapping
     assert mapping.count(">yes<") == len(profiles) - 1
+
+
+def test_the_report_says_which_gate_held_the_model_back():
+    from pipeline.promotion import GateResult
+    from pipeline.report import promotion_section
+    from pipeline.tracking import TrackedRun
+
+    gates = (
+        GateResult("planted_recovery", True, "planted macro-F1 0.99 vs floor 0.85"),
+        GateResult("status_share_shift", False, "share of lost moved 12 points vs limit 5"),
+    )
+    held = promotion_section(TrackedRun("r1", "4", False, gates))
+    assert held["verdict"] == (
+        "Model version 4 was held back by gate status_share_shift: it stays challenger; "
+        "the champion is unchanged."
+    )
+    assert "share of lost moved 12 points" in held["gates"] and ">failed<" in held["gates"]
+    promoted = promotion_section(TrackedRun("r2", "5", True, gates[:1]))
+    assert promoted["verdict"] == "Model version 5 became the champion."
+    assert "nothing was registered" in promotion_section(None)["verdict"]
+
+
+def test_the_report_names_the_largest_movements_since_the_champion_and_the_drift(result):
+    stage_metrics = {
+        **result.stage_metrics,
+        "labeling": {
+            **result.stage_metrics["labeling"],
+            "transition_customers_compared": 1000.0,
+            "transition_changed_share": 0.125,
+            "moved_loyal_to_at_risk": 80.0,
+            "moved_active_to_loyal": 45.0,
+            "moved_new_to_lost": 0.0,
+        },
+    }
+    drift = pd.DataFrame({"feature": ["frequency"], "psi": [0.31]})
+    html = render(
+        replace(result, stage_metrics=stage_metrics, tables={**result.tables, "data_drift": drift})
+    )
+    section = html[html.index("Status changes since the champion") :]
+    assert "12.5% of 1,000 customers changed status" in section
+    assert section.index("loyal → at_risk: 80") < section.index("active → loyal: 45")
+    assert "new → lost" not in section
+    assert "Population stability index" in html and "0.31" in html
+
+
+def test_a_first_training_says_there_is_nothing_to_compare_with(html):
+    assert "No champion to compare with" in html
+    assert "No champion with a training-data reference" in html
+
+
+def test_kpis_that_hold_by_a_statuss_definition_are_not_shown_as_findings():
+    from pipeline.report import kpis_without_definitional
+
+    kpis = pd.DataFrame(
+        {
+            "status": ["active", "at_risk"],
+            "retention": [1.0, 0.42],
+            "repeat_rate": [0.8, 1.0],
+            "avg_spend": [50.0, 12.0],
+        }
+    )
+    shown, named = kpis_without_definitional(kpis)
+    assert shown["retention"].isna().tolist() == [True, False]
+    assert shown["repeat_rate"].isna().tolist() == [False, True]
+    assert shown["avg_spend"].tolist() == [50.0, 12.0]  # not a share: never blanked
+    assert named == "retention of active (100%), repeat rate of at_risk (100%)"
