@@ -382,7 +382,8 @@ def _run_training(
         else prepare_embedded_sample(config)
     )
     as_of = pd.Timestamp(config.as_of) if config.as_of else source.default_as_of
-    raw, clean, fingerprint = load_transactions(config, source.path, as_of=as_of)
+    # The raw table is not kept: MLflow records the input by its place and fingerprint.
+    _, clean, fingerprint = load_transactions(config, source.path, as_of=as_of)
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
     # The optional tables (customers, loyalty events, campaigns) are read before the run key is
@@ -477,7 +478,7 @@ def _run_training(
                 config,
                 output_dir=staging,
                 figures=figures,
-                data=raw,
+                data=None,
                 data_fingerprint=result.model.metadata["data_fingerprint"],
                 source=source.path,
                 trigger=trigger,
