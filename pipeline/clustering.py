@@ -20,7 +20,12 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    pairwise_distances,
+    silhouette_score,
+)
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, QuantileTransformer, StandardScaler
@@ -156,6 +161,14 @@ def choose_k(
         return _fit(config, k, random_state + 1 + b, embedded[draws[task]])
 
     fitted = dict(zip(tasks, _in_parallel(fit_task, tasks, threads), strict=True))
+    # Silhouette is O(n^2): scored on a seeded subsample whose distances are computed once and
+    # shared by every k (the subsample is the same rows for each k).
+    scored = np.sort(
+        np.random.default_rng([random_state, 2]).permutation(len(embedded))[
+            : min(config.silhouette_sample_size, len(embedded))
+        ]
+    )
+    distances = pairwise_distances(embedded[scored])
     rows = []
     for k in ks:
         model = fitted[(k, None)]
@@ -165,13 +178,10 @@ def choose_k(
             "smallest_cluster_share": float(np.bincount(labels, minlength=k).min() / len(labels)),
         }
         if len(np.unique(labels)) > 1:
-            row["silhouette"] = float(
-                silhouette_score(
-                    embedded,
-                    labels,
-                    sample_size=min(config.silhouette_sample_size, len(labels)),
-                    random_state=random_state,
-                )
+            row["silhouette"] = (
+                float(silhouette_score(distances, labels[scored], metric="precomputed"))
+                if 1 < len(np.unique(labels[scored])) < len(scored)
+                else np.nan
             )
             row["calinski_harabasz"] = float(calinski_harabasz_score(embedded, labels))
         if config.algorithm == "gmm":
