@@ -262,6 +262,8 @@ def case_discovery(n_customers: int) -> dict[str, object]:
     }
 
 
+# --threads of the end-to-end case (None: the default, every core available to the process).
+TRAIN_THREADS: int | None = None
 TRAIN_STAGES = ("data", "features", "clustering", "clv", "labeling", "outputs", "tracking")
 
 
@@ -285,6 +287,7 @@ def case_train(n_rows: int) -> dict[str, object]:
                 "model_path": f"{scratch}/models/bundle.joblib",
                 "history_path": f"{scratch}/history.parquet",
                 "tracking.tracking_uri": f"sqlite:///{scratch}/mlflow.db",
+                "threads": TRAIN_THREADS,
             },
         )
         marks: list[tuple[str, float]] = []
@@ -409,8 +412,10 @@ def _peak_rss_gib() -> float:
 
 
 def _run_child(case: str, size: int) -> dict[str, object]:
+    threads = ["--threads", str(TRAIN_THREADS)] if TRAIN_THREADS else []
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.benchmarks", "--child", case, "--size", str(size)],
+        [sys.executable, "-m", "pipeline.benchmarks", "--child", case, "--size", str(size)]
+        + threads,
         capture_output=True,
         text=True,
         check=False,
@@ -488,9 +493,10 @@ def train_summary(
     results: dict[tuple[str, int], dict[str, object]], *, load: tuple[str, str]
 ) -> list[str]:
     """`train` end to end beside the plain notebook: stage shares, peaks and ratios."""
+    threads = f"--threads {TRAIN_THREADS}" if TRAIN_THREADS else "default threads"
     lines = [
-        f"`train` end to end (default config, tracking on) against the plain notebook, same file "
-        f"({load[0]} at the start, {load[1]} at the end):"
+        f"`train` end to end (default config, tracking on, {threads}) against the plain notebook, "
+        f"same file ({load[0]} at the start, {load[1]} at the end):"
     ]
     for rows in sorted({size for case, size in results if case == "train"}):
         ours = results[("train", rows)]
@@ -556,7 +562,15 @@ def main(argv: list[str] | None = None) -> None:
         "(default: 100k,1m for train and notebook, 1m,10m,50m for the feature cases)",
     )
     parser.add_argument("--cases", default=None, help="comma-separated subset of the cases")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="--threads of the train case (default: the cores available), to compare caps",
+    )
     arguments = parser.parse_args(argv)
+    global TRAIN_THREADS
+    TRAIN_THREADS = arguments.threads
     if arguments.child:
         import logging
 
