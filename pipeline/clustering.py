@@ -221,8 +221,10 @@ def fit_clusters(
 ) -> tuple[Pipeline, np.ndarray, KChoice | None]:
     """Choose k (unless fixed), fit on every customer, return the clusterer and the clusters.
 
-    Only this final fit sees every customer; its OpenMP loop runs on one thread, so the
-    clusters are the same bits whatever ``threads`` (which the k search uses).
+    Only this final fit sees every customer. k-means' ``n_init`` starts are fitted as separate
+    single-start fits, each from its own seed drawn from ``random_state``, ``threads`` at a time,
+    and the lowest inertia wins (the first on a tie); each runs its OpenMP loop on one thread, so
+    the clusters are the same bits whatever ``threads``.
     """
     choice = None
     if config.n_clusters is None and len(features) > config.k_range[0] + 1:
@@ -232,8 +234,18 @@ def fit_clusters(
         n_clusters = config.n_clusters or config.k_range[0]
     n_clusters = min(n_clusters, len(features))
     clusterer = make_clusterer(config, n_clusters=n_clusters, random_state=random_state)
-    with threadpool_limits(limits=1, user_api="openmp"):
-        clusterer.fit(features)
+    if config.algorithm == "kmeans" and config.n_init > 1:
+        embedded = clusterer[:-1].fit_transform(features)  # the slice shares the fitted steps
+        seeds = np.random.SeedSequence(random_state).generate_state(config.n_init)
+        single = config.model_copy(update={"n_init": 1})
+        starts = _in_parallel(
+            lambda seed: _fit(single, n_clusters, int(seed), embedded), list(seeds), threads
+        )
+        best = min(range(len(starts)), key=lambda i: (starts[i].inertia_, i))
+        clusterer.steps[-1] = ("cluster", starts[best])
+    else:
+        with threadpool_limits(limits=1, user_api="openmp"):
+            clusterer.fit(features)
     labels = clusterer.predict(features)
     return clusterer, labels.astype("int64"), choice
 
