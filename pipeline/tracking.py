@@ -262,7 +262,7 @@ def log_training(
         run_id = parent.info.run_id
         mlflow.log_params(config_as_flat_dict(config))
         mlflow.log_metrics(result.metrics)
-        mlflow.log_input(_dataset(source, data_fingerprint), context="training")
+        mlflow.log_input(_input_dataset(source, data_fingerprint), context="training")
         for stage in STAGES:
             child = client.create_run(
                 experiment_id,
@@ -528,7 +528,7 @@ def promote(
     client.set_model_version_tag(model_name, version, "promotion_reason", reason)
 
 
-def _dataset(source: str, fingerprint: str):
+def _input_dataset(source: str, fingerprint: str):
     """The training input as MLflow records it: where it lives and the fingerprint the run
     already computed, never its rows.
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import mlflow
 
-from pipeline.tracking import _dataset
+from pipeline.tracking import _input_dataset
 
 
 def test_the_logged_input_is_the_file_and_the_runs_fingerprint_without_reading_it(
@@ -13,7 +13,7 @@ def test_the_logged_input_is_the_file_and_the_runs_fingerprint_without_reading_i
 
     monkeypatch.setattr(mlflow.data, "from_pandas", no_second_pass)
     path = tmp_path / "sales.csv"  # never created: nothing is read
-    dataset = _dataset(str(path), "0123456789abcdef")
+    dataset = _input_dataset(str(path), "0123456789abcdef")
     described = dataset.to_dict()
     assert described["digest"] == "0123456789abcdef"
     assert described["name"] == "sales.csv"
