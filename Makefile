@@ -64,3 +64,7 @@ clean: ## Remove run outputs (tracking store, artifacts, outputs, generated data
 
 distclean: clean ## Also remove the virtual environment
 	rm -rf $(VENV) *.egg-info
+
+.PHONY: backtest
+backtest: $(STAMP) ## Judge statuses and forecasts at past cut-offs by what came next (ARGS="--folds 2" or "--cutoff YYYY-MM-DD ...")
+	$(BIN)/loyalty backtest $(ARGS)

@@ -492,6 +492,7 @@ def runs(last: int, tracking_uri: str | None, experiment: str, model_name: str) 
     table = training_runs(
         tracking_uri=tracking_uri, experiment=experiment, model_name=model_name, max_runs=last
     )
+    _print_backtest_runs(tracking_uri=tracking_uri, experiment=experiment, last=last)
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")
         return
@@ -541,13 +542,17 @@ def compare(
     _configure_logging(False)
     from pipeline.tracking import training_runs
 
+    # Backtest runs are shown in their own table; the ids left name training runs.
+    left = _compare_backtests(run_ids, last=last, tracking_uri=tracking_uri, experiment=experiment)
+    if left == ():
+        return
     try:
         table = training_runs(
             tracking_uri=tracking_uri,
             experiment=experiment,
             model_name=model_name,
             max_runs=last,
-            run_ids=list(run_ids) or None,
+            run_ids=list(left) if left else None,
         )
     except UserFacingError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -587,6 +592,244 @@ def promote(
         )
         sys.exit(EXIT_BAD_INPUT)
     _stdout().print(f"model '{model_name}' version {version} is now champion ({reason})")
+
+
+# -- backtest ------------------------------------------------------------------------------------
+BACKTEST_HEADLINE = (
+    ("roc_auc", "ROC AUC, buys again"),
+    ("brier", "Brier score"),
+    ("ece", "calibration error (ECE)"),
+    ("spend_spearman", "Spearman, spend"),
+    ("spend_gini", "normalized Gini, spend"),
+    ("spend_aggregate_error_pct", "aggregate spend error %"),
+    ("purchases_mae", "MAE, purchases"),
+)
+
+
+def _backtest_table(metrics) -> Table:
+    from pipeline.backtest import MODELS, POOLED
+
+    pooled = metrics[metrics["cutoff"] == POOLED]
+    table = Table(title="Backtest, all cut-offs pooled", title_justify="left")
+    table.add_column("metric")
+    for model in MODELS:
+        table.add_column(model, justify="right")
+    for metric, label in BACKTEST_HEADLINE:
+        cells = []
+        for model in MODELS:
+            rows = pooled[
+                (pooled["model"] == model) & (pooled["metric"].isin([metric, "fit_failed"]))
+            ]
+            if rows.empty:
+                cells.append("-")
+            elif rows["metric"].iloc[0] == "fit_failed":
+                cells.append("failed")
+            else:
+                cells.append(_format(float(rows["value"].iloc[0])))
+        table.add_row(label, *cells)
+    return table
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="YAML configuration; the flags below override it.",
+)
+@click.option(
+    "--transactions",
+    type=str,
+    default=None,
+    help="CSV or Parquet file of transactions. Default: the embedded planted sample.",
+)
+@click.option(
+    "--cutoff",
+    "cutoffs",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    multiple=True,
+    help="A cut-off YYYY-MM-DD (repeatable): train on the data up to it, judge the next horizon.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rolling origin: N cut-offs spaced by the horizon, the last one a horizon before the "
+    "data's end (default 1, when no --cutoff is given).",
+)
+@click.option(
+    "--horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Days judged after each cut-off (default: the config's horizon_days).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("outputs/backtest"),
+    show_default=True,
+    help="Output directory (replaced atomically).",
+)
+@click.option(
+    "--tracking-uri",
+    type=str,
+    default=None,
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+)
+@click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def backtest(
+    config_path: Path,
+    transactions: str | None,
+    cutoffs: tuple,
+    folds: int | None,
+    horizon_days: int | None,
+    output: Path,
+    tracking_uri: str | None,
+    no_tracking: bool,
+    verbose: bool,
+) -> None:
+    """Judge statuses and forecasts made at past cut-offs by what customers did next."""
+    _configure_logging(verbose)
+    started = time.perf_counter()
+    if cutoffs and folds is not None:
+        console.print(
+            "[bold red]error:[/] give either --cutoff or --folds, not both", highlight=False
+        )
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        path = config_path if (config_path != DEFAULT_CONFIG_PATH or config_path.exists()) else None
+        config = load_config(
+            path,
+            {
+                "data.transactions": transactions,
+                "horizon_days": horizon_days,
+                "output": str(output),
+                "tracking.tracking_uri": tracking_uri,
+                "tracking.enabled": False if no_tracking else None,
+            },
+        )
+        import pandas as pd
+
+        from pipeline.backtest import run_backtest
+
+        for noisy in ("alembic", "mlflow", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+        outcome = run_backtest(
+            config,
+            cutoffs=[pd.Timestamp(c) for c in cutoffs] or None,
+            folds=folds,
+            horizon_days=horizon_days,
+            on_progress=lambda line: console.print(
+                f"[dim]{time.perf_counter() - started:6.1f} s[/] {line}", highlight=False
+            ),
+        )
+    except UserFacingError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    result = outcome.result
+    out = _stdout()
+    out.print(_backtest_table(result.metrics))
+    wins = result.tables["backtest_wins"]
+    won = ", ".join(wins.loc[wins["verdict"] == "wins", "metric"]) or "none"
+    lost = (
+        ", ".join(
+            f"{m} (to {b})"
+            for m, b in zip(
+                wins.loc[wins["verdict"] == "loses", "metric"],
+                wins.loc[wins["verdict"] == "loses", "best_baseline"],
+                strict=True,
+            )
+        )
+        or "none"
+    )
+    lines = [
+        f"cut-offs: {', '.join(str(c.date()) for c in result.cutoffs)}; horizon "
+        f"{result.horizon_days} days",
+        f"the project wins on: {won}",
+        f"the project loses on: {lost}",
+        f"outputs: {outcome.output}/ (backtest.html, backtest_metrics.csv, "
+        "backtest_by_status.csv, calibration.csv)",
+    ]
+    if outcome.run_id:
+        lines.append(f"MLflow run {outcome.run_id} (kind=backtest); browse it with: make ui")
+    lines.append(f"done in {time.perf_counter() - started:.1f} s")
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+@main.command("backtest-table")
+@click.argument("output", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--cutoff", default="pooled", show_default=True, help="A cut-off date, or pooled.")
+def backtest_table(output: Path, cutoff: str) -> None:
+    """Print a backtest's headline tables as markdown (for the README)."""
+    from pipeline.backtest import markdown_summary
+
+    try:
+        click.echo(markdown_summary(output, cutoff=cutoff))
+    except (OSError, KeyError) as error:
+        console.print(
+            f"[bold red]error:[/] {output}: not a backtest output folder ({error})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _print_backtest_runs(*, tracking_uri: str | None, experiment: str, last: int) -> None:
+    """`loyalty runs`: the backtest runs, newest first, with their pooled headline figures."""
+    from pipeline.tracking import backtest_runs
+
+    table = backtest_runs(tracking_uri=tracking_uri, experiment=experiment, max_runs=last)
+    if table.empty:
+        return
+    columns = [
+        "run_id",
+        "started",
+        "cutoffs",
+        "horizon_days",
+        "project.roc_auc",
+        "last_period_again.roc_auc",
+        "project.spend_gini",
+        "last_period_again.spend_gini",
+        "project.spend_aggregate_error_pct",
+    ]
+    out = Table(title=f"Backtest runs in '{experiment}'", title_justify="left")
+    for column in columns:
+        out.add_column(column, justify="left" if column in {"run_id", "cutoffs"} else "right")
+    for row in table.to_dict("records"):
+        row["run_id"] = row["run_id"][:12]
+        out.add_row(*(_format(row[c]) for c in columns))
+    _stdout().print(out)
+
+
+def _compare_backtests(
+    run_ids: tuple[str, ...], *, last: int, tracking_uri: str | None, experiment: str
+) -> tuple[str, ...] | None:
+    """`loyalty compare`: print the backtest runs side by side (the ids given that name one, or
+    the last N); return the ids left for training runs (``()``: none left, None: the last N)."""
+    from pipeline.tracking import backtest_runs
+
+    table = backtest_runs(
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        max_runs=last,
+        run_ids=list(run_ids) or None,
+    )
+    if not table.empty:
+        out = Table(title="Backtest runs side by side", title_justify="left")
+        out.add_column("")
+        for row in table.itertuples():
+            out.add_column(row.run_id[:12], justify="right")
+        for column in table.columns.drop("run_id"):
+            out.add_row(column, *(_format(value) for value in table[column]))
+        _stdout().print(out)
+    if not run_ids:
+        return None
+    found = list(table["run_id"]) if not table.empty else []
+    return tuple(i for i in run_ids if not any(r.startswith(i) for r in found))
 
 
 if __name__ == "__main__":

@@ -246,3 +246,92 @@ def training_figures(result: TrainingResult) -> dict[str, Figure]:
 def close(figures: dict[str, Figure]) -> None:
     for figure in figures.values():
         plt.close(figure)
+
+
+# -- backtest ------------------------------------------------------------------------------------
+BACKTEST_MODEL_COLOURS = {
+    "project": "#4e79a7",
+    "last_period_again": "#9c755f",
+    "lifetimes_bgnbd": "#f28e2b",
+    "lifetimes_pareto": "#59a14f",
+}
+
+
+def reliability_diagram(calibration: pd.DataFrame) -> Figure:
+    """Forecast P(buys again) against the share who did, per 10% bin, one line per model."""
+    fig, ax = plt.subplots(figsize=(6.5, 5), constrained_layout=True)
+    ax.plot([0, 1], [0, 1], ":", color="#999", label="perfectly calibrated")
+    for model, table in calibration.groupby("model", sort=False):
+        filled = table[table["customers"] > 0]
+        ax.plot(
+            filled["mean_probability"],
+            filled["share_bought"],
+            "o-",
+            color=BACKTEST_MODEL_COLOURS.get(str(model)),
+            label=str(model),
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("forecast probability of buying again (bin mean)")
+    ax.set_ylabel("share who bought again")
+    ax.set_title("Reliability: forecast against outcome (all cut-offs pooled)")
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def lift_by_status(by_status: pd.DataFrame) -> Figure:
+    """Share buying again per project status and per RFM segment, against the base rate."""
+    groupings = list(dict.fromkeys(by_status["grouping"]))
+    fig, axes = plt.subplots(
+        1, len(groupings), figsize=(6 * len(groupings), 4.5), constrained_layout=True, squeeze=False
+    )
+    for ax, grouping in zip(axes[0], groupings, strict=True):
+        table = by_status[by_status["grouping"] == grouping]
+        colours = [STATUS_COLOURS.get(str(g), "#8c8c8c") for g in table["group"]]
+        ax.barh(table["group"].astype(str), table["share_buying_again"], color=colours)
+        base = (table["share_buying_again"] * table["customers"]).sum() / table["customers"].sum()
+        ax.axvline(base, color="#333", linestyle="--", linewidth=1, label=f"base {base:.0%}")
+        for y, (share, lift) in enumerate(
+            zip(table["share_buying_again"], table["lift"], strict=True)
+        ):
+            ax.text(share, y, f" {share:.0%} (x{lift:.2f})", va="center", fontsize=8)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_title(f"Share buying again next period, by {grouping}")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def backtest_deciles(deciles: pd.DataFrame) -> Figure:
+    """Mean realised spend per decile of each model's spend forecast (a steeper rise ranks better)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for model, table in deciles.groupby("model", sort=False):
+        ax.plot(
+            table["decile"],
+            table["mean_actual"],
+            "o-",
+            color=BACKTEST_MODEL_COLOURS.get(str(model)),
+            label=str(model),
+        )
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of forecast spend (10 = highest)")
+    ax.set_ylabel("mean realised spend next period")
+    ax.set_title("Realised spend by forecast decile (all cut-offs pooled)")
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def backtest_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
+    """The backtest's plots, from its pooled tables."""
+
+    def pooled(name: str) -> pd.DataFrame:
+        return tables[name][tables[name]["cutoff"] == "pooled"]
+
+    return {
+        "reliability": reliability_diagram(pooled("calibration")),
+        "lift_by_status": lift_by_status(pooled("backtest_by_status")),
+        "spend_deciles": backtest_deciles(pooled("backtest_deciles")),
+    }

@@ -59,6 +59,9 @@ _TEMPLATE = """<!doctype html>
 {% if figures.clv_holdout_calibration %}<img alt="holdout calibration" src="{{ figures.clv_holdout_calibration }}">{% endif %}
 <p class="note">Value model used: <b>{{ value_model }}</b>. Candidates scored on the holdout:</p>
 {{ clv_comparison | safe }}
+{% if backtest %}<p class="note">The holdout beside the latest backtest on the same data
+ (<code>loyalty backtest</code>: trained at past cut-offs, judged on what customers did next):</p>
+{{ backtest | safe }}{% endif %}
 
 <h2>How clusters were named</h2>
 <p class="note">{{ k_reason }}</p>
@@ -203,6 +206,9 @@ def render_report(
         summary=_table(result.summary),
         profiles=_table(profiles),
         clv_comparison=_table(tables.get("clv_model_comparison", pd.DataFrame())),
+        backtest=_table(tables["clv_backtest_vs_holdout"])
+        if "clv_backtest_vs_holdout" in tables
+        else "",
         value_model=result.value_model_name,
         k_reason=result.k_reason,
         k_evidence=_table(tables["k_selection"]) if "k_selection" in tables else "",
@@ -215,4 +221,142 @@ def render_report(
         window_days=config.features.recent_window_days,
         figures={name: figure_data_uri(figure) for name, figure in figures.items()},
         planted_f1=f"{metrics['planted_macro_f1']:.3f}" if "planted_macro_f1" in metrics else "",
+    )
+
+
+# -- backtest ------------------------------------------------------------------------------------
+_BACKTEST_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Loyalty backtest, {{ cutoffs }}</title>
+<style>
+ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1150px;
+        color: #222; line-height: 1.45; padding: 0 1rem; }
+ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 2px solid #eee; padding-bottom: .3rem; }
+ .meta { color: #666; } .cards { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
+ .card { background: #f6f8fa; border-radius: 8px; padding: .7rem 1rem; min-width: 150px; }
+ .card b { display: block; font-size: 1.4rem; }
+ table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+ th, td { border-bottom: 1px solid #e5e5e5; padding: .3rem .6rem; text-align: right; vertical-align: top; }
+ th { background: #fafafa; } td.text, th.text { text-align: left; }
+ img { max-width: 100%; border: 1px solid #eee; border-radius: 6px; margin: .5rem 0; }
+ .note { color: #555; font-size: .9rem; } .scroll { overflow-x: auto; } .failed { color: #b00; }
+</style></head><body>
+<h1>How good are the statuses?</h1>
+<p class="meta">Cut-offs {{ cutoffs }} &middot; horizon {{ horizon }} days &middot; data: {{ source }}
+ {% if run_id %}&middot; MLflow run {{ run_id }}{% endif %}</p>
+<p class="note">At each cut-off the project was trained on the data up to it, exactly as
+ <code>loyalty train --as-of</code> would; every customer's forecast is compared with what they did
+ in the next {{ horizon }} days. Baselines: <b>last_period_again</b> (who bought in the last
+ {{ horizon }} days buys again, as much as then), <b>lifetimes_bgnbd</b> and <b>lifetimes_pareto</b>
+ (lifetimes with default settings + Gamma-Gamma), and the classic RFM segment map.</p>
+<div class="cards">
+ {% for label, value in cards %}<div class="card">{{ label }}<b>{{ value }}</b></div>{% endfor %}
+</div>
+{% for line in failures %}<p class="failed">{{ line }}</p>{% endfor %}
+<p class="note">Value model the project chose at each cut-off: {{ value_models }}.</p>
+
+<h2>Where the project wins and where it loses</h2>
+<p class="note">All cut-offs pooled. "wins": better than every baseline with a figure; "loses": worse
+ than the one named. Aggregate errors are judged by their distance from 0.</p>
+{{ wins | safe }}
+
+<h2>Purchase probability: does P(buys again) separate and match who bought?</h2>
+<img alt="reliability" src="{{ figures.reliability }}">
+{{ probability | safe }}
+
+<h2>Value: do the spend and purchase forecasts rank and size customers?</h2>
+<img alt="deciles" src="{{ figures.spend_deciles }}">
+{{ value | safe }}
+
+<h2>What each status did next</h2>
+<p class="note">Share buying again, purchases and spend in the next {{ horizon }} days per project
+ status and per classic RFM segment; lift = share buying again / the whole base's.</p>
+<img alt="lift by status" src="{{ figures.lift_by_status }}">
+{{ by_status | safe }}
+
+<h2>Value trend: did declining customers spend below their own past rate?</h2>
+<p class="note">Own rate = the customer's spend per day from their first purchase to the cut-off,
+ times the horizon. actual_vs_own_rate below 1: the group spent less than its past rate.</p>
+{{ trend | safe }}
+
+<h2>Each cut-off</h2>
+{{ per_cutoff | safe }}
+</body></html>
+"""
+
+_PROBABILITY_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "ece",
+    "base_rate",
+    "mean_probability",
+)
+_VALUE_METRICS = (
+    "spend_spearman",
+    "spend_gini",
+    "spend_mae",
+    "spend_rmse",
+    "spend_aggregate_error_pct",
+    "purchases_spearman",
+    "purchases_gini",
+    "purchases_mae",
+    "purchases_rmse",
+    "purchases_aggregate_error_pct",
+)
+
+
+def _metric_grid(metrics: pd.DataFrame, names: tuple[str, ...], models: list[str]) -> pd.DataFrame:
+    chosen = metrics[metrics["metric"].isin(names)]
+    wide = chosen.pivot_table(index="metric", columns="model", values="value", aggfunc="first")
+    wide = wide.reindex(index=[n for n in names if n in wide.index], columns=models)
+    return wide.rename_axis(None, axis=1).reset_index()
+
+
+def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | None) -> str:
+    """The backtest as one self-contained HTML string (``result``: a BacktestResult)."""
+    tables = result.tables
+    metrics = tables["backtest_metrics"]
+    pooled = metrics[metrics["cutoff"] == "pooled"]
+    models = list(dict.fromkeys(metrics["model"]))
+    failed = pooled[pooled["metric"] == "fit_failed"]
+    failures = [f"{m}: {note}" for m, note in zip(failed["model"], failed["note"], strict=True)]
+
+    def pooled_value(model: str, metric: str) -> str:
+        row = pooled[(pooled["model"] == model) & (pooled["metric"] == metric)]
+        return f"{row['value'].iloc[0]:.3f}" if len(row) else "-"
+
+    cards = [
+        ("customers judged", f"{int(float(pooled_value('project', 'customers'))):,}"),
+        ("ROC AUC, project", pooled_value("project", "roc_auc")),
+        ("ROC AUC, last period again", pooled_value("last_period_again", "roc_auc")),
+        ("spend Gini, project", pooled_value("project", "spend_gini")),
+        ("spend Gini, last period again", pooled_value("last_period_again", "spend_gini")),
+    ]
+    by_status = tables["backtest_by_status"]
+    trend = tables["backtest_value_trend"]
+    per_cutoff = metrics[metrics["cutoff"] != "pooled"]
+    per_cutoff = per_cutoff[
+        per_cutoff["metric"].isin(("roc_auc", "brier", "spend_gini", "spend_aggregate_error_pct"))
+    ]
+    per_cutoff = per_cutoff.pivot_table(
+        index=["cutoff", "metric"], columns="model", values="value", aggfunc="first"
+    ).reindex(columns=models)
+    environment = Environment(autoescape=select_autoescape(default=True))
+    return environment.from_string(_BACKTEST_TEMPLATE).render(
+        cutoffs=", ".join(str(c.date()) for c in result.cutoffs),
+        horizon=result.horizon_days,
+        source=result.source,
+        run_id=run_id,
+        cards=cards,
+        failures=failures,
+        value_models=", ".join(f"{j.cutoff.date()} {j.value_model}" for j in result.judgements),
+        wins=_table(tables["backtest_wins"]),
+        probability=_table(_metric_grid(pooled, _PROBABILITY_METRICS, models)),
+        value=_table(_metric_grid(pooled, _VALUE_METRICS, models)),
+        by_status=_table(by_status[by_status["cutoff"] == "pooled"].drop(columns="cutoff")),
+        trend=_table(trend[trend["cutoff"] == "pooled"].drop(columns="cutoff")),
+        per_cutoff=_table(per_cutoff.rename_axis(None, axis=1).reset_index()),
+        figures={name: figure_data_uri(figure) for name, figure in figures.items()},
     )

@@ -544,3 +544,172 @@ def _input_dataset(source: str, fingerprint: str):
         warnings.simplefilter("ignore", UserWarning)  # "interpreted in several ways"
         where = resolve_dataset_source(location)
     return MetaDataset(where, name=Path(location).name, digest=fingerprint)
+
+
+# -- backtests -----------------------------------------------------------------------------------
+BACKTEST = "backtest"
+# The pooled figures `loyalty runs` and `loyalty compare` show for a backtest run.
+BACKTEST_KEY_METRICS = (
+    "project.customers",
+    "project.roc_auc",
+    "last_period_again.roc_auc",
+    "lifetimes_bgnbd.roc_auc",
+    "lifetimes_pareto.roc_auc",
+    "project.brier",
+    "project.ece",
+    "project.spend_gini",
+    "last_period_again.spend_gini",
+    "lifetimes_bgnbd.spend_gini",
+    "lifetimes_pareto.spend_gini",
+    "project.spend_spearman",
+    "last_period_again.spend_spearman",
+    "project.spend_aggregate_error_pct",
+)
+
+
+def _dataset(data: Any, source: str, fingerprint: str):
+    location = source_location(source)
+    if isinstance(data, pd.DataFrame):
+        return mlflow.data.from_pandas(
+            data, source=location, name=Path(location).name, digest=fingerprint
+        )
+    return None
+
+
+def log_backtest(
+    result: Any, config: Config, *, figures: dict[str, Figure], data: Any, output_dir: Path
+) -> str:
+    """Track one backtest: a parent run tagged ``kind=backtest`` with the pooled metrics, the
+    tables, plots and dataset, and one child run per cut-off with that cut-off's metrics.
+
+    Metric names are ``<model>.<metric>`` (``project.roc_auc``, ``lifetimes_bgnbd.spend_gini``),
+    the same in every backtest. Returns the parent run's id.
+    """
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, config.tracking.experiment, uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    cutoffs = [str(c.date()) for c in result.cutoffs]
+    value_models = {str(j.cutoff.date()): j.value_model for j in result.judgements}
+    tags = {
+        RUN_KIND_TAG: BACKTEST,
+        "kind": BACKTEST,
+        "git_commit": _git_commit(),
+        "data_fingerprint": result.fingerprint,
+        "data_source": result.source,
+        "cutoffs": ",".join(cutoffs),
+        "horizon_days": str(result.horizon_days),
+        "seed": str(config.seed),
+    }
+    failures = result.metrics[result.metrics["metric"] == "fit_failed"]
+    for model, note in zip(failures["model"], failures["note"], strict=True):
+        tags[f"failed.{model}"] = str(note)[:500]
+    created = client.create_run(
+        experiment_id,
+        tags=tags,
+        run_name=f"backtest {cutoffs[0]}..{cutoffs[-1]} H{result.horizon_days}",
+    )
+    with mlflow.start_run(run_id=created.info.run_id) as parent:
+        run_id = parent.info.run_id
+        mlflow.log_params(
+            {
+                **config_as_flat_dict(config),
+                "backtest.cutoffs": ",".join(cutoffs),
+                "backtest.horizon_days": result.horizon_days,
+            }
+        )
+        mlflow.log_metrics(result.tracked_metrics())
+        dataset = _dataset(data, result.source, result.fingerprint)
+        if dataset is not None:
+            mlflow.log_input(dataset, context=BACKTEST)
+        for cutoff in cutoffs:
+            child = client.create_run(
+                experiment_id,
+                tags={
+                    "mlflow.parentRunId": run_id,
+                    "cutoff": cutoff,
+                    "kind": "backtest_cutoff",
+                    "value_model": value_models.get(cutoff, ""),
+                },
+                run_name=f"cut-off {cutoff}",
+            )
+            with mlflow.start_run(run_id=child.info.run_id, nested=True):
+                mlflow.log_metrics(result.tracked_metrics(cutoff))
+                for name, table in result.tables.items():
+                    if "cutoff" in table.columns:
+                        mlflow.log_table(table[table["cutoff"] == cutoff], f"{name}.json")
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        for path in sorted(output_dir.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                mlflow.log_artifact(str(path), artifact_path="outputs")
+    return run_id
+
+
+def backtest_runs(
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "loyalty-segmentation",
+    max_runs: int = 20,
+    run_ids: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per backtest run, newest first: cut-offs, horizon, data and the pooled key figures.
+
+    With ``run_ids`` (or unique prefixes), only those backtest runs; ids that name no backtest are
+    left out (they may name training runs).
+    """
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return pd.DataFrame()
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.{RUN_KIND_TAG} = '{BACKTEST}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5000 if run_ids else max_runs,
+    )
+    if run_ids:
+        runs = [r for r in runs if any(r.info.run_id.startswith(i) for i in run_ids)]
+    rows = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "started": pd.Timestamp(run.info.start_time, unit="ms").floor("s"),
+                "cutoffs": tags.get("cutoffs"),
+                "horizon_days": tags.get("horizon_days"),
+                "data": tags.get("data_fingerprint"),
+                **{name: metrics.get(name) for name in BACKTEST_KEY_METRICS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def latest_backtest(config: Config, *, source: str) -> dict[str, Any] | None:
+    """The newest finished backtest on the same data source: its id, cut-offs, horizon and pooled
+    metrics; None when there is none (or the store cannot be read)."""
+    try:
+        client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+        experiment = client.get_experiment_by_name(config.tracking.experiment)
+        if experiment is None:
+            return None
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.{RUN_KIND_TAG} = '{BACKTEST}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=200,
+        )
+    except mlflow.exceptions.MlflowException:
+        return None
+    for run in runs:
+        if run.data.tags.get("data_source") == source:
+            return {
+                "run_id": run.info.run_id,
+                "cutoffs": run.data.tags.get("cutoffs", ""),
+                "horizon_days": run.data.tags.get("horizon_days", ""),
+                "metrics": dict(run.data.metrics),
+            }
+    return None

@@ -451,6 +451,14 @@ def _run_training(
             )
             result.tables["data_drift"] = drift
             result.stage_metrics["data"].update(psi_metrics)
+        # What the holdout said beside what the latest backtest on the same data measured.
+        backtest = tracking.latest_backtest(config, source=source.path)
+        if backtest is not None:
+            from pipeline.backtest import holdout_beside_backtest
+
+            result.tables["clv_backtest_vs_holdout"] = holdout_beside_backtest(
+                result.metrics, backtest
+            )
 
     stage("outputs")
     with io.atomic_directory(config.output) as staging:
