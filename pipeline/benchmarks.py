@@ -6,6 +6,7 @@ Figures are printed, never asserted: timings belong here, not in unit tests.
 
     python -m pipeline.benchmarks [--rows 1000000,10000000] [--customers 1000000]
                                   [--cases features,features_duckdb_rfm,clv]
+    python -m pipeline.benchmarks --cases train,notebook [--sizes 100k,1m,10m]
 """
 
 from __future__ import annotations
@@ -261,6 +262,99 @@ def case_discovery(n_customers: int) -> dict[str, object]:
     }
 
 
+# --threads of the end-to-end case (None: the default, every core available to the process).
+TRAIN_THREADS: int | None = None
+TRAIN_STAGES = ("data", "features", "clustering", "clv", "labeling", "outputs", "tracking")
+
+
+def case_train(n_rows: int) -> dict[str, object]:
+    """The whole `train` a user waits for, tracking included, on the default config: every
+    stage's seconds (from the stage callbacks the command line shows), in a scratch folder."""
+    import os
+
+    from pipeline.config import load_config
+    from pipeline.train import run_training
+
+    path = transactions_file(n_rows).resolve()
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
+        os.chdir(scratch)  # the MLflow artifacts land beside the scratch store
+        config = load_config(
+            None,
+            {
+                "data.transactions": str(path),
+                "as_of": AS_OF.date().isoformat(),
+                "output": f"{scratch}/out",
+                "model_path": f"{scratch}/models/bundle.joblib",
+                "history_path": f"{scratch}/history.parquet",
+                "tracking.tracking_uri": f"sqlite:///{scratch}/mlflow.db",
+                "threads": TRAIN_THREADS,
+            },
+        )
+        marks: list[tuple[str, float]] = []
+        started = time.perf_counter()
+        outcome = run_training(
+            config, on_stage=lambda name: marks.append((name, time.perf_counter()))
+        )
+        ended = time.perf_counter()
+    stages: dict[str, float] = {}
+    for (name, at), (_, until) in zip(marks, [*marks[1:], ("end", ended)], strict=True):
+        stages[name] = stages.get(name, 0.0) + until - at
+    return {
+        "seconds": ended - started,
+        "stages": stages,
+        "customers": len(outcome.result.segments),
+        "chosen": f"k={int(outcome.result.metrics['n_clusters'])}",
+    }
+
+
+def case_notebook(n_rows: int) -> dict[str, object]:
+    """The plain notebook a data scientist would write: lifetimes' summary, BG/NBD and
+    Gamma-Gamma, k-means on log-scaled RFM (k fixed, default settings), from the same file."""
+    import numpy as np
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import summary_data_from_transaction_data
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
+    path = transactions_file(n_rows)
+    stages: dict[str, float] = {}
+    started = mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = now - mark
+        mark = now
+
+    lines = pd.read_parquet(path)
+    lap("read")
+    rfm = summary_data_from_transaction_data(
+        lines,
+        "customer_id",
+        "timestamp",
+        monetary_value_col="amount",
+        observation_period_end=AS_OF,
+        freq="D",
+    )
+    lap("summary")
+    bgf = BetaGeoFitter(penalizer_coef=0.001).fit(rfm["frequency"], rfm["recency"], rfm["T"])
+    rfm["expected_purchases"] = bgf.conditional_expected_number_of_purchases_up_to_time(
+        180, rfm["frequency"], rfm["recency"], rfm["T"]
+    )
+    rfm["p_alive"] = bgf.conditional_probability_alive(rfm["frequency"], rfm["recency"], rfm["T"])
+    lap("bgnbd")
+    repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
+    ggf = GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary_value"])
+    rfm["expected_spend"] = ggf.conditional_expected_average_profit(
+        rfm["frequency"], rfm["monetary_value"]
+    )
+    lap("gamma_gamma")
+    scaled = StandardScaler().fit_transform(np.log1p(rfm[["frequency", "recency", "T"]].clip(0)))
+    rfm["cluster"] = KMeans(n_clusters=8, n_init=4, random_state=0).fit_predict(scaled)
+    lap("kmeans")
+    return {"seconds": time.perf_counter() - started, "stages": stages, "customers": len(rfm)}
+
+
 CASES: dict[str, Callable[[int], dict[str, object]]] = {
     "features": case_features,
     "features_duckdb_rfm": case_features_duckdb_rfm,
@@ -272,6 +366,8 @@ CASES: dict[str, Callable[[int], dict[str, object]]] = {
     "clv_lifetimes": case_clv_lifetimes,
     "pareto_lifetimes": case_pareto_lifetimes,
     "pareto_ours": case_pareto_ours,
+    "train": case_train,
+    "notebook": case_notebook,
 }
 # Cases sized in transaction rows; the others in customers.
 ROW_CASES = (
@@ -280,7 +376,17 @@ ROW_CASES = (
     "features_duckdb_rfm_exact",
     "features_lifetimes",
     "read_parquet",
+    "train",
+    "notebook",
 )
+# The end-to-end cases' default sizes: feasible on a 2-core machine in a few minutes
+# (--sizes 100k,1m,10m adds the 10M-row run the targets are set at).
+TRAIN_CASES = ("train", "notebook")
+TRAIN_ROWS = (100_000, 1_000_000)
+# Issue 16's targets for `train` end to end, in seconds, by rows.
+TRAIN_TARGET_SECONDS = {1_000_000: 20.0, 10_000_000: 90.0}
+TRAIN_TARGET_PEAK_GIB = {10_000_000: 6.0}
+MAX_STAGE_SHARE = 0.4
 FEATURE_ROWS = (1_000_000, 10_000_000, 50_000_000)
 # (case, customers) pairs of the default run; Pareto/NBD in lifetimes is measured on a tenth
 # of the customers because it takes about a minute per 100,000.
@@ -306,8 +412,10 @@ def _peak_rss_gib() -> float:
 
 
 def _run_child(case: str, size: int) -> dict[str, object]:
+    threads = ["--threads", str(TRAIN_THREADS)] if TRAIN_THREADS else []
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.benchmarks", "--child", case, "--size", str(size)],
+        [sys.executable, "-m", "pipeline.benchmarks", "--child", case, "--size", str(size)]
+        + threads,
         capture_output=True,
         text=True,
         check=False,
@@ -358,6 +466,87 @@ def _feature_summary(results: dict[tuple[str, int], dict[str, object]]) -> list[
     return lines
 
 
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"100k,1m,10M"`` -> ``(100000, 1000000, 10000000)``; plain numbers as they are."""
+    scale = {"k": 1_000, "m": 1_000_000}
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower().replace("_", "")
+        factor = scale.get(part[-1:], 1)
+        number = part[:-1] if part[-1:] in scale else part
+        try:
+            sizes.append(int(float(number) * factor))
+        except ValueError:
+            raise SystemExit(f"--sizes: '{part}' is not a row count such as 100k or 1m") from None
+    return tuple(sizes)
+
+
+def _load() -> str:
+    """The machine's load average against its cores: timings on a shared host need both."""
+    import os
+
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
+
+
+def train_summary(
+    results: dict[tuple[str, int], dict[str, object]], *, load: tuple[str, str]
+) -> list[str]:
+    """`train` end to end beside the plain notebook: stage shares, peaks and ratios."""
+    threads = f"--threads {TRAIN_THREADS}" if TRAIN_THREADS else "default threads"
+    lines = [
+        f"`train` end to end (default config, tracking on, {threads}) against the plain notebook, "
+        f"same file ({load[0]} at the start, {load[1]} at the end):"
+    ]
+    for rows in sorted({size for case, size in results if case == "train"}):
+        ours = results[("train", rows)]
+        stages: dict[str, float] = ours["stages"]  # type: ignore[assignment]
+        total = float(ours["seconds"])
+        lines.append(
+            f"  {rows:,} rows -> {ours['customers']:,} customers: {total:.1f} s, "
+            f"peak {ours['peak_rss_gib']:.2f} GiB ({ours['chosen']})"
+        )
+        lines.append(
+            "    shares: "
+            + ", ".join(
+                f"{name} {stages[name] / total:.0%} ({stages[name]:.1f} s)"
+                for name in TRAIN_STAGES
+                if name in stages
+            )
+        )
+        largest = max(stages, key=stages.get)
+        share = stages[largest] / total
+        verdict = "within" if share <= MAX_STAGE_SHARE else "over"
+        lines.append(
+            f"    largest stage {largest}: {share:.0%} of the total, "
+            f"{share / MAX_STAGE_SHARE:.2f}x the {MAX_STAGE_SHARE:.0%} ceiling ({verdict})"
+        )
+        target = TRAIN_TARGET_SECONDS.get(rows)
+        if target:
+            lines.append(
+                f"    time target {target:.0f} s: {total / target:.2f}x the target "
+                f"({'met' if total <= target else 'not met'})"
+            )
+        peak_target = TRAIN_TARGET_PEAK_GIB.get(rows)
+        if peak_target:
+            peak = float(ours["peak_rss_gib"])
+            lines.append(
+                f"    peak target {peak_target:.0f} GiB: {peak / peak_target:.2f}x the target "
+                f"({'met' if peak <= peak_target else 'not met'})"
+            )
+        plain = results.get(("notebook", rows))
+        if plain:
+            plain_stages: dict[str, float] = plain["stages"]  # type: ignore[assignment]
+            lines.append(
+                f"    plain notebook: {plain['seconds']:.1f} s, peak {plain['peak_rss_gib']:.2f} "
+                "GiB ("
+                + ", ".join(f"{name} {sec:.1f} s" for name, sec in plain_stages.items())
+                + f") -> train takes {total / float(plain['seconds']):.2f}x its time and "
+                f"{float(ours['peak_rss_gib']) / float(plain['peak_rss_gib']):.2f}x its memory"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
@@ -366,8 +555,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rows", default=None, help="comma-separated row counts of the feature cases"
     )
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated row counts of every row case, with k/m suffixes: 100k,1m,10m "
+        "(default: 100k,1m for train and notebook, 1m,10m,50m for the feature cases)",
+    )
     parser.add_argument("--cases", default=None, help="comma-separated subset of the cases")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="--threads of the train case (default: the cores available), to compare caps",
+    )
     arguments = parser.parse_args(argv)
+    global TRAIN_THREADS
+    TRAIN_THREADS = arguments.threads
     if arguments.child:
         import logging
 
@@ -378,8 +581,13 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     wanted = set(arguments.cases.split(",")) if arguments.cases else set(CASES)
-    rows = tuple(int(n) for n in arguments.rows.split(",")) if arguments.rows else FEATURE_ROWS
-    plan = [(case, n) for n in rows for case in ROW_CASES if case in wanted]
+    given = arguments.sizes or arguments.rows
+    rows = parse_sizes(given) if given else FEATURE_ROWS
+    train_rows = parse_sizes(given) if given else TRAIN_ROWS
+    plan = [
+        (case, n) for n in rows for case in ROW_CASES if case in wanted and case not in TRAIN_CASES
+    ]
+    plan += [(case, n) for n in train_rows for case in TRAIN_CASES if case in wanted]
     plan += [(case, arguments.customers or n) for case, n in CUSTOMER_PLAN if case in wanted]
     # Generate the cached data first, outside any timing.
     for case, size in plan:
@@ -388,12 +596,15 @@ def main(argv: list[str] | None = None) -> None:
         else:
             _transactions(size)
     results: dict[tuple[str, int], dict[str, object]] = {}
+    load_before = _load()
     for case, size in plan:
         results[(case, size)] = _run_child(case, size)
         print(_line(case, size, results[(case, size)]), flush=True)
     print()
     if any(case == "features" for case, _ in results):
         print("\n".join(_feature_summary(results)))
+    if any(case == "train" for case, _ in results):
+        print("\n".join(train_summary(results, load=(load_before, _load()))))
     by_case = {case: figures for (case, _), figures in results.items()}
     if "discovery" in by_case:
         figures = by_case["discovery"]

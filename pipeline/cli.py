@@ -179,6 +179,13 @@ def main() -> None:
     is_flag=True,
     help="Do nothing (exit 0) if a finished run has the same data, config and as-of date.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads of the numeric libraries (BLAS, OpenMP) and of side-by-side fits "
+    "(config: threads; default: the cores available to this process). Results do not depend on it.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def train(
     config_path: Path,
@@ -193,6 +200,7 @@ def train(
     trigger: str,
     allow_share_shift: bool,
     idempotent: bool,
+    threads: int | None,
     verbose: bool,
     allow_older: bool = False,
 ) -> TrainingOutcome:
@@ -215,6 +223,7 @@ def train(
                 "engine.name": engine_name,
                 "promotion.allow_share_shift": True if allow_share_shift else None,
                 "promotion.allow_older": True if allow_older else None,
+                "threads": threads,
             },
         )
         from pipeline.train import run_training  # heavy imports only once the config is known good
@@ -341,6 +350,13 @@ def train(
 @click.option(
     "--spark-master", default=None, help="Spark master URL, e.g. local[4] (with --engine spark)."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads of the numeric libraries (BLAS, OpenMP) and of side-by-side fits "
+    "(default: the cores available to this process).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def score(
     model_reference: str,
@@ -351,6 +367,7 @@ def score(
     tracking_uri: str | None,
     engine_name: str | None,
     spark_master: str | None,
+    threads: int | None,
     verbose: bool,
 ) -> None:
     """Apply a fitted model to new transactions, without refitting; same table as train."""
@@ -369,7 +386,9 @@ def score(
                 "spark_master": spark_master or model.config.engine.spark_master,
             }
         )
-        with console.status("Scoring"):
+        from pipeline.threads import limit_threads
+
+        with console.status("Scoring"), limit_threads(threads):
             outcome = run_scoring(
                 model,
                 transactions=transactions,

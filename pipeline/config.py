@@ -661,6 +661,12 @@ class Config(_Section):
     sub_segments: tuple[SubSegmentRule, ...] | None = Field(
         default=None, description="null uses pipeline/rules/sub_segments.yaml"
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="threads of the numeric libraries (BLAS, OpenMP) and of the fits run side "
+        "by side; null: the cores available to the process. Results do not depend on it.",
+    )
 
     @field_validator("as_of", mode="before")
     @classmethod

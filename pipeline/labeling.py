@@ -111,11 +111,17 @@ class StatusLabeler(BaseEstimator):
         if not judged.any():
             judged[:] = True  # everyone matched a customer rule: profile them all
         population = signals.loc[judged]
-        # Sorted reference values let customers scored later be ranked against this population.
-        self.reference_ = {
-            name: np.sort(population[name].dropna().to_numpy()) for name in signals.columns
+        # Sorted reference values let customers scored later be ranked against this population;
+        # one sort per signal gives both them and the population's own percentile ranks.
+        ranked = {
+            name: ranks_and_sorted(population[name].to_numpy(dtype="float64", na_value=np.nan))
+            for name in signals.columns
         }
-        ranks = population.rank(pct=True).add_prefix(RANK_PREFIX)
+        self.reference_ = {name: ordered for name, (_, ordered) in ranked.items()}
+        ranks = pd.DataFrame(
+            {RANK_PREFIX + name: pct for name, (pct, _) in ranked.items()},
+            index=population.index,
+        )
         values = pd.concat([population, ranks], axis=1)
         grouped = values.groupby(clusters[judged])
         profiles = grouped.median().reindex(np.unique(clusters))
@@ -145,7 +151,7 @@ class StatusLabeler(BaseEstimator):
                 status, reason = self._name_profile(profile)
             statuses[int(cluster)], reasons[int(cluster)] = status, reason
             agreeing[int(cluster)] = float(
-                (members.map(self._rule_status) == status).mean() if len(members) else np.nan
+                (self._statuses(members) == status).mean() if len(members) else np.nan
             )
         profiles["status"] = pd.Series(statuses)
         profiles["status_reason"] = pd.Series(reasons)
@@ -207,6 +213,13 @@ class StatusLabeler(BaseEstimator):
             first[(first < 0) & self._evaluate(values, rule)] = position
         return first
 
+    def _statuses(self, positions: pd.Series) -> pd.Series:
+        """``positions.map(self._rule_status)`` by one array lookup (-1 is the default)."""
+        table = np.array(
+            [rule.status for rule in self.cluster_rules] + [self.default_status], dtype=object
+        )
+        return pd.Series(table[positions.to_numpy()], index=positions.index, dtype=object)
+
     def _rule_status(self, position: int) -> str:
         return self.cluster_rules[position].status if position >= 0 else self.default_status
 
@@ -219,7 +232,7 @@ class StatusLabeler(BaseEstimator):
     def _name_by_members(self, members: pd.Series, profile: pd.Series) -> tuple[str, str]:
         """The status most members meet; a tie goes to the profile's status, else the status
         of the earlier rule."""
-        statuses = members.map(self._rule_status)
+        statuses = self._statuses(members)
         counts = statuses.value_counts()
         tied = list(counts.index[counts == counts.max()])
         # Each status's earliest rule: the rules' order is their priority.
@@ -259,7 +272,7 @@ class StatusLabeler(BaseEstimator):
         for name in sorted(needed):
             raw = values[name.removeprefix(RANK_PREFIX)].to_numpy(dtype="float64")
             if ranks_from is None:
-                ranked = pd.Series(raw).rank(pct=True).to_numpy()
+                ranked, _ = ranks_and_sorted(raw)
             else:
                 reference = ranks_from[name.removeprefix(RANK_PREFIX)]
                 ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
@@ -297,7 +310,9 @@ class StatusLabeler(BaseEstimator):
         result = pd.DataFrame(
             {
                 "status": clusters.map(self.mapping_),
-                "status_reason": clusters.map(lambda c: f"cluster {c}: {self.reasons_[c]}"),
+                "status_reason": clusters.map(
+                    {c: f"cluster {c}: {reason}" for c, reason in self.reasons_.items()}
+                ),
                 "status_source": "cluster",
             },
             index=customers.index,
@@ -307,7 +322,7 @@ class StatusLabeler(BaseEstimator):
         mixed = pd.Series(purity < self.min_cluster_purity, index=customers.index)
         if mixed.any():
             own = self._member_rules(self._with_ranks(signals.loc[mixed], self.reference_))
-            result.loc[mixed, "status"] = own.map(self._rule_status)
+            result.loc[mixed, "status"] = self._statuses(own)
             shares = pd.Series(purity[mixed.to_numpy()], index=own.index)
             result.loc[mixed, "status_reason"] = [
                 f"cluster {cluster} is mixed ({share:.0%} of its members meet "
@@ -323,3 +338,23 @@ class StatusLabeler(BaseEstimator):
             result.loc[hit, "status_reason"] = "customer rule: " + reasons[hit].astype(str)
             result.loc[hit, "status_source"] = "customer_rule"
         return result
+
+
+def ranks_and_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's percentile rank among the others, ties at their average rank, NaN kept
+    (``Series.rank(pct=True)`` to the bit), and the sorted values without NaN, from one sort.
+
+    A run of ties at sorted positions i..j-1 takes rank (i + 1 + j) / 2: a half-integer, exact
+    in floating point, divided by the same count as pandas divides by.
+    """
+    order = np.argsort(values, kind="stable")  # NaN sorts last
+    ordered = values[order]
+    count = int((~np.isnan(values)).sum())
+    ordered = ordered[:count]
+    pct = np.full(len(values), np.nan)
+    if count:
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ends = np.r_[starts[1:], count]
+        average = (starts + 1 + ends) / 2
+        pct[order[:count]] = np.repeat(average, ends - starts) / count
+    return pct, ordered

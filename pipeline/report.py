@@ -392,6 +392,8 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
         per_cutoff=_table(per_cutoff.rename_axis(None, axis=1).reset_index()),
         figures={name: figure_data_uri(figure) for name, figure in figures.items()},
     )
+
+
 # KPIs that are shares of a status's customers; one at exactly 0 or 1 over a whole status is
 # forced by the status's definition (active and loyal customers bought in the recent window, so
 # their retention is 100%), not something the data found.

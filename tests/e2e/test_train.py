@@ -375,3 +375,28 @@ def test_output_the_working_directory_a_file_or_a_foreign_embedded_folder_is_exi
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert (project_copy / "pyproject.toml").read_text() == "[project]\n"
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_the_thread_count_changes_nothing_in_the_segment_table_or_the_metrics(tmp_path):
+    config = (
+        small_config(tmp_path)
+        .read_text()
+        .replace(
+            "clustering: {n_init: 3}",
+            "clustering: {n_init: 2, k_range: [10, 12]}\nclv: {candidates: [bgnbd]}",
+        )
+    )
+    (tmp_path / "threads.yaml").write_text(config)
+    tables, metrics = [], []
+    for threads in ("1", "2"):
+        out = tmp_path / f"threads-{threads}"
+        result = run_cli(
+            ["train", "--config", str(tmp_path / "threads.yaml"), "--no-tracking"]
+            + ["--output", str(out), "--threads", threads, *SMALL]
+        )
+        assert result.exit_code == 0, result.output
+        tables.append((out / "segments.parquet").read_bytes())
+        metrics.append(json.loads((out / "metrics.json").read_text())["metrics"])
+    assert tables[0] == tables[1]
+    # Every metric to the last bit (inertia, silhouette, stability), not only the table.
+    assert metrics[0] == metrics[1]

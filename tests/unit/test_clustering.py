@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
 
 from pipeline.clustering import choose_k, cluster_metrics, fit_clusters
 from pipeline.config import ClusteringConfig
@@ -127,3 +128,43 @@ def test_an_unstable_range_falls_back_to_the_most_stable_k():
     choice = choose_k(noise, config, random_state=0)
     assert "no k in 4-6 reached stability" in choice.reason
     assert choice.k == int(choice.evidence.loc[choice.evidence["stability"].idxmax(), "k"])
+
+
+def _search_config(**update) -> ClusteringConfig:
+    return CONFIG.model_copy(
+        update={"n_clusters": None, "k_range": (2, 5), "selection_sample_size": 500, **update}
+    )
+
+
+def test_clusters_and_k_evidence_are_the_same_bits_whatever_the_thread_count():
+    features, _ = three_blobs(per_blob=400)
+    config = _search_config()
+    one = fit_clusters(features, config, random_state=3, threads=1)
+    # Two OpenMP threads as well, whatever OMP_NUM_THREADS the tests run with.
+    with threadpool_limits(limits=2, user_api="openmp"):
+        two = fit_clusters(features, config, random_state=3, threads=2)
+    np.testing.assert_array_equal(one[1], two[1])
+    # Exact equality, not closeness: a multi-threaded k-means sums in another order.
+    np.testing.assert_array_equal(
+        one[0][-1].cluster_centers_, two[0][-1].cluster_centers_, strict=True
+    )
+    pd.testing.assert_frame_equal(one[2].evidence, two[2].evidence, check_exact=True)
+
+
+def test_the_k_search_fits_a_fixed_size_sample_once_per_k_plus_once_per_bootstrap(monkeypatch):
+    import pipeline.clustering as clustering
+
+    fitted_rows: list[tuple[int, int]] = []
+    real_fit = clustering._fit
+
+    def counting_fit(config, k, random_state, data):
+        fitted_rows.append((k, len(data)))
+        return real_fit(config, k, random_state, data)
+
+    monkeypatch.setattr(clustering, "_fit", counting_fit)
+    features, _ = three_blobs(per_blob=400)  # 1,200 customers, more than the sample
+    config = _search_config(stability_bootstraps=2)
+    choice = choose_k(features, config, random_state=0)
+    # One fit per k serves silhouette, Calinski-Harabasz and one side of every stability pair.
+    assert sorted(fitted_rows) == sorted((k, 500) for k in range(2, 6) for _ in range(3))
+    assert choice.k == 3

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
@@ -261,3 +262,19 @@ def test_two_customer_rules_for_one_status_each_give_their_own_reason():
     # customer 0 is 9.0 overdue, customer 1 is 11.0
     assert result.loc[0, "status_reason"] == "customer rule: nine rhythms silent"
     assert result.loc[1, "status_reason"] == "customer rule: ten rhythms silent"
+
+
+def test_ranks_from_one_sort_are_pandas_percentile_ranks_to_the_bit():
+    from pipeline.labeling import ranks_and_sorted
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        values = rng.integers(0, 1 + trial, 500).astype("float64") / 3  # many ties
+        values[rng.random(500) < 0.1] = np.nan
+        values[:2] = [np.inf, -np.inf]
+        ranks, ordered = ranks_and_sorted(values)
+        expected = pd.Series(values).rank(pct=True).to_numpy()
+        np.testing.assert_array_equal(ranks, expected, strict=True)
+        np.testing.assert_array_equal(ordered, np.sort(values[~np.isnan(values)]))
+    ranks, ordered = ranks_and_sorted(np.array([np.nan, np.nan]))
+    assert np.isnan(ranks).all() and len(ordered) == 0

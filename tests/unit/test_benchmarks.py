@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline.benchmarks import parse_sizes, train_summary
+
+
+def test_sizes_read_with_k_and_m_suffixes():
+    assert parse_sizes("100k,1m,10M, 2500") == (100_000, 1_000_000, 10_000_000, 2_500)
+    with pytest.raises(SystemExit, match="'lots' is not a row count"):
+        parse_sizes("lots")
+
+
+def test_the_train_summary_states_shares_and_ratios_against_targets_and_the_notebook():
+    results = {
+        ("train", 1_000_000): {
+            "seconds": 40.0,
+            "stages": {"data": 4.0, "clustering": 20.0, "clv": 16.0},
+            "customers": 190_000,
+            "chosen": "k=12",
+            "peak_rss_gib": 1.5,
+        },
+        ("notebook", 1_000_000): {
+            "seconds": 10.0,
+            "stages": {"read": 1.0, "kmeans": 9.0},
+            "peak_rss_gib": 0.5,
+        },
+    }
+    text = "\n".join(train_summary(results, load=("load 1", "load 2")))
+    assert "clustering 50% (20.0 s)" in text
+    assert "largest stage clustering: 50% of the total, 1.25x the 40% ceiling (over)" in text
+    assert "time target 20 s: 2.00x the target (not met)" in text
+    assert "train takes 4.00x its time and 3.00x its memory" in text
