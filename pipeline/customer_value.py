@@ -11,7 +11,10 @@ Candidates:
 - the BTYD models (BG/NBD, Pareto/NBD, MBG/NBD, NBD without dropout), each with Gamma-Gamma;
 - ``last_period``: "the last window again", the baseline a user would pick instead;
 - ``learned``: gradient boosting on every feature and the BTYD outputs
-  (:class:`~pipeline.learned_value.LearnedValueModel`), scored out of fold.
+  (:class:`~pipeline.learned_value.LearnedValueModel`), trained on the window before the holdout
+  and scored on the holdout, as it is used: forecasting a period after the one it learned from
+  (scored on the same period, customers it did not see, it looked better than it was: on a
+  single cohort whose customers age between the two, its level was half the truth).
 
 Two choices are made on the holdout: the value forecast (``expected_purchases`` /
 ``expected_spend``) by ``clv.selection_metric``, and ``p_purchase`` (the chance of at least one
@@ -39,7 +42,6 @@ from pipeline.learned_value import (
     BTYD_INPUTS,
     LearnedSpendModel,
     LearnedValueModel,
-    cross_fitted,
 )
 from pipeline.schema import CUSTOMER_ID
 
@@ -52,8 +54,6 @@ SMALLER_IS_BETTER = {"spend_mae", "purchases_mae", "purchases_rmse", "brier"}
 # A window shorter than four weeks measures the weekday mix of the purchases, not a customer's
 # value: below it the holdout is skipped and the configured BTYD model is used as is.
 MIN_WINDOW_DAYS = 28
-# Out-of-fold folds of the learned model's holdout score (see pipeline.learned_value).
-HOLDOUT_FOLDS = 3
 # The same-season level correction is trusted within a factor of two: a season that doubles or
 # halves what a model forecasts says the model is wrong, not that the season is.
 LEVEL_FACTOR_RANGE = (0.5, 2.0)
@@ -111,7 +111,10 @@ class HoldoutWindows:
     ``window_days`` is the holdout's length (the horizon, or half the history when that is
     shorter). ``evaluation`` is the window the candidates are scored on (None when the history
     is too short for any); ``training`` the windows the final learned model learns from (the
-    latest, ending at as-of, and the evaluation window when that is another).
+    latest, ending at as-of, and the evaluation window when that is another); ``learning`` the
+    window that ends where the evaluation window starts, on which the learned model is trained
+    to be scored as it will be used, forecasting a period after the one it learned from (None
+    when the history is too short: the learned model is then not a candidate).
     """
 
     window_days: int
@@ -120,6 +123,7 @@ class HoldoutWindows:
     training: tuple[ValueWindow, ...] = ()
     same_season: bool = False
     notes: tuple[str, ...] = ()
+    learning: ValueWindow | None = None
 
     @property
     def holdout_days(self) -> int:
@@ -175,13 +179,15 @@ def holdout_windows(
 
     latest = window(latest_cutoff)
     evaluation = latest if evaluation_cutoff == latest_cutoff else window(evaluation_cutoff)
+    learning_cutoff = evaluation_cutoff - pd.Timedelta(days=days)
+    learning = window(learning_cutoff) if (learning_cutoff - first_day).days >= days else None
     training = (latest,) if evaluation is latest else (latest, evaluation)
     if evaluation is not latest:
         notes.append(
             f"holdout: the same season a year earlier ({evaluation_cutoff.date()} + {days} days)"
         )
     return HoldoutWindows(
-        days, first_day, evaluation, training, evaluation is not latest, tuple(notes)
+        days, first_day, evaluation, training, evaluation is not latest, tuple(notes), learning
     )
 
 
@@ -632,18 +638,30 @@ def select_value_model(
             **probability_scores(bought, np.where(naive_bought, naive_rates[1], naive_rates[0])),
         }
         spend_forecasts[LAST_PERIOD] = naive_spend
-        if LEARNED in config.candidates and fitted:
+        if LEARNED in config.candidates and fitted and windows.learning is None:
+            notes.append(
+                "the learned model is judged as it is used, trained on a window before the one it "
+                f"forecasts: the history holds no {days}-day window before the holdout, so it is "
+                "not a candidate"
+            )
+        elif LEARNED in config.candidates and fitted:
             base_kind = _best(pd.DataFrame.from_dict(rows, orient="index"), "brier", list(fitted))
-            inputs = with_btyd_inputs(evaluation.features, fitted[base_kind], days=days)
+            learning = windows.learning
             try:
-                learned = cross_fitted(
-                    inputs,
-                    purchases=actual_purchases,
-                    spend=actual_spend,
-                    folds=HOLDOUT_FOLDS,
-                    random_state=random_state,
+                inputs, purchases, spend = candidates.sample(
+                    with_btyd_inputs(
+                        learning.features, _fit_at(learning, base_kind, candidates), days=days
+                    ),
+                    learning.purchases,
+                    learning.spend,
                 )
-            except ValueError as error:
+                model = LearnedValueModel(random_state=random_state).fit(
+                    inputs, purchases=purchases, spend=spend
+                )
+                learned = model.predict(
+                    with_btyd_inputs(evaluation.features, fitted[base_kind], days=days)
+                )
+            except (RuntimeError, ValueError) as error:
                 notes.append(f"learned model could not be scored on the holdout: {error}")
             else:
                 rows[LEARNED] = {
@@ -659,7 +677,6 @@ def select_value_model(
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
     value_source = _best(comparison, metric, list(comparison.index))
-    probability_source = _best(comparison, "brier", list(comparison.index))
 
     # The BTYD model the bundle runs: the best-scoring one by the value metric, refitted on the
     # full history; one that fails there gives way to the next, never to a crash.
@@ -683,8 +700,11 @@ def select_value_model(
     fitted_kind = purchase_model.purchase_model
     if value_source is None or value_source not in (LEARNED, LAST_PERIOD):
         value_source = fitted_kind
-    if probability_source is None or probability_source not in (LEARNED, LAST_PERIOD):
-        probability_source = fitted_kind
+    # p_purchase: the best by Brier score among what the bundle can run (its BTYD model, the
+    # learned model, the naive rule).
+    probability_source = (
+        _best(comparison, "brier", [fitted_kind, LEARNED, LAST_PERIOD]) or fitted_kind
+    )
 
     # p_alive from a model in which a one-time buyer can have left.
     alive_model = None
