@@ -137,7 +137,9 @@ def run_isolated(function, *args, **kwargs):
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    executor = get_reusable_executor(max_workers=1, timeout=300)
+    # A worker idle for 20 s exits: the fits of one run follow each other closely, and a worker
+    # orphaned by a killed run (it holds the run's stdout) must not outlive it by minutes.
+    executor = get_reusable_executor(max_workers=1, timeout=20)
     try:
         return executor.submit(function, *args, **kwargs).result()
     except TerminatedWorkerError as error:

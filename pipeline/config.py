@@ -436,6 +436,12 @@ class CLVConfig(_Section):
     annual_discount_rate: float = Field(
         default=0.1, ge=0, description="discount rate per year of clv"
     )
+    seasonal_level_correction: bool = Field(
+        default=False,
+        description="scale the chosen forecast by its aggregate error in the same season a year "
+        "earlier (within 0.5-2) when the holdout is that season; off by default: on a base that "
+        "grows or ages between the two years the year-ago error is not this year's",
+    )
     fit_sample_size: int | None = Field(
         default=100_000,
         ge=1000,
