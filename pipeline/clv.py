@@ -149,6 +149,15 @@ def run_isolated(function, *args, **kwargs):
         ) from None
 
 
+def stop_isolated_workers() -> None:
+    """End the fit worker now. It holds the process's stdout and stderr: a caller that waits for
+    them to close (a scheduler, a test capturing output) would otherwise wait for its idle
+    timeout after the run has ended."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor(max_workers=1, timeout=20).shutdown(wait=True)
+
+
 class DropoutCollapsed(RuntimeError):
     """The data shows no dropout: the model's dropout parameters went to their limit.
 

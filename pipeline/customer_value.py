@@ -33,7 +33,12 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from pipeline.clv import NO_DROPOUT, CustomerValueModel, DropoutCollapsed
+from pipeline.clv import (
+    NO_DROPOUT,
+    CustomerValueModel,
+    DropoutCollapsed,
+    stop_isolated_workers,
+)
 from pipeline.config import CLVConfig, FeatureConfig
 from pipeline.errors import InsufficientHistoryError
 from pipeline.evaluate import decile_table, holdout_metrics
@@ -575,6 +580,30 @@ def _naive(window: ValueWindow, features_at_cutoff: pd.DataFrame) -> tuple[np.nd
 
 
 def select_value_model(
+    windows: HoldoutWindows,
+    features: pd.DataFrame,
+    *,
+    config: CLVConfig,
+    trend_window_days: int,
+    random_state: int,
+    naive_days: int | None = None,
+) -> ValueSelection:
+    """Compare the candidates on the holdout, refit the best on the full history
+    (:func:`_select_value_model`); the fit worker ends with the stage."""
+    try:
+        return _select_value_model(
+            windows,
+            features,
+            config=config,
+            trend_window_days=trend_window_days,
+            random_state=random_state,
+            naive_days=naive_days,
+        )
+    finally:
+        stop_isolated_workers()
+
+
+def _select_value_model(
     windows: HoldoutWindows,
     features: pd.DataFrame,
     *,

@@ -982,6 +982,19 @@ def _version_of(client: MlflowClient, reference: str):
     return client.get_model_version(name, version)
 
 
+@contextlib.contextmanager
+def _registry(uri: str):
+    """MLflow resolves ``models:/`` through the process-wide registry URI, not the tracking URI
+    it is given: pinned here, so that a bundle is never fetched from another store's registry
+    (seen: an earlier store in the same process served its own version 1)."""
+    previous = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_registry_uri(previous)
+
+
 def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
     """The bundle of a registered model version, its bytes checked against the SHA-256 the
     training recorded on the version (``bundle_sha256``) before it is unpickled.
@@ -998,7 +1011,7 @@ def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
     client = MlflowClient(uri)
     try:
         version = _version_of(client, reference)
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, _registry(uri):
             local = Path(
                 mlflow.artifacts.download_artifacts(
                     artifact_uri=f"models:/{version.name}/{version.version}",

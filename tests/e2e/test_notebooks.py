@@ -38,6 +38,7 @@ def store(tmp_path_factory) -> tuple[Path, str]:
                 "--as-of",
                 as_of,
                 "--allow-share-shift",
+                "--allow-older",
             ],
             cwd=folder,
             capture_output=True,
@@ -81,7 +82,7 @@ def test_the_segment_exploration_notebook_profiles_the_champions_statuses(store,
     notebook = execute("1.0-explore-segments.ipynb", folder, uri, monkeypatch)
     assert len(outputs(notebook, "image/png")) >= 4
     printed = text(notebook)
-    # the second training (as of 2025-10-31) was promoted with --allow-share-shift
+    # the second training (as of 2025-10-31) was promoted with --allow-share-shift --allow-older
     assert "customers as of 2025-10-31" in printed
     for status in ("loyal", "at_risk", "lost"):
         assert status in printed
