@@ -558,9 +558,22 @@ def _print_wide_or_narrow(table: Table, wide: bool) -> None:
 
 @main.command()
 @click.option("-n", "--last", "last", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list runs that were killed or failed (hidden by default: they produced nothing).",
+)
 @WIDE_OPTION
 @_tracking_options
-def runs(last: int, wide: bool, tracking_uri: str | None, experiment: str, model_name: str) -> None:
+def runs(
+    last: int,
+    show_all: bool,
+    wide: bool,
+    tracking_uri: str | None,
+    experiment: str,
+    model_name: str,
+) -> None:
     """List training runs, newest first, with their key figures (full run ids)."""
     _configure_logging(False)
     from pipeline.tracking import training_runs
@@ -568,6 +581,13 @@ def runs(last: int, wide: bool, tracking_uri: str | None, experiment: str, model
     table = training_runs(
         tracking_uri=tracking_uri, experiment=experiment, model_name=model_name, max_runs=last
     )
+    if not show_all and not table.empty:
+        ended_badly = table["status"].isin(["KILLED", "FAILED"])
+        if ended_badly.any():
+            console.print(
+                f"{int(ended_badly.sum())} killed or failed runs hidden (loyalty runs --all)"
+            )
+        table = table[~ended_badly]
     _print_backtest_runs(tracking_uri=tracking_uri, experiment=experiment, last=last)
     if table.empty:
         console.print(f"no training runs in experiment '{experiment}' yet: run `make train`")

@@ -176,6 +176,8 @@ LOG_BOUND = 10.0
 # starts find the global optimum of these smooth 2-4 parameter likelihoods in practice (the
 # likelihood surfaces are unimodal in their interior; the spread guards against flat edges).
 START_SCALES = (1.0, 0.3, 3.0)
+# Two starts whose optima agree to this relative tolerance found the same optimum.
+AGREEMENT = 1e-7
 # Dropout is "not seen" when the mean dropout probability per purchase (BG/MBG: a / (a + b)) or
 # the mean dropout rate over the whole observation period (Pareto: s / beta on the scaled axis)
 # is below 1 in 10,000: fewer than one leaver expected in any base this pipeline segments.
@@ -260,6 +262,10 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
         if not (result.success and np.isfinite(result.fun)):
             problems.append(str(result.message))
             continue
+        if best is not None and abs(result.fun - best.fun) <= AGREEMENT * max(abs(best.fun), 1.0):
+            # Two starts that reach the same optimum are the evidence sought: stop there.
+            best = result if result.fun < best.fun else best
+            break
         if best is None or result.fun < best.fun:
             best = result
     if best is None:

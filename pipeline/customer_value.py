@@ -633,10 +633,13 @@ def _select_value_model(
     days = windows.window_days
     evaluation = windows.evaluation
     naive_rates = None
+    # BTYD fits by (cut-off, kind): the learned model's inputs reuse the holdout's fits.
+    cache: dict[tuple[pd.Timestamp, str], CustomerValueModel] = {}
     if evaluation is not None:
         actual_purchases, actual_spend = evaluation.purchases, evaluation.spend
         bought = actual_purchases > 0
         fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes)
+        cache.update({(evaluation.cutoff, kind): model for kind, model in fitted.items()})
         for kind, model in fitted.items():
             forecast = model.predict(evaluation.features, horizon_days=days)
             rows[kind] = {
@@ -679,7 +682,9 @@ def _select_value_model(
             try:
                 inputs, purchases, spend = candidates.sample(
                     with_btyd_inputs(
-                        learning.features, _fit_at(learning, base_kind, candidates), days=days
+                        learning.features,
+                        _fit_at(learning, base_kind, candidates, cache),
+                        days=days,
                     ),
                     learning.purchases,
                     learning.spend,
@@ -749,7 +754,7 @@ def _select_value_model(
     learned_model = None
     if LEARNED in (value_source, probability_source):
         stacked = [
-            (with_btyd_inputs(w.features, _fit_at(w, fitted_kind, candidates), days=days), w)
+            (with_btyd_inputs(w.features, _fit_at(w, fitted_kind, candidates, cache), days=days), w)
             for w in windows.training
         ]
         inputs = pd.concat([frame for frame, _ in stacked], ignore_index=True)
@@ -843,9 +848,18 @@ def _select_value_model(
     )
 
 
-def _fit_at(window: ValueWindow, kind: str, candidates: _Candidates) -> CustomerValueModel:
-    """The bundle's BTYD kind fitted at a training window's cut-off (the learned model's inputs)."""
+def _fit_at(
+    window: ValueWindow,
+    kind: str,
+    candidates: _Candidates,
+    cache: dict[tuple[pd.Timestamp, str], CustomerValueModel],
+) -> CustomerValueModel:
+    """The bundle's BTYD kind fitted at a training window's cut-off (the learned model's inputs);
+    a fit already made at that cut-off (the holdout's candidates) is reused."""
+    if (window.cutoff, kind) in cache:
+        return cache[(window.cutoff, kind)]
     fitted = candidates.fit_btyd([kind], window.features, [])
     if kind not in fitted and NO_DROPOUT not in fitted:
         fitted = candidates.fit_btyd([NO_DROPOUT], window.features, [])
-    return fitted.get(kind) or fitted[NO_DROPOUT]
+    cache[(window.cutoff, kind)] = fitted.get(kind) or fitted[NO_DROPOUT]
+    return cache[(window.cutoff, kind)]

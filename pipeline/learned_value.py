@@ -33,9 +33,10 @@ INPUT_COLUMNS = (
 )
 # The BTYD outputs a learned value model reads, under names that cannot clash with its own.
 BTYD_INPUTS = ("btyd_p_alive", "btyd_p_purchase", "btyd_expected_purchases", "btyd_expected_spend")
-# Folds of the out-of-fold scores the calibrator is fitted on: five is the usual compromise
-# between a calibrator fitted on scores of models that saw 80% of the data and five fits' cost.
-CALIBRATION_FOLDS = 5
+# Folds of the out-of-fold scores the calibrator is fitted on: three (scikit-learn's
+# CalibratedClassifierCV default was 3 for years) gives every customer a score from a model that
+# saw two thirds of the data, at three fits' cost.
+CALIBRATION_FOLDS = 3
 CALIBRATIONS = ("isotonic", "platt")
 
 

@@ -407,7 +407,9 @@ def test_scoring_a_corrupt_bundle_is_one_line_exit_2(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-def test_runs_lists_each_runs_status_so_a_killed_one_is_told_apart(store, tmp_path):
+def test_runs_hides_killed_runs_by_default_and_lists_them_with_their_status_on_request(
+    store, tmp_path
+):
     client = MlflowClient(store)
     experiment = client.create_experiment("loyalty-segmentation")
     finished = client.create_run(experiment, tags={tracking.RUN_KIND_TAG: "training"})
@@ -416,6 +418,11 @@ def test_runs_lists_each_runs_status_so_a_killed_one_is_told_apart(store, tmp_pa
     client.set_terminated(killed.info.run_id, status="KILLED")
     result = CliRunner().invoke(main, ["runs", "--tracking-uri", store])
     assert result.exit_code == 0, result.output
+    # Hidden by default (they produced nothing), counted, and listed with --all.
+    assert killed.info.run_id not in result.output
+    assert finished.info.run_id in result.output
+    assert "1 killed or failed runs hidden" in result.output
+    result = CliRunner().invoke(main, ["runs", "--all", "--tracking-uri", store])
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
     assert "KILLED" in rows[killed.info.run_id]
     assert "FINISHED" in rows[finished.info.run_id]
