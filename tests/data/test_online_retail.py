@@ -143,5 +143,11 @@ def test_a_full_fit_names_every_customer_with_a_valid_status(clean, config):
     # Names hold under another seed on real data too, where clusters are far from clean.
     stability = {k: v for stage in result.stage_metrics.values() for k, v in stage.items()}
     assert stability["seed_stability_ari"] >= 0.95
-    # A year of a wholesaler's customers holds every status, overdue and declining ones too.
-    assert set(segments["status"]) == set(STATUSES)
+    # A year of a wholesaler's customers holds every status, overdue and declining ones too;
+    # lost only where a customer's chance of buying is at or below the floor: here silence is not
+    # enough (the backtest at 2011-06-09: 51% of the customers once called lost for their silence
+    # bought again within 180 days), so the year may have none.
+    assert set(segments["status"]) >= set(STATUSES) - {"lost"}
+    lost = segments[segments["status"] == "lost"]
+    floor = config.labeling.lost_p_purchase
+    assert ((lost["p_purchase"] <= floor) | (lost["p_alive"] <= floor)).all()
