@@ -38,9 +38,8 @@ setup-spark: $(STAMP) ## Opt in to Spark: install the spark extra (needs a Java 
 train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --as-of YYYY-MM-DD ...")
 	$(BIN)/loyalty train $(ARGS)
 
-TEST_WORKERS ?= 2
-test: $(STAMP) ## Run the test suite (TEST_WORKERS=1 for one process)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP) ## Measure speed and memory against the plain alternatives (several minutes)
 	$(BIN)/python -m pipeline.benchmarks $(ARGS)
