@@ -987,12 +987,22 @@ def _registry(uri: str):
     """MLflow resolves ``models:/`` through the process-wide registry URI, not the tracking URI
     it is given: pinned here, so that a bundle is never fetched from another store's registry
     (seen: an earlier store in the same process served its own version 1)."""
-    previous = mlflow.get_registry_uri()
+    from mlflow.tracking._model_registry import utils as registry
+
+    # Restored exactly as found: unset stays unset (the registry then follows the tracking
+    # URI), and MLflow's MLFLOW_REGISTRY_URI, which set_registry_uri also writes for
+    # subprocesses, is put back too; restoring get_registry_uri()'s answer instead pinned every
+    # later run of the process, and its children, to this store's registry.
+    previous, previous_env = registry._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_registry_uri(previous)
+        registry._registry_uri = previous
+        if previous_env is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = previous_env
 
 
 def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
