@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from pipeline import forecast_metrics
 from pipeline.clv import (
     NO_DROPOUT,
     CustomerValueModel,
@@ -164,10 +164,15 @@ def plan_windows(
 
 
 def holdout_windows(
-    history: CustomerHistory, *, as_of: pd.Timestamp, holdout_days: int
+    history: CustomerHistory,
+    *,
+    as_of: pd.Timestamp,
+    holdout_days: int,
+    first_day: pd.Timestamp | None = None,
 ) -> HoldoutWindows:
-    """Compute the :class:`HoldoutWindows` on the feature engine (its only use of it)."""
-    first_day = history.first_day()
+    """Compute the :class:`HoldoutWindows` on the feature engine (its only use of it);
+    ``first_day``, the history's first purchase day, when the caller already has it."""
+    first_day = first_day if first_day is not None else history.first_day()
     days, evaluation_cutoff, latest_cutoff, notes = plan_windows(
         first_day=first_day, as_of=as_of, holdout_days=holdout_days
     )
@@ -348,19 +353,25 @@ class ValueForecaster:
         forecast = self.purchase_model.predict(features, horizon_days=horizon_days)
         if self.value_source is None:
             return self._predict_legacy(features, forecast, horizon_days)
-        if self.alive_model is not None:
-            forecast["p_alive"] = self.alive_model.predict(features, horizon_days=horizon_days)[
-                "p_alive"
-            ].to_numpy()
         days = int(self.window_days or horizon_days)
         scale = horizon_days / days
         btyd_purchases = forecast["expected_purchases"].to_numpy()
         btyd_spend = forecast["expected_spend"].to_numpy()
         learned = None
         if LEARNED in (self.value_source, self.probability_source) and self.learned is not None:
-            learned = self.learned.predict(
-                with_btyd_inputs(features, self.purchase_model, days=days)
+            # The BTYD forecast of the learned window: the learned model's inputs, and the
+            # short end of p_purchase's extension to the horizon.
+            window = (
+                forecast.copy()
+                if days == horizon_days
+                else self.purchase_model.predict(features, horizon_days=days)
             )
+            learned = self.learned.predict(with_btyd_inputs(features, window))
+        if self.alive_model is not None:
+            # After the learned inputs: they are the purchase model's own, as in training.
+            forecast["p_alive"] = self.alive_model.predict(features, horizon_days=horizon_days)[
+                "p_alive"
+            ].to_numpy()
         if self.value_source == LEARNED and learned is not None:
             purchases = learned["expected_purchases"].to_numpy() * scale
             spend = learned["expected_spend"].to_numpy() * scale
@@ -376,7 +387,7 @@ class ValueForecaster:
         if self.probability_source == LEARNED and learned is not None:
             probability = extend_probability(
                 learned["p_purchase"].to_numpy(),
-                short=self.purchase_model.predict(features, horizon_days=days)["p_purchase"],
+                short=window["p_purchase"],
                 long=forecast["p_purchase"],
             )
         elif self.probability_source == LAST_PERIOD and self.naive_rates is not None:
@@ -454,11 +465,9 @@ def extend_probability(
     return 1.0 - np.exp(-hazard)
 
 
-def with_btyd_inputs(
-    features: pd.DataFrame, model: CustomerValueModel, *, days: int
-) -> pd.DataFrame:
-    """Features with the BTYD model's forecast over ``days`` as the learned model's inputs."""
-    forecast = model.predict(features, horizon_days=days)
+def with_btyd_inputs(features: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFrame:
+    """Features with a BTYD model's forecast of the learned model's window (``p_alive``,
+    ``p_purchase``, ``expected_purchases``, ``expected_spend``) as the learned model's inputs."""
     extra = pd.DataFrame(
         {
             name: forecast[column].to_numpy()
@@ -485,14 +494,6 @@ class ValueSelection:
     notes: list[str] = field(default_factory=list)
 
 
-def _is_better(metric: str, candidate: float, incumbent: float) -> bool:
-    if np.isnan(candidate):
-        return False
-    if np.isnan(incumbent):
-        return True
-    return candidate < incumbent if metric in SMALLER_IS_BETTER else candidate > incumbent
-
-
 def _ranked(comparison: pd.DataFrame, metric: str, among: list[str]) -> list[str]:
     """Candidates in ``among`` that were scored, best first (unscored ones are left out)."""
     if metric not in comparison.columns:
@@ -508,16 +509,24 @@ def _best(comparison: pd.DataFrame, metric: str, among: list[str]) -> str | None
     return ranked[0] if ranked else None
 
 
-def probability_scores(bought: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    """ROC AUC and Brier score of a purchase probability, and its aggregate calibration."""
-    bought = np.asarray(bought, dtype=int)
-    probability = np.asarray(probability, dtype="float64")
-    both = bought.min() != bought.max()
+def holdout_scores(window: ValueWindow, forecast: pd.DataFrame) -> dict[str, float]:
+    """A candidate's forecast of ``window`` (``expected_purchases``, ``expected_spend``,
+    ``p_purchase``) against what happened: the value metrics of :func:`holdout_metrics` and the
+    purchase probability's ROC AUC, Brier score, mean and the share who bought."""
+    probability = forecast_metrics.probability_metrics(
+        window.purchases > 0, forecast["p_purchase"].to_numpy(dtype="float64")
+    )
     return {
-        "p_purchase_auc": float(roc_auc_score(bought, probability)) if both else np.nan,
-        "brier": float(brier_score_loss(bought, probability)),
-        "p_purchase_mean": float(probability.mean()),
-        "buyers_share": float(bought.mean()),
+        **holdout_metrics(
+            actual_purchases=window.purchases,
+            predicted_purchases=forecast["expected_purchases"].to_numpy(dtype="float64"),
+            actual_spend=window.spend,
+            predicted_spend=forecast["expected_spend"].to_numpy(dtype="float64"),
+        ),
+        "p_purchase_auc": probability["roc_auc"],
+        "brier": probability["brier"],
+        "p_purchase_mean": probability["mean_probability"],
+        "buyers_share": probability["base_rate"],
     }
 
 
@@ -629,29 +638,19 @@ def _select_value_model(
     purchase_kinds = [c for c in config.candidates if c != LEARNED]
     notes: list[str] = list(windows.notes)
     rows: dict[str, dict[str, float]] = {}
-    spend_forecasts: dict[str, np.ndarray] = {}
+    forecasts: dict[str, pd.DataFrame] = {}
     days = windows.window_days
     evaluation = windows.evaluation
     naive_rates = None
     # BTYD fits by (cut-off, kind): the learned model's inputs reuse the holdout's fits.
     cache: dict[tuple[pd.Timestamp, str], CustomerValueModel] = {}
     if evaluation is not None:
-        actual_purchases, actual_spend = evaluation.purchases, evaluation.spend
-        bought = actual_purchases > 0
+        bought = evaluation.purchases > 0
         fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes)
         cache.update({(evaluation.cutoff, kind): model for kind, model in fitted.items()})
         for kind, model in fitted.items():
-            forecast = model.predict(evaluation.features, horizon_days=days)
-            rows[kind] = {
-                **holdout_metrics(
-                    actual_purchases=actual_purchases,
-                    predicted_purchases=forecast["expected_purchases"].to_numpy(),
-                    actual_spend=actual_spend,
-                    predicted_spend=forecast["expected_spend"].to_numpy(),
-                ),
-                **probability_scores(bought, forecast["p_purchase"].to_numpy()),
-            }
-            spend_forecasts[kind] = forecast["expected_spend"].to_numpy()
+            forecasts[kind] = model.predict(evaluation.features, horizon_days=days)
+            rows[kind] = holdout_scores(evaluation, forecasts[kind])
         # The naive rule: the last window again, and as a probability the share of last
         # window's buyers (and non-buyers) who bought again.
         naive_purchases, naive_spend = _naive(evaluation, evaluation.features)
@@ -660,16 +659,14 @@ def _select_value_model(
             float(bought[~naive_bought].mean()) if (~naive_bought).any() else 0.0,
             float(bought[naive_bought].mean()) if naive_bought.any() else 0.0,
         )
-        rows[LAST_PERIOD] = {
-            **holdout_metrics(
-                actual_purchases=actual_purchases,
-                predicted_purchases=naive_purchases,
-                actual_spend=actual_spend,
-                predicted_spend=naive_spend,
-            ),
-            **probability_scores(bought, np.where(naive_bought, naive_rates[1], naive_rates[0])),
-        }
-        spend_forecasts[LAST_PERIOD] = naive_spend
+        forecasts[LAST_PERIOD] = pd.DataFrame(
+            {
+                "expected_purchases": naive_purchases,
+                "expected_spend": naive_spend,
+                "p_purchase": np.where(naive_bought, naive_rates[1], naive_rates[0]),
+            }
+        )
+        rows[LAST_PERIOD] = holdout_scores(evaluation, forecasts[LAST_PERIOD])
         if LEARNED in config.candidates and fitted and windows.learning is None:
             notes.append(
                 "the learned model is judged as it is used, trained on a window before the one it "
@@ -683,8 +680,9 @@ def _select_value_model(
                 inputs, purchases, spend = candidates.sample(
                     with_btyd_inputs(
                         learning.features,
-                        _fit_at(learning, base_kind, candidates, cache),
-                        days=days,
+                        _fit_at(learning, base_kind, candidates, cache).predict(
+                            learning.features, horizon_days=days
+                        ),
                     ),
                     learning.purchases,
                     learning.spend,
@@ -692,22 +690,12 @@ def _select_value_model(
                 model = LearnedValueModel(random_state=random_state).fit(
                     inputs, purchases=purchases, spend=spend
                 )
-                learned = model.predict(
-                    with_btyd_inputs(evaluation.features, fitted[base_kind], days=days)
-                )
+                learned = model.predict(with_btyd_inputs(evaluation.features, forecasts[base_kind]))
             except (RuntimeError, ValueError) as error:
                 notes.append(f"learned model could not be scored on the holdout: {error}")
             else:
-                rows[LEARNED] = {
-                    **holdout_metrics(
-                        actual_purchases=actual_purchases,
-                        predicted_purchases=learned["expected_purchases"].to_numpy(),
-                        actual_spend=actual_spend,
-                        predicted_spend=learned["expected_spend"].to_numpy(),
-                    ),
-                    **probability_scores(bought, learned["p_purchase"].to_numpy()),
-                }
-                spend_forecasts[LEARNED] = learned["expected_spend"].to_numpy()
+                forecasts[LEARNED] = learned
+                rows[LEARNED] = holdout_scores(evaluation, learned)
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
     value_source = _best(comparison, metric, list(comparison.index))
@@ -753,13 +741,21 @@ def _select_value_model(
 
     learned_model = None
     if LEARNED in (value_source, probability_source):
-        stacked = [
-            (with_btyd_inputs(w.features, _fit_at(w, fitted_kind, candidates, cache), days=days), w)
-            for w in windows.training
-        ]
-        inputs = pd.concat([frame for frame, _ in stacked], ignore_index=True)
-        purchases = np.concatenate([w.purchases for _, w in stacked])
-        spend = np.concatenate([w.spend for _, w in stacked])
+        training = windows.training
+        inputs = pd.concat(
+            [
+                with_btyd_inputs(
+                    w.features,
+                    _fit_at(w, fitted_kind, candidates, cache).predict(
+                        w.features, horizon_days=days
+                    ),
+                )
+                for w in training
+            ],
+            ignore_index=True,
+        )
+        purchases = np.concatenate([w.purchases for w in training])
+        spend = np.concatenate([w.spend for w in training])
         inputs, purchases, spend = candidates.sample(inputs, purchases, spend)
         try:
             learned_model = LearnedValueModel(random_state=random_state).fit(
@@ -839,8 +835,8 @@ def _select_value_model(
     for note in notes:
         log.info(note)
     deciles = (
-        decile_table(evaluation.spend, spend_forecasts[value_source])
-        if evaluation is not None and value_source in spend_forecasts
+        decile_table(evaluation.spend, forecasts[value_source]["expected_spend"].to_numpy())
+        if evaluation is not None and value_source in forecasts
         else None
     )
     return ValueSelection(

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.features import FEATURE_COLUMNS
@@ -182,29 +182,6 @@ class LearnedValueModel(BaseEstimator):
             },
             index=customers.index,
         )
-
-
-def cross_fitted(
-    customers: pd.DataFrame,
-    *,
-    purchases: np.ndarray,
-    spend: np.ndarray,
-    folds: int,
-    random_state: int | None,
-) -> pd.DataFrame:
-    """Out-of-fold predictions of :class:`LearnedValueModel` on one window.
-
-    Each customer is predicted by a model that never saw them: an honest score of the learned
-    model on the same window the other candidates are scored on.
-    """
-    predictions = []
-    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
-    for train, test in splitter.split(customers):
-        model = LearnedValueModel(random_state=random_state).fit(
-            customers.iloc[train], purchases=purchases[train], spend=spend[train]
-        )
-        predictions.append(model.predict(customers.iloc[test]))
-    return pd.concat(predictions).loc[customers.index]
 
 
 class LearnedSpendModel(BaseEstimator, RegressorMixin):

@@ -164,7 +164,9 @@ def fit_segmentation(
         config = with_activity_windows(config, window_days, naive_days)
         history = replace(history, settings=config.features)
         features = history.features(as_of)
-        windows = holdout_windows(history, as_of=as_of, holdout_days=holdout_days)
+        windows = holdout_windows(
+            history, as_of=as_of, holdout_days=holdout_days, first_day=first_day
+        )
     prior_gap_days = population_gap_prior(features)
 
     stage("clustering")
