@@ -107,14 +107,8 @@ def _summary_table(summary, metrics: dict[str, float]) -> Table:
     return table
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="loyalty-segmentation")
-def main() -> None:
-    """Segment customers by loyalty status from their transactions."""
-
-
-@main.command()
-@click.option(
+# Options several commands share, defined once so that they read and check the same everywhere.
+CONFIG_OPTION = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
@@ -122,12 +116,52 @@ def main() -> None:
     show_default=True,
     help="YAML configuration; the flags below override it.",
 )
-@click.option(
+TRANSACTIONS_OPTION = click.option(
     "--transactions",
     type=str,
     default=None,
     help="CSV or Parquet file of transactions. Default: the embedded planted sample.",
 )
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri",
+    type=str,
+    default=None,
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+)
+NO_TRACKING_OPTION = click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+
+
+def horizon_option(help_text: str):
+    """``--horizon-days``, bounded as the models can represent (1 to MAX_HORIZON_DAYS)."""
+    return click.option(
+        "--horizon-days",
+        type=click.IntRange(min=1, max=MAX_HORIZON_DAYS),
+        default=None,
+        help=f"{help_text} (1 to {MAX_HORIZON_DAYS}).",
+    )
+
+
+def threads_option(help_text: str):
+    """``--threads``: caps the numeric libraries and side-by-side fits; never changes results."""
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Threads of the numeric libraries (BLAS, OpenMP) and of side-by-side fits "
+        f"({help_text}). Results do not depend on it.",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyalty-segmentation")
+def main() -> None:
+    """Segment customers by loyalty status from their transactions."""
+
+
+@main.command()
+@CONFIG_OPTION
+@TRANSACTIONS_OPTION
 @click.option(
     "--as-of",
     "as_of",
@@ -135,21 +169,11 @@ def main() -> None:
     default=None,
     help="Observation end YYYY-MM-DD; later transactions are set aside and counted.",
 )
-@click.option(
-    "--horizon-days",
-    type=click.IntRange(min=1, max=MAX_HORIZON_DAYS),
-    default=None,
-    help=f"Forecast horizon in days (1 to {MAX_HORIZON_DAYS}).",
-)
+@horizon_option("Forecast horizon in days")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Output directory.")
 @click.option("--seed", type=int, default=None, help="Random seed of every fitted stage.")
-@click.option(
-    "--tracking-uri",
-    type=str,
-    default=None,
-    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
-)
-@click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+@TRACKING_URI_OPTION
+@NO_TRACKING_OPTION
 @click.option(
     "--engine",
     "engine_name",
@@ -179,14 +203,8 @@ def main() -> None:
     is_flag=True,
     help="Do nothing (exit 0) if a finished run has the same data, config and as-of date.",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Threads of the numeric libraries (BLAS, OpenMP) and of side-by-side fits "
-    "(config: threads; default: the cores available to this process). Results do not depend on it.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@threads_option("config: threads; default: the cores available to this process")
+@VERBOSE_OPTION
 def train(
     config_path: Path,
     transactions: str | None,
@@ -327,12 +345,7 @@ def train(
     default=None,
     help="Observation end YYYY-MM-DD (default: the last transaction day).",
 )
-@click.option(
-    "--horizon-days",
-    type=click.IntRange(min=1, max=MAX_HORIZON_DAYS),
-    default=None,
-    help=f"Forecast horizon, 1 to {MAX_HORIZON_DAYS} (default: the one trained with).",
-)
+@horizon_option("Forecast horizon in days; default: the one trained with")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=Path("outputs/scored"), show_default=True
 )
@@ -350,14 +363,8 @@ def train(
 @click.option(
     "--spark-master", default=None, help="Spark master URL, e.g. local[4] (with --engine spark)."
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Threads of the numeric libraries (BLAS, OpenMP) and of side-by-side fits "
-    "(default: the cores available to this process).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@threads_option("default: the cores available to this process")
+@VERBOSE_OPTION
 def score(
     model_reference: str,
     transactions: str,
@@ -490,12 +497,7 @@ def retrain(
 
 
 def _tracking_options(function):
-    function = click.option(
-        "--tracking-uri",
-        type=str,
-        default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
-    )(function)
+    function = TRACKING_URI_OPTION(function)
     function = click.option("--experiment", default="loyalty-segmentation", show_default=True)(
         function
     )
@@ -769,20 +771,8 @@ def _backtest_table(metrics) -> Table:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG_PATH,
-    show_default=True,
-    help="YAML configuration; the flags below override it.",
-)
-@click.option(
-    "--transactions",
-    type=str,
-    default=None,
-    help="CSV or Parquet file of transactions. Default: the embedded planted sample.",
-)
+@CONFIG_OPTION
+@TRANSACTIONS_OPTION
 @click.option(
     "--cutoff",
     "cutoffs",
@@ -797,12 +787,7 @@ def _backtest_table(metrics) -> Table:
     help="Rolling origin: N cut-offs spaced by the horizon, the last one a horizon before the "
     "data's end (default 1, when no --cutoff is given).",
 )
-@click.option(
-    "--horizon-days",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Days judged after each cut-off (default: the config's horizon_days).",
-)
+@horizon_option("Days judged after each cut-off; default: the config's horizon_days")
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -810,14 +795,9 @@ def _backtest_table(metrics) -> Table:
     show_default=True,
     help="Output directory (replaced atomically).",
 )
-@click.option(
-    "--tracking-uri",
-    type=str,
-    default=None,
-    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
-)
-@click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@TRACKING_URI_OPTION
+@NO_TRACKING_OPTION
+@VERBOSE_OPTION
 def backtest(
     config_path: Path,
     transactions: str | None,
