@@ -22,10 +22,8 @@ if TYPE_CHECKING:
     from pipeline.tracking import TrackedRun
     from pipeline.train import TrainingResult
 
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Loyalty segmentation, as of {{ as_of }}</title>
-<style>
+# One look for every report (training, backtest): the same page, cards and tables.
+_STYLE = """
  body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1150px;
         color: #222; line-height: 1.45; padding: 0 1rem; }
  h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 2px solid #eee; padding-bottom: .3rem; }
@@ -37,7 +35,12 @@ _TEMPLATE = """<!doctype html>
  th { background: #fafafa; } td.text, th.text { text-align: left; }
  img { max-width: 100%; border: 1px solid #eee; border-radius: 6px; margin: .5rem 0; }
  .note { color: #555; font-size: .9rem; } .scroll { overflow-x: auto; }
-</style></head><body>
+"""
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Loyalty segmentation, as of {{ as_of }}</title>
+<style>{{ style | safe }}</style></head><body>
 <h1>Loyalty segmentation</h1>
 <p class="meta">As of {{ as_of }} &middot; data: {{ source }} &middot; seed {{ seed }}
  {% if run_id %}&middot; MLflow run {{ run_id }}{% endif %}</p>
@@ -226,6 +229,7 @@ def render_report(
     template = environment.from_string(_TEMPLATE)
     tables = result.tables
     return template.render(
+        style=_STYLE,
         as_of=str(config.as_of),
         source=source,
         seed=config.seed,
@@ -260,19 +264,7 @@ def render_report(
 _BACKTEST_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Loyalty backtest, {{ cutoffs }}</title>
-<style>
- body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1150px;
-        color: #222; line-height: 1.45; padding: 0 1rem; }
- h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 2px solid #eee; padding-bottom: .3rem; }
- .meta { color: #666; } .cards { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
- .card { background: #f6f8fa; border-radius: 8px; padding: .7rem 1rem; min-width: 150px; }
- .card b { display: block; font-size: 1.4rem; }
- table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
- th, td { border-bottom: 1px solid #e5e5e5; padding: .3rem .6rem; text-align: right; vertical-align: top; }
- th { background: #fafafa; } td.text, th.text { text-align: left; }
- img { max-width: 100%; border: 1px solid #eee; border-radius: 6px; margin: .5rem 0; }
- .note { color: #555; font-size: .9rem; } .scroll { overflow-x: auto; } .failed { color: #b00; }
-</style></head><body>
+<style>{{ style | safe }} .failed { color: #b00; }</style></head><body>
 <h1>How good are the statuses?</h1>
 <p class="meta">Cut-offs {{ cutoffs }} &middot; horizon {{ horizon }} days &middot; data: {{ source }}
  {% if run_id %}&middot; MLflow run {{ run_id }}{% endif %}</p>
@@ -377,6 +369,7 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
     ).reindex(columns=models)
     environment = Environment(autoescape=select_autoescape(default=True))
     return environment.from_string(_BACKTEST_TEMPLATE).render(
+        style=_STYLE,
         cutoffs=", ".join(str(c.date()) for c in result.cutoffs),
         horizon=result.horizon_days,
         source=result.source,
