@@ -352,38 +352,11 @@ def atomic_directory(
     """
     target = Path(target)
     check_output_target(target, setting=setting)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_swap(target)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        if _is_ours(stale):
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
-        write_json({"written_by": "loyalty-segmentation", "run": run_id}, staging / OUTPUT_MARKER)
+    # Staged, then swapped in: the same two steps a training takes when it decides only later
+    # where its outputs belong (the held-back folder or the champion's).
+    with staging_directory(target, run_id=run_id) as staging:
         yield staging
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if error.errno not in _DISK_ERRNOS:
-            raise
-        raise _output_error(target, error) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    # Checked again at the swap: the folder may have changed while the run worked.
-    if target.exists() and not _is_ours(target):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(
-            str(target),
-            f"{setting} now holds files this pipeline did not write; the outputs were not written",
-            "Name a new or empty folder and run again",
-        )
-    backup = _backup_name(target)
-    if target.exists():
-        target.rename(backup)
-    staging.rename(target)
-    if backup.exists():
-        shutil.rmtree(backup)
+        publish_directory(staging, target, setting=setting)
 
 
 @contextlib.contextmanager
