@@ -332,28 +332,31 @@ def by_status_table(judgements: list[CutoffJudgement]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def calibration_table(judgements: list[CutoffJudgement]) -> pd.DataFrame:
-    """The 10-bin reliability table per cut-off (and pooled) and model."""
+def _per_model(judgements: list[CutoffJudgement], table_of) -> pd.DataFrame:
+    """``table_of(outcomes of one model)`` per cut-off (and pooled) and model, in one table."""
     tables = []
     for label, members in _groups(judgements):
         judged = pd.concat([_with_outcomes(j) for j in members], ignore_index=True)
         for model, subset in judged.groupby("model", sort=False):
-            table = forecast_metrics.reliability_table(subset["bought"], subset["p_purchase"])
-            tables.append(table.assign(cutoff=label, model=model))
+            tables.append(table_of(subset).assign(cutoff=label, model=model))
     table = pd.concat(tables, ignore_index=True)
     return table[["cutoff", "model", *table.columns.drop(["cutoff", "model"])]]
+
+
+def calibration_table(judgements: list[CutoffJudgement]) -> pd.DataFrame:
+    """The 10-bin reliability table per cut-off (and pooled) and model."""
+    return _per_model(
+        judgements,
+        lambda judged: forecast_metrics.reliability_table(judged["bought"], judged["p_purchase"]),
+    )
 
 
 def deciles_table(judgements: list[CutoffJudgement]) -> pd.DataFrame:
     """Spend deciles of each model's forecast, per cut-off (and pooled)."""
-    tables = []
-    for label, members in _groups(judgements):
-        judged = pd.concat([_with_outcomes(j) for j in members], ignore_index=True)
-        for model, subset in judged.groupby("model", sort=False):
-            table = forecast_metrics.value_deciles(subset["spend"], subset["expected_spend"])
-            tables.append(table.assign(cutoff=label, model=model))
-    table = pd.concat(tables, ignore_index=True)
-    return table[["cutoff", "model", *table.columns.drop(["cutoff", "model"])]]
+    return _per_model(
+        judgements,
+        lambda judged: forecast_metrics.value_deciles(judged["spend"], judged["expected_spend"]),
+    )
 
 
 def trend_table(judgements: list[CutoffJudgement], *, horizon_days: int) -> pd.DataFrame:

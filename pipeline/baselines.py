@@ -170,10 +170,11 @@ def lifetimes_summary(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def _executor():
-    from joblib.externals.loky import get_reusable_executor
+    # The same pool as the project's own isolated fits (one per process): asked for with other
+    # settings, loky would rebuild it under the other's running fits.
+    from pipeline.clv import isolated_executor
 
-    # Two workers: the two fits run side by side; the pool is reused across cut-offs.
-    return get_reusable_executor(max_workers=2, timeout=60)
+    return isolated_executor()
 
 
 def submit_lifetimes(

@@ -134,14 +134,10 @@ def run_isolated(function, *args, **kwargs):
     reports it as the candidate's failure and goes on with the others. The worker is reused
     between calls (loky), so the isolation costs one process start per run, not per fit.
     """
-    from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    # A worker idle for 20 s exits: the fits of one run follow each other closely, and a worker
-    # orphaned by a killed run (it holds the run's stdout) must not outlive it by minutes.
-    executor = get_reusable_executor(max_workers=1, timeout=20)
     try:
-        return executor.submit(function, *args, **kwargs).result()
+        return isolated_executor().submit(function, *args, **kwargs).result()
     except TerminatedWorkerError as error:
         reason = " ".join(str(error).split())[:200]
         raise RuntimeError(
@@ -149,13 +145,24 @@ def run_isolated(function, *args, **kwargs):
         ) from None
 
 
-def stop_isolated_workers() -> None:
-    """End the fit worker now. It holds the process's stdout and stderr: a caller that waits for
-    them to close (a scheduler, a test capturing output) would otherwise wait for its idle
-    timeout after the run has ended."""
+def isolated_executor():
+    """The process's pool of workers for native fits that may crash (loky's is one per process,
+    so every caller must ask for it with the same settings, or each call rebuilds it).
+
+    Two workers: the backtest's two as-is lifetimes fits run side by side. A worker idle for
+    20 s exits: the fits of one run follow each other closely, and a worker orphaned by a
+    killed run (it holds the run's stdout) must not outlive it by minutes.
+    """
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor(max_workers=1, timeout=20).shutdown(wait=True)
+    return get_reusable_executor(max_workers=2, timeout=20)
+
+
+def stop_isolated_workers() -> None:
+    """End the fit workers now (after what they are running). They hold the process's stdout
+    and stderr: a caller that waits for them to close (a scheduler, a test capturing output)
+    would otherwise wait for their idle timeout after the run has ended."""
+    isolated_executor().shutdown(wait=True)
 
 
 class DropoutCollapsed(RuntimeError):
