@@ -569,9 +569,7 @@ def run_backtest(
             io.write_figure(figure, staging / "plots" / f"{name}.png")
         if config.tracking.enabled:
             say("logging to MLflow")
-            run_id = tracking.log_backtest(
-                result, config, figures=figures, data=raw, output_dir=staging
-            )
+            run_id = tracking.log_backtest(result, config, figures=figures, output_dir=staging)
         html = report.render_backtest_report(result, figures, run_id=run_id)
         io.write_text(html, staging / "backtest.html")
         if run_id:

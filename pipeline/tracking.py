@@ -266,6 +266,18 @@ def _as_of_gate(client: MlflowClient, config: Config) -> GateResult:
     )
 
 
+def _open_experiment(config: Config) -> tuple[MlflowClient, str]:
+    """The configured store and experiment, made current for MLflow's fluent API (child runs
+    inherit the active experiment, not their parent's)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, config.tracking.experiment, uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return client, experiment_id
+
+
 def log_training(
     result: TrainingResult,
     config: Config,
@@ -285,13 +297,7 @@ def log_training(
     stage runs, so the UI's durations are the training's, not the logging's.
     """
     started = dict(stage_started_ms or {})
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, config.tracking.experiment, uri)
-    # Child runs inherit the active experiment, not the parent's: set it for both.
-    mlflow.set_experiment(experiment_id=experiment_id)
+    client, experiment_id = _open_experiment(config)
     as_of = str(config.as_of)
     tags = {
         RUN_KIND_TAG: "training",
@@ -641,17 +647,8 @@ BACKTEST_KEY_METRICS = (
 )
 
 
-def _dataset(data: Any, source: str, fingerprint: str):
-    location = source_location(source)
-    if isinstance(data, pd.DataFrame):
-        return mlflow.data.from_pandas(
-            data, source=location, name=Path(location).name, digest=fingerprint
-        )
-    return None
-
-
 def log_backtest(
-    result: Any, config: Config, *, figures: dict[str, Figure], data: Any, output_dir: Path
+    result: Any, config: Config, *, figures: dict[str, Figure], output_dir: Path
 ) -> str:
     """Track one backtest: a parent run tagged ``kind=backtest`` with the pooled metrics, the
     tables, plots and dataset, and one child run per cut-off with that cut-off's metrics.
@@ -659,12 +656,7 @@ def log_backtest(
     Metric names are ``<model>.<metric>`` (``project.roc_auc``, ``lifetimes_bgnbd.spend_gini``),
     the same in every backtest. Returns the parent run's id.
     """
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, config.tracking.experiment, uri)
-    mlflow.set_experiment(experiment_id=experiment_id)
+    client, experiment_id = _open_experiment(config)
     cutoffs = [str(c.date()) for c in result.cutoffs]
     value_models = {str(j.cutoff.date()): j.value_model for j in result.judgements}
     tags = {
@@ -682,22 +674,24 @@ def log_backtest(
         tags[f"failed.{model}"] = str(note)[:500]
     created = client.create_run(
         experiment_id,
-        tags=tags,
+        tags=redact_values(_with_context_tags(tags)),
         run_name=f"backtest {cutoffs[0]}..{cutoffs[-1]} H{result.horizon_days}",
     )
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         run_id = parent.info.run_id
         mlflow.log_params(
-            {
-                **config_as_flat_dict(config),
-                "backtest.cutoffs": ",".join(cutoffs),
-                "backtest.horizon_days": result.horizon_days,
-            }
+            redact_values(
+                {
+                    **config_as_flat_dict(config),
+                    "backtest.cutoffs": ",".join(cutoffs),
+                    "backtest.horizon_days": result.horizon_days,
+                }
+            )
         )
         mlflow.log_metrics(result.tracked_metrics())
-        dataset = _dataset(data, result.source, result.fingerprint)
-        if dataset is not None:
-            mlflow.log_input(dataset, context=BACKTEST)
+        mlflow.log_input(
+            _input_dataset(redact(result.source), result.fingerprint), context=BACKTEST
+        )
         for cutoff in cutoffs:
             child = client.create_run(
                 experiment_id,
