@@ -17,6 +17,7 @@ seeded sample of customers (``fit_sample_size``) for very large bases.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import warnings
@@ -163,6 +164,19 @@ def stop_isolated_workers() -> None:
     and stderr: a caller that waits for them to close (a scheduler, a test capturing output)
     would otherwise wait for their idle timeout after the run has ended."""
     isolated_executor().shutdown(wait=True)
+
+
+def releases_isolated_workers(function):
+    """Decorate a stage that fits in the isolated workers: they end with it."""
+
+    @functools.wraps(function)
+    def stage(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stop_isolated_workers()
+
+    return stage
 
 
 class DropoutCollapsed(RuntimeError):

@@ -37,7 +37,7 @@ from pipeline.clv import (
     NO_DROPOUT,
     CustomerValueModel,
     DropoutCollapsed,
-    stop_isolated_workers,
+    releases_isolated_workers,
 )
 from pipeline.config import CLVConfig, FeatureConfig
 from pipeline.errors import InsufficientHistoryError
@@ -588,31 +588,8 @@ def _naive(window: ValueWindow, features_at_cutoff: pd.DataFrame) -> tuple[np.nd
     )
 
 
+@releases_isolated_workers
 def select_value_model(
-    windows: HoldoutWindows,
-    features: pd.DataFrame,
-    *,
-    config: CLVConfig,
-    trend_window_days: int,
-    random_state: int,
-    naive_days: int | None = None,
-) -> ValueSelection:
-    """Compare the candidates on the holdout, refit the best on the full history
-    (:func:`_select_value_model`); the fit worker ends with the stage."""
-    try:
-        return _select_value_model(
-            windows,
-            features,
-            config=config,
-            trend_window_days=trend_window_days,
-            random_state=random_state,
-            naive_days=naive_days,
-        )
-    finally:
-        stop_isolated_workers()
-
-
-def _select_value_model(
     windows: HoldoutWindows,
     features: pd.DataFrame,
     *,
