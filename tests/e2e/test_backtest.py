@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.backtest import MODELS
 from pipeline.cli import main
+from tests.e2e.conftest import run_cli
 
 
 def cheap_config(tmp_path: Path) -> Path:
@@ -29,16 +30,6 @@ clv: {{candidates: [bgnbd]}}
 """
     )
     return path
-
-
-def run_cli(args: list[str]):
-    return CliRunner().invoke(main, args, catch_exceptions=False)
-
-
-@pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch) -> str:
-    monkeypatch.chdir(tmp_path)  # mlartifacts/ lands beside the temporary store
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_a_two_fold_backtest_writes_its_tables_and_a_parent_run_with_a_child_per_cutoff(

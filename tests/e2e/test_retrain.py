@@ -19,7 +19,7 @@ from pipeline import io
 from pipeline.cli import EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_NOT_TRACKED, main
 from pipeline.config import load_config
 from pipeline.train import FAULT_ENV, training_lock
-from tests.e2e.test_train import small_config
+from tests.e2e.conftest import small_config
 
 
 def test_a_retraining_on_the_same_data_config_and_date_does_not_run_twice(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import io
 from pipeline.cli import main
-from tests.e2e.test_train import small_config
+from tests.e2e.conftest import small_config
 
 
 def train(config, uri, *extra):

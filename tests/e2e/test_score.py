@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.e2e.test_train import small_config
+from tests.e2e.conftest import small_config
 
 
 def invoke(*args: str):

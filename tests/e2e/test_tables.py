@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.features import CAMPAIGN_FEATURES, LOYALTY_FEATURES
 from pipeline.train import prepare_embedded_sample
-from tests.e2e.test_train import small_config
+from tests.e2e.conftest import small_config
 
 
 def run_cli(*args: str):

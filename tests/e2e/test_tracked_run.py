@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from tests.e2e.test_train import run_cli, small_config
+from tests.e2e.conftest import run_cli, small_config
 
 SECRET_URI = "https://bob:hunter2@mlflow.example.com/?access_token=t0ps3cret"
 SECRETS = ("hunter2", "t0ps3cret")

@@ -18,35 +18,10 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.cli import main
 from pipeline.model import SEGMENT_COLUMNS
+from tests.e2e.conftest import run_cli, small_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 SMALL = ["--seed", "3"]
-
-
-def small_config(tmp_path: Path, extra: str = "") -> Path:
-    """The default config on a smaller embedded sample, everything inside tmp_path."""
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""
-output: {tmp_path / "out"}
-model_path: {tmp_path / "models" / "bundle.joblib"}
-history_path: {tmp_path / "history.parquet"}
-embedded: {{n_customers: 1500, directory: {tmp_path / "embedded"}}}
-clustering: {{n_init: 3}}
-{extra}
-"""
-    )
-    return path
-
-
-def run_cli(args: list[str]):
-    return CliRunner().invoke(main, args, catch_exceptions=False)
-
-
-@pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch) -> str:
-    monkeypatch.chdir(tmp_path)  # mlartifacts/ lands beside the temporary store
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_train_on_the_embedded_sample_writes_outputs_and_tracks_the_run(tmp_path, tracking_uri):
