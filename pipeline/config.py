@@ -450,10 +450,18 @@ class CLVConfig(_Section):
     )
     penalizer: float = Field(default=0.001, ge=0)
     monetary_penalizer: float = Field(default=0.001, ge=0)
+    # value_trend is now a statistical test (pipeline.customer_value.value_trend); these two
+    # fixed cuts only apply to bundles trained before it, which score as they were trained.
     declining_below: float = Field(
-        default=0.7, gt=0, description="trend_ratio below this: declining"
+        default=0.7,
+        gt=0,
+        description="bundles trained before the trend test: trend_ratio below this: declining",
     )
-    rising_above: float = Field(default=1.3, gt=0, description="trend_ratio above this: rising")
+    rising_above: float = Field(
+        default=1.3,
+        gt=0,
+        description="bundles trained before the trend test: trend_ratio above this: rising",
+    )
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> CLVConfig:
