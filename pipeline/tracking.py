@@ -1107,7 +1107,7 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
     tuple
         The bundle's path and the folder of the run's ``outputs`` (None when it logged none).
     """
-    from pipeline.io import file_sha256
+    from pipeline.io import file_sha256, hash_path
 
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     client = MlflowClient(uri)
@@ -1122,12 +1122,17 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
     )
     bundle = next(iter(sorted(model.rglob("model.joblib"))))
     expected = (found.tags or {}).get(BUNDLE_SHA256_TAG)
-    if expected and file_sha256(bundle) != expected:
+    actual = file_sha256(bundle)
+    if expected and actual != expected:
         from pipeline.errors import InputError
 
         raise InputError(
             f"models:/{name}/{version}", "the bundle's SHA-256 does not match the recorded one"
         )
+    # Only model.joblib is logged, not its .sha256: record the checked hash beside the download
+    # so the published copy carries it and later loads can check it. A version registered before
+    # hashes were tagged is trusted as the registry's own (it was our training that logged it).
+    hash_path(bundle).write_text(f"{actual}  {bundle.name}\n", encoding="utf-8")
     try:
         outputs = Path(
             mlflow.artifacts.download_artifacts(
