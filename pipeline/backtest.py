@@ -1,6 +1,6 @@
 """Backtest: every status and forecast made at a past cut-off, judged by what customers did next.
 
-For each cut-off the *same* code as ``loyalty train`` (:func:`pipeline.train.load_transactions`'s
+For each cut-off the *same* code as ``loyalty train`` (:func:`pipeline.ingest.load_transactions`'s
 cleaning, :func:`pipeline.train.fit_segmentation`) runs on the data up to the cut-off; each
 customer's outputs are then compared with what they did in (cut-off, cut-off + horizon],
 computed from the whole file cleaned once. The baselines a user would pick instead
@@ -21,17 +21,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import baselines, forecast_metrics, io
+from pipeline import baselines, forecast_metrics, io, layout
 from pipeline.config import STATUSES, Config
 from pipeline.errors import ConfigError, InputError, InsufficientHistoryError
+from pipeline.metric_names import (
+    LAST_PERIOD,
+    MODELS,
+    POOLED,
+    PROJECT,
+)
 from pipeline.schema import AMOUNT, CUSTOMER_ID, TIMESTAMP, CleanTransactions, clean_transactions
 
 log = logging.getLogger(__name__)
 
-PROJECT, LAST_PERIOD = "project", "last_period_again"
-LIFETIMES_BGNBD, LIFETIMES_PARETO = "lifetimes_bgnbd", "lifetimes_pareto"
-MODELS = (PROJECT, LAST_PERIOD, LIFETIMES_BGNBD, LIFETIMES_PARETO)
-POOLED = "pooled"
 # Metrics and which way is better: the "where the project wins / loses" table reads them.
 HIGHER_IS_BETTER = {
     "roc_auc": True,
@@ -442,11 +444,11 @@ def backtest_tables(
 ) -> dict[str, pd.DataFrame]:
     metrics = metrics_table(judgements)
     return {
-        "backtest_metrics": metrics,
-        "backtest_by_status": by_status_table(judgements),
+        layout.BACKTEST_METRICS: metrics,
+        layout.BACKTEST_BY_STATUS: by_status_table(judgements),
         "calibration": calibration_table(judgements),
         "backtest_deciles": deciles_table(judgements),
-        "backtest_value_trend": trend_table(judgements, horizon_days=horizon_days),
+        layout.BACKTEST_VALUE_TREND: trend_table(judgements, horizon_days=horizon_days),
         "backtest_wins": wins_table(metrics),
     }
 
@@ -467,13 +469,9 @@ def run_backtest(
         A cut-off with too little history, or whose horizon runs past the data; nothing written.
     """
     from pipeline import plots, report, tracking
+    from pipeline.ingest import data_source, load_transactions
     from pipeline.tables import read_optional_tables
-    from pipeline.train import (
-        DataSource,
-        fit_segmentation,
-        load_transactions,
-        prepare_embedded_sample,
-    )
+    from pipeline.train import fit_segmentation
 
     say = on_progress or (lambda message: None)
     horizon = horizon_days or config.horizon_days
@@ -481,14 +479,11 @@ def run_backtest(
     io.check_output_target(output)
     if not config.data.transactions:
         io.check_output_target(config.embedded.directory, setting="embedded.directory")
-    source = (
-        DataSource(config.data.transactions)
-        if config.data.transactions
-        else prepare_embedded_sample(config)
-    )
+    source = data_source(config)
     data_end = pd.Timestamp(config.as_of) if config.as_of else source.default_as_of
     say("reading and cleaning the whole file (the outcomes)")
-    raw, full, fingerprint = load_transactions(config, source.path, as_of=data_end)
+    loaded = load_transactions(source.path, data=config.data, engine=config.engine, as_of=data_end)
+    raw, full, fingerprint = loaded.raw, loaded.clean, loaded.fingerprint
     if not isinstance(full, CleanTransactions):
         raise ConfigError(
             "loyalty backtest runs on the duckdb engine with a file that fits in memory; "
@@ -564,14 +559,14 @@ def run_backtest(
     run_id = None
     with io.atomic_directory(output) as staging:
         for name, table in tables.items():
-            io.write_frame(table, staging / f"{name}.csv")
+            io.write_frame(table, staging / layout.table_file(name))
         for name, figure in figures.items():
-            io.write_figure(figure, staging / "plots" / f"{name}.png")
+            io.write_figure(figure, staging / layout.PLOTS / f"{name}.png")
         if config.tracking.enabled:
             say("logging to MLflow")
             run_id = tracking.log_backtest(result, config, figures=figures, output_dir=staging)
         html = report.render_backtest_report(result, figures, run_id=run_id)
-        io.write_text(html, staging / "backtest.html")
+        io.write_text(html, staging / layout.BACKTEST_REPORT)
         if run_id:
             tracking.log_report(run_id, html, tracking_uri=config.tracking.tracking_uri)
         io.write_json(
@@ -581,7 +576,7 @@ def run_backtest(
                 "source": source.path,
                 "run_id": run_id,
             },
-            staging / "backtest.json",
+            staging / layout.BACKTEST_SUMMARY,
         )
     plots.close(figures)
     return BacktestOutcome(result, output, run_id)
@@ -604,8 +599,10 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
     """The backtest's headline tables as markdown (for the README), from its output folder."""
-    metrics = pd.read_csv(output / "backtest_metrics.csv", keep_default_na=False, na_values=[""])
-    by_status = pd.read_csv(output / "backtest_by_status.csv")
+    metrics = pd.read_csv(
+        output / layout.table_file(layout.BACKTEST_METRICS), keep_default_na=False, na_values=[""]
+    )
+    by_status = pd.read_csv(output / layout.table_file(layout.BACKTEST_BY_STATUS))
     chosen = metrics[metrics["cutoff"].astype(str) == cutoff]
     failed = chosen[chosen["metric"] == "fit_failed"]
     wide = (
@@ -635,7 +632,7 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
     if len(project) and project["note"].iloc[0]:
         notes.append(f"- project {project['note'].iloc[0]}")
     parts = [_markdown(wide), *([""] + notes if notes else []), "", _markdown(statuses)]
-    trend_path = output / "backtest_value_trend.csv"
+    trend_path = output / layout.table_file(layout.BACKTEST_VALUE_TREND)
     if trend_path.exists():
         trend = pd.read_csv(trend_path)
         parts += [
@@ -645,54 +642,3 @@ def markdown_summary(output: Path, *, cutoff: str = POOLED) -> str:
     if not wins.empty:
         parts += ["", _markdown(wins[["metric", PROJECT, "best_baseline", "verdict"]])]
     return "\n".join(parts)
-
-
-# -- the training report's view ------------------------------------------------------------------
-# The holdout's figures (as `train` logs them) and the backtest's that answer the same question.
-HOLDOUT_BESIDE_BACKTEST = (
-    ("spend Spearman", "holdout_spend_spearman", "spend_spearman"),
-    ("spend normalized Gini", "holdout_spend_gini", "spend_gini"),
-    ("spend aggregate error %", "holdout_spend_aggregate_error_pct", "spend_aggregate_error_pct"),
-    ("spend MAE", "holdout_spend_mae", "spend_mae"),
-    (
-        "purchases aggregate error %",
-        "holdout_purchases_aggregate_error_pct",
-        "purchases_aggregate_error_pct",
-    ),
-    ("purchases MAE", "holdout_purchases_mae", "purchases_mae"),
-)
-
-
-def holdout_beside_backtest(
-    training_metrics: dict[str, float], backtest: dict[str, object]
-) -> pd.DataFrame:
-    """The training holdout's value-model figures beside the latest backtest's (pooled).
-
-    ``backtest`` is :func:`pipeline.tracking.latest_backtest`'s answer. Where the two aggregate
-    errors have opposite signs, the row says so: the holdout then misjudged the direction.
-    """
-    metrics = backtest["metrics"]
-    label = f"backtest {backtest['cutoffs']} ({backtest['horizon_days']} days)"
-    rows = []
-    for measure, holdout_name, backtest_name in HOLDOUT_BESIDE_BACKTEST:
-        holdout = training_metrics.get(holdout_name, float("nan"))
-        project = metrics.get(f"{PROJECT}.{backtest_name}", float("nan"))
-        opposite = (
-            "aggregate" in measure
-            and pd.notna(holdout)
-            and pd.notna(project)
-            and np.sign(holdout) != np.sign(project)
-        )
-        note = "opposite signs: the holdout misjudged the direction" if opposite else ""
-        rows.append(
-            {
-                "measure": measure,
-                "training holdout": holdout,
-                label: project,
-                "last horizon again, same backtest": metrics.get(
-                    f"{LAST_PERIOD}.{backtest_name}", float("nan")
-                ),
-                "note": note,
-            }
-        )
-    return pd.DataFrame(rows)

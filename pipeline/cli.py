@@ -380,7 +380,8 @@ def score(
     """Apply a fitted model to new transactions, without refitting; same table as train."""
     _configure_logging(verbose)
     try:
-        from pipeline.score import load_model, run_scoring
+        from pipeline.score import run_scoring
+        from pipeline.tracking import load_model
 
         for noisy in ("alembic", "mlflow", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)

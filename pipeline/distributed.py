@@ -31,6 +31,7 @@ from pipeline.schema import (
     REASON,
     SOURCE_ROW,
     TIMESTAMP,
+    EngineLines,
     check_columns,
     classify_rows,
     finish_rows,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from pipeline.engine import Engine
-    from pipeline.features import CustomerHistory
     from pipeline.model import SegmentationModel
     from pipeline.tables import OptionalTables
 
@@ -124,25 +124,11 @@ class SparkCleanTransactions:
     def counts_by_reason(self) -> dict[str, int]:
         return reason_counts(self.quarantine)
 
-    def history(
-        self,
-        engine: Engine,
-        settings: Any,
-        *,
-        loyalty: pd.DataFrame | None = None,
-        campaigns: pd.DataFrame | None = None,
-    ) -> CustomerHistory:
-        """The clean lines on Spark; the optional event tables (small: one row per event of the
-        programme, not per purchase) are handed over from pandas."""
-        from pipeline.features import CustomerHistory
-
-        return CustomerHistory.from_table(
-            engine,
+    def on_engine(self, engine: Engine) -> EngineLines:
+        """The clean lines, already on Spark, registered as the engine's tables."""
+        return EngineLines(
             engine.register(self.lines),
-            settings=settings,
-            returns=engine.register(self.returns) if self.returns is not None else None,
-            loyalty=loyalty,
-            campaigns=campaigns,
+            engine.register(self.returns) if self.returns is not None else None,
         )
 
 
@@ -302,12 +288,12 @@ def score_on_spark(
     """
     import ibis
 
-    from pipeline.features import customer_aggregates, customer_features
+    from pipeline.features import customer_aggregates, customer_features, customer_history
     from pipeline.tables import OptionalTables
 
     optional = optional or OptionalTables()
     attributes = optional.attributes
-    history = clean.history(engine, model.config.features, **optional.events())
+    history = customer_history(engine, clean, model.config.features, **optional.events())
     aggregates = customer_aggregates(
         history.lines,
         history.days,

@@ -25,6 +25,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from pipeline import layout
 from pipeline.errors import InputError, LockedError, OutputError, quote
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
@@ -255,8 +256,8 @@ def _is_ours(directory: Path) -> bool:
         return False
     if (directory / OUTPUT_MARKER).is_file() or not any(directory.iterdir()):
         return True
-    metrics = directory / "metrics.json"
-    if not (metrics.is_file() and (directory / "segments.parquet").exists()):
+    metrics = directory / layout.METRICS
+    if not (metrics.is_file() and (directory / layout.SEGMENTS).exists()):
         return False
     try:
         return set(read_json(metrics)) >= _LEGACY_OUTPUT_KEYS

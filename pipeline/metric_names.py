@@ -12,6 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# A backtest's models: its metrics are named ``<model>.<metric>`` (``project.spend_gini``), per
+# cut-off and pooled. Named here, below both the backtest and the reports that read them.
+PROJECT, LAST_PERIOD = "project", "last_period_again"
+LIFETIMES_BGNBD, LIFETIMES_PARETO = "lifetimes_bgnbd", "lifetimes_pareto"
+MODELS = (PROJECT, LAST_PERIOD, LIFETIMES_BGNBD, LIFETIMES_PARETO)
+POOLED = "pooled"
+
 # Flat-name prefix (or whole name) -> group. The longest matching prefix wins.
 METRIC_GROUPS: dict[str, str] = {
     # data: what was read and kept

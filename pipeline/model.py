@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,13 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from pipeline.actions import RankReference, apply_playbook, assign_sub_segments
-from pipeline.config import Config, SubSegmentRule, shipped_playbook, shipped_sub_segments
+from pipeline.config import (
+    Config,
+    PlaybookEntry,
+    SubSegmentRule,
+    shipped_playbook,
+    shipped_sub_segments,
+)
 from pipeline.customer_value import ValueForecaster
 from pipeline.errors import ConfigError
 from pipeline.evaluate import BinnedDistribution
@@ -49,7 +56,13 @@ SEGMENT_COLUMNS = (
 
 
 def sub_segment_rules(config: Config) -> tuple[SubSegmentRule, ...]:
+    """The config's sub-segment rules, or the shipped ones."""
     return config.sub_segments if config.sub_segments is not None else shipped_sub_segments()
+
+
+def playbook_rules(config: Config) -> Mapping[str, PlaybookEntry]:
+    """The config's playbook (status -> action, channel, cadence), or the shipped one."""
+    return config.playbook if config.playbook is not None else shipped_playbook()
 
 
 def assemble_segments(
@@ -59,7 +72,8 @@ def assemble_segments(
     statuses: pd.DataFrame,
     *,
     as_of: pd.Timestamp,
-    config: Config,
+    sub_segments: tuple[SubSegmentRule, ...],
+    playbook: Mapping[str, PlaybookEntry],
     attributes: pd.DataFrame | None = None,
     rank_reference: RankReference | None = None,
 ) -> pd.DataFrame:
@@ -94,10 +108,7 @@ def assemble_segments(
                 "leave them out of data.customers.columns.extra"
             )
         table = table.merge(attributes, on=CUSTOMER_ID, how="left", validate="1:1")
-    table["sub_segment"] = assign_sub_segments(
-        table, sub_segment_rules(config), reference=rank_reference
-    )
-    playbook = config.playbook if config.playbook is not None else shipped_playbook()
+    table["sub_segment"] = assign_sub_segments(table, sub_segments, reference=rank_reference)
     table = pd.concat([table, apply_playbook(table, playbook)], axis=1)
     table["as_of"] = pd.Series(as_of, index=table.index).astype("datetime64[ns]")
     rest = [c for c in table.columns if c not in SEGMENT_COLUMNS]
@@ -173,7 +184,8 @@ class SegmentationModel:
             values,
             statuses,
             as_of=as_of,
-            config=self.config,
+            sub_segments=sub_segment_rules(self.config),
+            playbook=playbook_rules(self.config),
             attributes=attributes,
             rank_reference=self.rank_reference,
         )
@@ -203,3 +215,25 @@ class SegmentationModel:
             horizon_days=horizon_days or self.config.horizon_days,
             attributes=attributes,
         )
+
+
+@dataclass
+class TrainingResult:
+    """What one fit produced: the table, the bundle and each stage's metrics."""
+
+    segments: pd.DataFrame
+    model: SegmentationModel
+    stage_metrics: dict[str, dict[str, float]]
+    cluster_profiles: pd.DataFrame
+    summary: pd.DataFrame
+    confusion: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    value_model_name: str = ""
+    k_reason: str = ""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """All stage metrics in one flat dict (names are unique across stages)."""
+        return {
+            name: value for stage in self.stage_metrics.values() for name, value in stage.items()
+        }

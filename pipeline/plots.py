@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline import layout
 from pipeline.config import STATUSES
 
 if TYPE_CHECKING:
-    from pipeline.train import TrainingResult
+    from pipeline.model import TrainingResult
 
 STATUS_COLOURS = {
     "new": "#4e79a7",
@@ -332,6 +333,6 @@ def backtest_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
 
     return {
         "reliability": reliability_diagram(pooled("calibration")),
-        "lift_by_status": lift_by_status(pooled("backtest_by_status")),
+        "lift_by_status": lift_by_status(pooled(layout.BACKTEST_BY_STATUS)),
         "spend_deciles": backtest_deciles(pooled("backtest_deciles")),
     }

@@ -14,13 +14,15 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
+from pipeline import layout
 from pipeline.config import STATUSES, shipped_playbook
+from pipeline.metric_names import LAST_PERIOD, PROJECT
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pipeline.model import TrainingResult
     from pipeline.tracking import TrackedRun
-    from pipeline.train import TrainingResult
 
 # One look for every report (training, backtest): the same page, cards and tables.
 _STYLE = """
@@ -358,8 +360,8 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
         ("spend Gini, project", pooled_value("project", "spend_gini")),
         ("spend Gini, last period again", pooled_value("last_period_again", "spend_gini")),
     ]
-    by_status = tables["backtest_by_status"]
-    trend = tables["backtest_value_trend"]
+    by_status = tables[layout.BACKTEST_BY_STATUS]
+    trend = tables[layout.BACKTEST_VALUE_TREND]
     per_cutoff = metrics[metrics["cutoff"] != "pooled"]
     per_cutoff = per_cutoff[
         per_cutoff["metric"].isin(("roc_auc", "brier", "spend_gini", "spend_aggregate_error_pct"))
@@ -478,3 +480,54 @@ def drift_section(result: TrainingResult, *, threshold: float) -> dict[str, str]
         # threshold used here is monitoring.drift_warn_psi.
         "rule": f"above {threshold:g} the feature's distribution has moved enough to check",
     }
+
+
+# -- the training report's view ------------------------------------------------------------------
+# The holdout's figures (as `train` logs them) and the backtest's that answer the same question.
+HOLDOUT_BESIDE_BACKTEST = (
+    ("spend Spearman", "holdout_spend_spearman", "spend_spearman"),
+    ("spend normalized Gini", "holdout_spend_gini", "spend_gini"),
+    ("spend aggregate error %", "holdout_spend_aggregate_error_pct", "spend_aggregate_error_pct"),
+    ("spend MAE", "holdout_spend_mae", "spend_mae"),
+    (
+        "purchases aggregate error %",
+        "holdout_purchases_aggregate_error_pct",
+        "purchases_aggregate_error_pct",
+    ),
+    ("purchases MAE", "holdout_purchases_mae", "purchases_mae"),
+)
+
+
+def holdout_beside_backtest(
+    training_metrics: dict[str, float], backtest: dict[str, object]
+) -> pd.DataFrame:
+    """The training holdout's value-model figures beside the latest backtest's (pooled).
+
+    ``backtest`` is :func:`pipeline.tracking.latest_backtest`'s answer. Where the two aggregate
+    errors have opposite signs, the row says so: the holdout then misjudged the direction.
+    """
+    metrics = backtest["metrics"]
+    label = f"backtest {backtest['cutoffs']} ({backtest['horizon_days']} days)"
+    rows = []
+    for measure, holdout_name, backtest_name in HOLDOUT_BESIDE_BACKTEST:
+        holdout = training_metrics.get(holdout_name, float("nan"))
+        project = metrics.get(f"{PROJECT}.{backtest_name}", float("nan"))
+        opposite = (
+            "aggregate" in measure
+            and pd.notna(holdout)
+            and pd.notna(project)
+            and np.sign(holdout) != np.sign(project)
+        )
+        note = "opposite signs: the holdout misjudged the direction" if opposite else ""
+        rows.append(
+            {
+                "measure": measure,
+                "training holdout": holdout,
+                label: project,
+                "last horizon again, same backtest": metrics.get(
+                    f"{LAST_PERIOD}.{backtest_name}", float("nan")
+                ),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(rows)

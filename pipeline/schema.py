@@ -16,7 +16,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import pandas as pd
 
@@ -25,14 +25,14 @@ from pipeline.config import (
     CampaignSource,
     CustomersConfig,
     DataConfig,
-    FeatureConfig,
     LoyaltyEventsConfig,
 )
 from pipeline.errors import InputError, quote
 
 if TYPE_CHECKING:
+    import ibis
+
     from pipeline.engine import Engine
-    from pipeline.features import CustomerHistory
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,34 @@ def reason_counts(set_aside: pd.DataFrame) -> dict[str, int]:
         return {}
     counts = set_aside[REASON].value_counts().sort_index()
     return {str(reason): int(count) for reason, count in counts.items()}
+
+
+class EngineLines(NamedTuple):
+    """Clean purchase lines and return lines as tables on a feature engine."""
+
+    lines: ibis.Table
+    returns: ibis.Table | None  # None when the column mapping cannot tell returns
+
+
+class CleanLines(Protocol):
+    """What cleaning produced, wherever the clean lines live: in pandas
+    (:class:`CleanTransactions`), as Parquet parts on disk (``streaming``) or on Spark
+    (``distributed``). Training and scoring read every kind through this interface only."""
+
+    as_of: pd.Timestamp
+    rows_in: int
+
+    @property
+    def rows_used(self) -> int: ...
+
+    @property
+    def rows_quarantined(self) -> int: ...
+
+    def counts_by_reason(self) -> dict[str, int]: ...
+
+    def write_quarantine(self, path: Path) -> None: ...
+
+    def on_engine(self, engine: Engine) -> EngineLines: ...
 
 
 @dataclass(frozen=True)
@@ -87,24 +115,11 @@ class CleanTransactions:
 
         write_frame(self.quarantine, path)
 
-    def history(
-        self,
-        engine: Engine,
-        settings: FeatureConfig,
-        *,
-        loyalty: pd.DataFrame | None = None,
-        campaigns: pd.DataFrame | None = None,
-    ) -> CustomerHistory:
-        """The clean transactions (and optional event tables) handed to a feature engine."""
-        from pipeline.features import CustomerHistory
-
-        return CustomerHistory.from_frames(
-            engine,
-            self.transactions,
-            settings=settings,
-            returns=self.returns,
-            loyalty=loyalty,
-            campaigns=campaigns,
+    def on_engine(self, engine: Engine) -> EngineLines:
+        """The clean lines (and returns) handed to a feature engine from pandas."""
+        return EngineLines(
+            engine.table(self.transactions),
+            engine.table(self.returns) if self.returns is not None else None,
         )
 
     def counts_by_reason(self) -> dict[str, int]:

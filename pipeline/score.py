@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 
-from pipeline import io, tracking
-from pipeline.config import EngineConfig
+from pipeline import io, layout
+from pipeline.config import EngineConfig, TransactionColumns
 from pipeline.engine import connect
 from pipeline.evaluate import (
     drift_check,
@@ -22,10 +23,11 @@ from pipeline.evaluate import (
     status_summary,
     summary_from_totals,
 )
+from pipeline.features import customer_history
+from pipeline.ingest import load_transactions
 from pipeline.model import SegmentationModel
-from pipeline.schema import clean_transactions
-from pipeline.streaming import clean_streaming, streams
-from pipeline.tables import read_optional_tables
+from pipeline.schema import CleanLines, clean_transactions
+from pipeline.tables import OptionalTables, read_optional_tables
 
 
 @dataclass(frozen=True)
@@ -39,23 +41,6 @@ class ScoringOutcome:
     # features above the warning threshold.
     drift: dict[str, float] = field(default_factory=dict)
     drifted: dict[str, float] = field(default_factory=dict)
-
-
-def load_model(reference: str, *, tracking_uri: str | None = None) -> SegmentationModel:
-    """A bundle from a local ``.joblib`` path or a registry URI such as
-    ``models:/loyalty-segmentation@champion``."""
-    if reference.startswith(("models:/", "runs:/")):
-        return tracking.load_registered_bundle(reference, tracking_uri=tracking_uri)
-    path = Path(reference)
-    if not path.exists():
-        from pipeline.errors import InputError
-
-        raise InputError(
-            reference, "model bundle not found", "Give a .joblib path or models:/NAME@ALIAS"
-        )
-    # A bundle runs code when loaded: one without a recorded SHA-256 is refused, saying how to
-    # vouch for it.
-    return io.load_bundle(path, require_hash=True)
 
 
 def run_scoring(
@@ -74,40 +59,28 @@ def run_scoring(
     ``segments.parquet`` is a folder of parts written by Spark.
     """
     io.check_output_target(Path(output))
-    if (engine or model.config.engine).name == "spark":
-        return _score_on_spark(
-            model,
-            transactions=transactions,
-            as_of=as_of,
-            output=output,
-            horizon_days=horizon_days or model.config.horizon_days,
-            engine=engine or model.config.engine,
-        )
+    engine = engine or model.config.engine
+    horizon_days = horizon_days or model.config.horizon_days
+    # The bundle's own input rules, through the same way in as training.
     data = model.config.data
-    if streams(transactions, data):
-        # Larger than is wise to hold: cleaned from disk a partition of customers at a time,
-        # its features read by the engine from the clean parts.
-        clean = clean_streaming(
-            transactions, data=data, as_of=as_of, engine=engine or model.config.engine
-        )
-    else:
-        raw = io.read_table(transactions, string_columns=(data.columns.customer_id,))
-        clean = clean_transactions(raw, data=data, source=transactions, as_of=as_of)
+    clean = load_transactions(transactions, data=data, engine=engine, as_of=as_of).clean
     # The optional tables the bundle was trained with, read from the paths its config names.
     optional = read_optional_tables(data, as_of=clean.as_of)
-    with connect(engine or model.config.engine) as opened:
-        history = clean.history(opened, model.config.features, **optional.events())
-        features = history.features(clean.as_of, prior_gap_days=model.prior_gap_days)
-    segments = model.segment_features(
-        features,
-        as_of=clean.as_of,
-        horizon_days=horizon_days or model.config.horizon_days,
-        attributes=optional.attributes,
-    )
+    if engine.name == "spark":
+        return _score_on_spark(
+            model,
+            clean,
+            optional,
+            transactions=transactions,
+            output=output,
+            horizon_days=horizon_days,
+            engine=engine,
+        )
+    segments = segment_clean(model, clean, optional, engine=engine, horizon_days=horizon_days)
     summary = status_summary(segments)
     drift, psi_metrics, drifted, extra = _drift(model, segments)
     with io.atomic_directory(output) as staging:
-        io.write_frame(segments, staging / "segments.parquet")
+        io.write_frame(segments, staging / layout.SEGMENTS)
         _write_outputs(
             staging,
             model=model,
@@ -129,11 +102,29 @@ def run_scoring(
     )
 
 
+def segment_clean(
+    model: SegmentationModel,
+    clean: CleanLines,
+    optional: OptionalTables,
+    *,
+    engine: EngineConfig,
+    horizon_days: int,
+) -> pd.DataFrame:
+    """The segment table of cleaned transactions: the training's features, clusters, value
+    forecasts and statuses, nothing refitted (``loyalty score`` and the pyfunc model alike)."""
+    with connect(engine) as opened:
+        history = customer_history(opened, clean, model.config.features, **optional.events())
+        features = history.features(clean.as_of, prior_gap_days=model.prior_gap_days)
+    return model.segment_features(
+        features, as_of=clean.as_of, horizon_days=horizon_days, attributes=optional.attributes
+    )
+
+
 def _write_outputs(
     staging: Path,
     *,
     model: SegmentationModel,
-    clean: Any,
+    clean: CleanLines,
     transactions: str,
     summary: pd.DataFrame,
     drift: pd.DataFrame | None,
@@ -141,10 +132,10 @@ def _write_outputs(
     extra: dict[str, Any],
 ) -> None:
     """Everything a scoring writes besides the segment table (whichever engine wrote that)."""
-    clean.write_quarantine(staging / "quarantine.csv")
-    io.write_frame(summary, staging / "status_summary.csv")
+    clean.write_quarantine(staging / layout.QUARANTINE)
+    io.write_frame(summary, staging / layout.STATUS_SUMMARY)
     if drift is not None:
-        io.write_frame(drift, staging / "data_drift.csv")
+        io.write_frame(drift, staging / layout.DATA_DRIFT)
     io.write_json(
         {
             "as_of": str(clean.as_of.date()),
@@ -160,7 +151,7 @@ def _write_outputs(
             },
             **extra,
         },
-        staging / "metrics.json",
+        staging / layout.METRICS,
     )
 
 
@@ -184,9 +175,10 @@ DRIFT_SAMPLE = 200_000
 
 def _score_on_spark(
     model: SegmentationModel,
+    clean: CleanLines,
+    optional: OptionalTables,
     *,
     transactions: str,
-    as_of: pd.Timestamp | None,
     output: Path,
     horizon_days: int,
     engine: EngineConfig,
@@ -194,11 +186,6 @@ def _score_on_spark(
     from pipeline import distributed
 
     with connect(engine) as opened:
-        raw = distributed.read_raw(opened.session, io.source_location(transactions))
-        clean = distributed.clean_on_spark(
-            raw, data=model.config.data, source=transactions, as_of=as_of
-        )
-        optional = read_optional_tables(model.config.data, as_of=clean.as_of)
         segments = distributed.score_on_spark(
             model, clean, opened, horizon_days=horizon_days, optional=optional
         )
@@ -211,7 +198,7 @@ def _score_on_spark(
         )
         drift, psi_metrics, drifted, extra = _drift(model, sample)
         with io.atomic_directory(output) as staging:
-            distributed.write_parquet(segments, staging / "segments.parquet")
+            distributed.write_parquet(segments, staging / layout.SEGMENTS)
             _write_outputs(
                 staging,
                 model=model,
@@ -226,3 +213,37 @@ def _score_on_spark(
     return ScoringOutcome(
         None, summary, Path(output), clean.rows_quarantined, customers, psi_metrics, drifted
     )
+
+
+class LoyaltySegmentationModel(mlflow.pyfunc.PythonModel):
+    """The fitted bundle as an MLflow pyfunc: transactions in, segment table out.
+
+    The input has the canonical columns (``customer_id``, ``timestamp``, ``amount``) and is
+    cleaned by the bundle's own rules, then segmented by :func:`segment_clean`, the path
+    ``loyalty score`` takes. ``params={"as_of": "YYYY-MM-DD"}`` sets the observation end
+    (default: the training as-of). Optional tables the bundle was trained with (customers,
+    loyalty events, campaigns) are read from the paths its config names.
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.bundle = io.load_bundle(Path(context.artifacts["bundle"]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        bundle: SegmentationModel = self.bundle
+        as_of = (params or {}).get("as_of") or bundle.trained_as_of
+        data = bundle.config.data.model_copy(update={"columns": TransactionColumns()})
+        clean = clean_transactions(
+            model_input, data=data, source="model input", as_of=pd.Timestamp(as_of)
+        )
+        optional = read_optional_tables(bundle.config.data, as_of=clean.as_of)
+        # In the serving process the input is a pandas frame: the embedded engine, whatever
+        # engine the bundle was trained on.
+        return segment_clean(
+            bundle,
+            clean,
+            optional,
+            engine=EngineConfig(),
+            horizon_days=bundle.config.horizon_days,
+        )

@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.schema import (
     REASON,
     SOURCE_ROW,
+    EngineLines,
     check_columns,
     classify_rows,
     finish_rows,
@@ -35,7 +36,6 @@ from pipeline.schema import (
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
-    from pipeline.features import CustomerHistory
 
 _ROW, _PART = "__row", "__part"
 # Rows per partition: a partition (its raw text and its typed copy) must fit comfortably.
@@ -78,25 +78,12 @@ class StreamedCleanTransactions:
                 f"ORDER BY {SOURCE_ROW}) TO '{path}' (FORMAT csv, HEADER)"
             )
 
-    def history(
-        self,
-        engine: Engine,
-        settings: Any,
-        *,
-        loyalty: pd.DataFrame | None = None,
-        campaigns: pd.DataFrame | None = None,
-    ) -> CustomerHistory:
+    def on_engine(self, engine: Engine) -> EngineLines:
         """The clean lines read by the feature engine straight from their Parquet parts."""
-        from pipeline.features import CustomerHistory
-
         returns = self.folder / "returns"
-        return CustomerHistory.from_table(
-            engine,
+        return EngineLines(
             engine.read(str(self.folder / "lines" / "*.parquet")),
-            settings=settings,
-            returns=engine.read(str(returns / "*.parquet")) if self.has_returns else None,
-            loyalty=loyalty,
-            campaigns=campaigns,
+            engine.read(str(returns / "*.parquet")) if self.has_returns else None,
         )
 
 

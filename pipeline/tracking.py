@@ -30,7 +30,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NOTE
 
-from pipeline.config import STATUSES, Config, DataConfig, config_as_flat_dict
+from pipeline import layout
+from pipeline.config import STATUSES, Config, TrackingConfig, config_as_flat_dict
 from pipeline.errors import UserFacingError
 from pipeline.io import source_location
 from pipeline.metric_names import flat, grouped
@@ -38,11 +39,14 @@ from pipeline.noise import captured_warnings
 from pipeline.promotion import GateResult, evaluate_gates, promotion_verdict
 from pipeline.redact import redact, redact_values
 
+# The pyfunc class lives with the scoring path it calls; the name stays importable from here
+# because models registered before it moved were pickled as pipeline.tracking's.
+from pipeline.score import LoyaltySegmentationModel  # noqa: F401
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from pipeline.model import SegmentationModel
-    from pipeline.train import TrainingResult
+    from pipeline.model import SegmentationModel, TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -124,39 +128,6 @@ def _pip_requirements() -> list[str]:
     return pinned
 
 
-class LoyaltySegmentationModel(mlflow.pyfunc.PythonModel):
-    """The fitted bundle as an MLflow pyfunc: transactions in, segment table out.
-
-    ``params={"as_of": "YYYY-MM-DD"}`` sets the observation end (default: the training as-of).
-    Optional tables the bundle was trained with (customers, loyalty events, campaigns) are read
-    from the paths its config names, as ``loyalty score`` reads them.
-    """
-
-    def load_context(self, context: Any) -> None:
-        from pipeline.io import load_bundle
-
-        self.bundle = load_bundle(Path(context.artifacts["bundle"]))
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        from pipeline.schema import clean_transactions
-        from pipeline.tables import read_optional_tables
-
-        as_of = (params or {}).get("as_of") or self.bundle.trained_as_of
-        data = DataConfig(duplicates="keep", negative_amounts="quarantine")
-        clean = clean_transactions(
-            model_input, data=data, source="model input", as_of=pd.Timestamp(as_of)
-        )
-        optional = read_optional_tables(self.bundle.config.data, as_of=clean.as_of)
-        return self.bundle.segment(
-            clean.transactions,
-            as_of=clean.as_of,
-            attributes=optional.attributes,
-            **optional.events(),
-        )
-
-
 def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str | None:
     example = pd.DataFrame(
         {
@@ -175,7 +146,7 @@ def _log_model(result: TrainingResult, config: Config, output_dir: Path) -> str 
             # Named after the registered model: the run's Models tab says which model it is.
             name=config.tracking.registered_model,
             python_model=LoyaltySegmentationModel(),
-            artifacts={"bundle": str(output_dir / "model.joblib")},
+            artifacts={"bundle": str(output_dir / layout.BUNDLE)},
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=_pip_requirements(),
             signature=signature,
@@ -238,7 +209,7 @@ def _apply_gates(
 def _bundle_sha256(output_dir: Path) -> str:
     from pipeline.io import file_sha256, recorded_sha256
 
-    bundle = output_dir / "model.joblib"
+    bundle = output_dir / layout.BUNDLE
     return recorded_sha256(bundle) or file_sha256(bundle) if bundle.exists() else ""
 
 
@@ -266,14 +237,14 @@ def _as_of_gate(client: MlflowClient, config: Config) -> GateResult:
     )
 
 
-def _open_experiment(config: Config) -> tuple[MlflowClient, str]:
+def _open_experiment(settings: TrackingConfig) -> tuple[MlflowClient, str]:
     """The configured store and experiment, made current for MLflow's fluent API (child runs
     inherit the active experiment, not their parent's)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    uri = resolve_tracking_uri(settings.tracking_uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, config.tracking.experiment, uri)
+    experiment_id = _experiment_id(client, settings.experiment, uri)
     mlflow.set_experiment(experiment_id=experiment_id)
     return client, experiment_id
 
@@ -297,7 +268,7 @@ def log_training(
     stage runs, so the UI's durations are the training's, not the logging's.
     """
     started = dict(stage_started_ms or {})
-    client, experiment_id = _open_experiment(config)
+    client, experiment_id = _open_experiment(config.tracking)
     as_of = str(config.as_of)
     tags = {
         RUN_KIND_TAG: "training",
@@ -338,9 +309,11 @@ def log_training(
                     if name.startswith(STAGE_TABLE_PREFIXES[stage]):
                         mlflow.log_table(table, f"{name}.json")
                 if stage == "labeling":
-                    mlflow.log_table(result.cluster_profiles, "cluster_profiles.json")
+                    mlflow.log_table(result.cluster_profiles, layout.ARTIFACT_CLUSTER_PROFILES)
                     if result.confusion is not None:
-                        mlflow.log_table(result.confusion.reset_index(), "planted_confusion.json")
+                        mlflow.log_table(
+                            result.confusion.reset_index(), layout.ARTIFACT_PLANTED_CONFUSION
+                        )
             # A stage ends where the next begins (the last where the outputs are written).
             ended = started.get(STAGE_ENDS[stage])
             if ended is not None:
@@ -348,11 +321,11 @@ def log_training(
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         for path in sorted(output_dir.iterdir()):
-            if path.is_file() and path.name != "model.joblib":
-                mlflow.log_artifact(str(path), artifact_path="outputs")
+            if path.is_file() and path.name != layout.BUNDLE:
+                mlflow.log_artifact(str(path), artifact_path=layout.ARTIFACT_OUTPUTS)
         if captured_warnings():
             # Counted once per kind by the command line (pipeline.noise), recorded here.
-            mlflow.log_dict(captured_warnings(), "warnings.json")
+            mlflow.log_dict(captured_warnings(), layout.ARTIFACT_WARNINGS)
         version = _log_model(result, config, output_dir)
     promoted, gates = (False, [])
     if version is not None:
@@ -367,7 +340,7 @@ def log_training(
 
 def log_report(run_id: str, html: str, *, tracking_uri: str | None) -> None:
     """Attach the run's HTML report (rendered once the run id is known)."""
-    MlflowClient(resolve_tracking_uri(tracking_uri)).log_text(run_id, html, "report.html")
+    MlflowClient(resolve_tracking_uri(tracking_uri)).log_text(run_id, html, layout.ARTIFACT_REPORT)
 
 
 def load_registered_bundle(reference: str, *, tracking_uri: str | None = None):
@@ -465,7 +438,7 @@ def training_runs(
     return pd.DataFrame(rows)
 
 
-def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFrame:
+def kpi_runs(settings: TrackingConfig, *, source: str, max_runs: int = 200) -> pd.DataFrame:
     """The KPIs of earlier finished training runs on the same data source, newest first.
 
     Only runs that read the same ``source`` are comparable: KPIs of another business's customers
@@ -477,8 +450,8 @@ def kpi_runs(config: Config, *, source: str, max_runs: int = 200) -> pd.DataFram
         One row per run: ``run_id``, ``started``, ``as_of`` and its ``kpi_*`` metrics; empty
         when there are none.
     """
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+    experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
         return pd.DataFrame()
     runs = client.search_runs(
@@ -523,7 +496,7 @@ def load_run_segments(run_id: str, *, tracking_uri: str | None = None) -> pd.Dat
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     with tempfile.TemporaryDirectory() as folder:
         path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="outputs/segments.parquet", dst_path=folder
+            run_id=run_id, artifact_path=layout.ARTIFACT_SEGMENTS, dst_path=folder
         )
         return pd.read_parquet(path)
 
@@ -544,11 +517,11 @@ def load_champion_segments(
     )
 
 
-def finished_run_with_key(config: Config, run_key: str) -> str | None:
+def finished_run_with_key(settings: TrackingConfig, run_key: str) -> str | None:
     """The id of a finished training run with this idempotency key, if there is one."""
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    uri = resolve_tracking_uri(settings.tracking_uri)
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
         return None
     runs = client.search_runs(
@@ -561,16 +534,16 @@ def finished_run_with_key(config: Config, run_key: str) -> str | None:
     return done[0].info.run_id if done else None
 
 
-def champion_segments_or_none(config: Config) -> pd.DataFrame | None:
+def champion_segments_or_none(settings: TrackingConfig) -> pd.DataFrame | None:
     """The champion's segment table, or None when there is no champion (or it cannot be read)."""
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    uri = resolve_tracking_uri(settings.tracking_uri)
     try:
-        return load_champion_segments(tracking_uri=uri, model_name=config.tracking.registered_model)
+        return load_champion_segments(tracking_uri=uri, model_name=settings.registered_model)
     except (mlflow.exceptions.MlflowException, OSError):
         return None
 
 
-def champion_bundle_or_none(config: Config) -> SegmentationModel | None:
+def champion_bundle_or_none(settings: TrackingConfig) -> SegmentationModel | None:
     """The champion's fitted bundle, or None when there is no champion or it cannot be loaded.
 
     Used for monitoring only, so a champion that cannot be read (deleted artifacts, a bundle
@@ -578,9 +551,9 @@ def champion_bundle_or_none(config: Config) -> SegmentationModel | None:
     """
     from pipeline.errors import InputError
 
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    uri = resolve_tracking_uri(settings.tracking_uri)
     client = MlflowClient(uri)
-    name = config.tracking.registered_model
+    name = settings.registered_model
     try:
         client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
@@ -656,7 +629,7 @@ def log_backtest(
     Metric names are ``<model>.<metric>`` (``project.roc_auc``, ``lifetimes_bgnbd.spend_gini``),
     the same in every backtest. Returns the parent run's id.
     """
-    client, experiment_id = _open_experiment(config)
+    client, experiment_id = _open_experiment(config.tracking)
     cutoffs = [str(c.date()) for c in result.cutoffs]
     value_models = {str(j.cutoff.date()): j.value_model for j in result.judgements}
     tags = {
@@ -712,7 +685,7 @@ def log_backtest(
             mlflow.log_figure(figure, f"plots/{name}.png")
         for path in sorted(output_dir.iterdir()):
             if path.is_file() and not path.name.startswith("."):
-                mlflow.log_artifact(str(path), artifact_path="outputs")
+                mlflow.log_artifact(str(path), artifact_path=layout.ARTIFACT_OUTPUTS)
     return run_id
 
 
@@ -756,12 +729,12 @@ def backtest_runs(
     return pd.DataFrame(rows)
 
 
-def latest_backtest(config: Config, *, source: str) -> dict[str, Any] | None:
+def latest_backtest(settings: TrackingConfig, *, source: str) -> dict[str, Any] | None:
     """The newest finished backtest on the same data source: its id, cut-offs, horizon and pooled
     metrics; None when there is none (or the store cannot be read)."""
     try:
-        client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-        experiment = client.get_experiment_by_name(config.tracking.experiment)
+        client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+        experiment = client.get_experiment_by_name(settings.experiment)
         if experiment is None:
             return None
         runs = client.search_runs(
@@ -932,7 +905,7 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def mark_stale_runs(config: Config, *, now_ms: int | None = None) -> list[str]:
+def mark_stale_runs(settings: TrackingConfig, *, now_ms: int | None = None) -> list[str]:
     """End the RUNNING runs whose process is gone (killed): status KILLED. Returns their ids.
 
     A run logged from this host whose process no longer exists is stale; a run without a
@@ -941,8 +914,8 @@ def mark_stale_runs(config: Config, *, now_ms: int | None = None) -> list[str]:
     import socket
     import time
 
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+    experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
         return []
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -1023,7 +996,7 @@ def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
                     tracking_uri=uri,
                 )
             )
-            found = sorted(local.rglob("model.joblib"))
+            found = sorted(local.rglob(layout.BUNDLE))
             if not found:
                 raise InputError(reference, "the model version holds no model.joblib bundle")
             expected = version.tags.get(BUNDLE_SHA256_TAG)
@@ -1041,10 +1014,10 @@ def load_verified_bundle(reference: str, *, tracking_uri: str | None = None):
 
 
 # -- the publication sequence: registry alias, outputs, bundle ----------------------------------
-def mark_publication(config: Config, version: str, state: str) -> None:
+def mark_publication(settings: TrackingConfig, version: str, state: str) -> None:
     """Record how far a version's publication got (``pending``, ``done``, ``rolled_back``)."""
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    name = config.tracking.registered_model
+    client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+    name = settings.registered_model
     client.set_model_version_tag(name, version, PUBLISH_TAG, state)
     run_id = client.get_model_version(name, version).run_id
     if run_id:
@@ -1060,10 +1033,10 @@ class PendingPublication:
     bundle_sha256: str | None
 
 
-def pending_publications(config: Config) -> list[PendingPublication]:
+def pending_publications(settings: TrackingConfig) -> list[PendingPublication]:
     """Versions whose publication a killed run left half-done (tag ``publish = pending``)."""
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    name = config.tracking.registered_model
+    client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+    name = settings.registered_model
     try:
         versions = client.search_model_versions(f"name = '{name}'")
         champion = client.get_registered_model(name).aliases.get(CHAMPION)
@@ -1087,19 +1060,21 @@ def pending_publications(config: Config) -> list[PendingPublication]:
     return pending
 
 
-def roll_back_publication(config: Config, pending: PendingPublication) -> None:
+def roll_back_publication(settings: TrackingConfig, pending: PendingPublication) -> None:
     """Give the champion alias back to the version that held it before the killed run."""
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    name = config.tracking.registered_model
+    client = MlflowClient(resolve_tracking_uri(settings.tracking_uri))
+    name = settings.registered_model
     if pending.is_champion:
         if pending.previous_champion is not None:
             client.set_registered_model_alias(name, CHAMPION, pending.previous_champion)
         else:
             client.delete_registered_model_alias(name, CHAMPION)
-    mark_publication(config, pending.version, "rolled_back")
+    mark_publication(settings, pending.version, "rolled_back")
 
 
-def download_champion_files(config: Config, version: str, folder: Path) -> tuple[Path, Path | None]:
+def download_champion_files(
+    settings: TrackingConfig, version: str, folder: Path
+) -> tuple[Path, Path | None]:
     """A version's bundle (checked against its recorded SHA-256) and its run's logged outputs.
 
     Returns
@@ -1109,9 +1084,9 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
     """
     from pipeline.io import file_sha256, hash_path
 
-    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    uri = resolve_tracking_uri(settings.tracking_uri)
     client = MlflowClient(uri)
-    name = config.tracking.registered_model
+    name = settings.registered_model
     found = client.get_model_version(name, version)
     model = Path(
         mlflow.artifacts.download_artifacts(
@@ -1120,7 +1095,7 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
             tracking_uri=uri,
         )
     )
-    bundle = next(iter(sorted(model.rglob("model.joblib"))))
+    bundle = next(iter(sorted(model.rglob(layout.BUNDLE))))
     expected = (found.tags or {}).get(BUNDLE_SHA256_TAG)
     actual = file_sha256(bundle)
     if expected and actual != expected:
@@ -1137,7 +1112,7 @@ def download_champion_files(config: Config, version: str, folder: Path) -> tuple
         outputs = Path(
             mlflow.artifacts.download_artifacts(
                 run_id=found.run_id,
-                artifact_path="outputs",
+                artifact_path=layout.ARTIFACT_OUTPUTS,
                 dst_path=str(folder / "run"),
                 tracking_uri=uri,
             )
@@ -1227,3 +1202,22 @@ def run_description(
         "Stage runs (data, clustering, clv, labeling) hold each stage's metrics and tables."
     )
     return "\n".join(lines)
+
+
+def load_model(reference: str, *, tracking_uri: str | None = None) -> SegmentationModel:
+    """A bundle from a local ``.joblib`` path or a registry URI such as
+    ``models:/loyalty-segmentation@champion``."""
+    if reference.startswith(("models:/", "runs:/")):
+        return load_registered_bundle(reference, tracking_uri=tracking_uri)
+    from pipeline.io import load_bundle
+
+    path = Path(reference)
+    if not path.exists():
+        from pipeline.errors import InputError
+
+        raise InputError(
+            reference, "model bundle not found", "Give a .joblib path or models:/NAME@ALIAS"
+        )
+    # A bundle runs code when loaded: one without a recorded SHA-256 is refused, saying how to
+    # vouch for it.
+    return load_bundle(path, require_hash=True)

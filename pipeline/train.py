@@ -8,23 +8,24 @@ atomically, keeping the last good model, and tracking the run in MLflow.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from pipeline import io, plots, report, synthetic, tracking
+from pipeline import io, layout, plots, report, tracking
 from pipeline.actions import rank_reference, ranked_columns
-from pipeline.clustering import cluster_metrics, fit_clusters, selection_sample
-from pipeline.config import ClusteringConfig, Config, load_rules
+from pipeline.clustering import KChoice, cluster_metrics, fit_clusters, selection_sample
+from pipeline.config import ClusteringConfig, Config, LabelingConfig, load_rules
 from pipeline.customer_value import (
+    HoldoutWindows,
+    ValueSelection,
     holdout_days_for,
     holdout_windows,
     naive_window_days,
@@ -51,48 +52,31 @@ from pipeline.evaluate import (
     status_summary,
     status_transitions,
 )
-from pipeline.features import population_gap_prior
+from pipeline.features import customer_history, population_gap_prior
+from pipeline.ingest import DataSource, data_source, load_transactions
 from pipeline.labeling import CLUSTER, StatusLabeler
-from pipeline.model import SegmentationModel, assemble_segments, sub_segment_rules
-from pipeline.schema import CUSTOMER_ID, CleanEvents, CleanTransactions, clean_transactions
-from pipeline.streaming import clean_streaming, streams
+from pipeline.model import (
+    SegmentationModel,
+    TrainingResult,
+    assemble_segments,
+    playbook_rules,
+    sub_segment_rules,
+)
+from pipeline.schema import CUSTOMER_ID, CleanEvents, CleanLines
 from pipeline.tables import OptionalTables, read_optional_tables
 from pipeline.threads import limit_threads, resolve_threads
 
 if TYPE_CHECKING:
-    from pipeline.distributed import SparkCleanTransactions
-    from pipeline.streaming import StreamedCleanTransactions
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
 StageCallback = Callable[[str], None]
 
 
-@dataclass
-class TrainingResult:
-    """What one fit produced: the table, the bundle and each stage's metrics."""
-
-    segments: pd.DataFrame
-    model: SegmentationModel
-    stage_metrics: dict[str, dict[str, float]]
-    cluster_profiles: pd.DataFrame
-    summary: pd.DataFrame
-    confusion: pd.DataFrame | None = None
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    value_model_name: str = ""
-    k_reason: str = ""
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """All stage metrics in one flat dict (names are unique across stages)."""
-        return {
-            name: value for stage in self.stage_metrics.values() for name, value in stage.items()
-        }
-
-
-def make_labeler(config: Config) -> StatusLabeler:
+def make_labeler(labeling: LabelingConfig) -> StatusLabeler:
+    """The status labeler the config asks for (the shipped rules unless it gives its own)."""
     shipped = load_rules()
-    labeling = config.labeling
     return StatusLabeler(
         cluster_rules=labeling.cluster_rules
         if labeling.cluster_rules is not None
@@ -120,38 +104,33 @@ def with_activity_windows(config: Config, *days: int) -> Config:
 
 
 def label_clusters(
-    signals: pd.DataFrame, clusters: np.ndarray, config: Config
+    signals: pd.DataFrame, clusters: np.ndarray, labeling: LabelingConfig
 ) -> tuple[StatusLabeler, pd.DataFrame]:
     """Fit the labeler on per-customer signals and their clusters; return it and the statuses."""
     with_clusters = signals.assign(**{CLUSTER: clusters})
-    labeler = make_labeler(config).fit(with_clusters)
+    labeler = make_labeler(labeling).fit(with_clusters)
     return labeler, labeler.predict(with_clusters)
 
 
-def fit_segmentation(
-    clean: CleanTransactions,
-    config: Config,
-    *,
-    attributes: pd.DataFrame | None = None,
-    loyalty: CleanEvents | None = None,
-    campaigns: CleanEvents | None = None,
-    on_stage: StageCallback | None = None,
-) -> TrainingResult:
-    """Fit every stage on clean transactions and segment the same customers.
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What the feature stage hands the models: each buyer's features at the as-of date, the
+    holdout windows the value models are judged on, and the config with the windows added."""
 
-    features -> clusters -> customer value (BG/NBD + Gamma-Gamma) -> statuses. The optional
-    tables (customer ``attributes``, ``loyalty`` events, ``campaigns`` interactions) add their
-    columns to the buyers' rows; their row accounting goes into the data stage's metrics.
+    config: Config
+    features: pd.DataFrame
+    windows: HoldoutWindows
+    naive_days: int
+
+
+def training_inputs(clean: CleanLines, config: Config, optional: OptionalTables) -> TrainingInputs:
+    """Features and holdout windows, every engine query in one go.
+
+    The engine is closed before any model is fitted, so the two never compete for the cores.
     """
-    stage = on_stage or (lambda name: None)
-    as_of, seed = clean.as_of, config.seed
-    optional = OptionalTables(attributes=attributes, loyalty=loyalty, campaigns=campaigns)
-
-    stage("features")
-    # Every query the later stages need runs now; the engine is closed before any model is
-    # fitted, so the two never compete for the cores.
+    as_of = clean.as_of
     with connect(config.engine) as engine:
-        history = clean.history(engine, config.features, **optional.events())
+        history = customer_history(engine, clean, config.features, **optional.events())
         # The holdout's window is also a feature ("the last window again" is a candidate and an
         # input of the learned model): it joins the activity windows, so that the bundle's
         # config computes it again at scoring.
@@ -167,6 +146,31 @@ def fit_segmentation(
         windows = holdout_windows(
             history, as_of=as_of, holdout_days=holdout_days, first_day=first_day
         )
+    return TrainingInputs(config, features, windows, naive_days)
+
+
+def fit_segmentation(
+    clean: CleanLines,
+    config: Config,
+    *,
+    attributes: pd.DataFrame | None = None,
+    loyalty: CleanEvents | None = None,
+    campaigns: CleanEvents | None = None,
+    on_stage: StageCallback | None = None,
+) -> TrainingResult:
+    """Fit every stage on clean transactions and segment the same customers.
+
+    features -> clusters -> customer value (BTYD, naive, learned) -> statuses. The optional
+    tables (customer ``attributes``, ``loyalty`` events, ``campaigns`` interactions) add their
+    columns to the buyers' rows; their row accounting goes into the data stage's metrics.
+    """
+    stage = on_stage or (lambda name: None)
+    as_of, seed = clean.as_of, config.seed
+    optional = OptionalTables(attributes=attributes, loyalty=loyalty, campaigns=campaigns)
+
+    stage("features")
+    inputs = training_inputs(clean, config, optional)
+    config, features = inputs.config, inputs.features
     prior_gap_days = population_gap_prior(features)
 
     stage("clustering")
@@ -174,34 +178,34 @@ def fit_segmentation(
     clusterer, clusters, k_choice = fit_clusters(
         features, config.clustering, random_state=seed, threads=threads
     )
-    fixed_k = config.clustering.model_copy(update={"n_clusters": int(clusters.max()) + 1})
 
     stage("clv")
     selection = select_value_model(
-        windows,
+        inputs.windows,
         features,
         config=config.clv,
         trend_window_days=config.features.recent_window_days,
         random_state=seed,
-        naive_days=naive_days,
+        naive_days=inputs.naive_days,
     )
-    value_model = selection.forecaster
-    values = value_model.predict(features, horizon_days=config.horizon_days)
+    values = selection.forecaster.predict(features, horizon_days=config.horizon_days)
 
     stage("labeling")
     signals = pd.concat([features, values.reset_index(drop=True)], axis=1)
-    labeler, statuses = label_clusters(signals, clusters, config)
+    labeler, statuses = label_clusters(signals, clusters, config.labeling)
     stability = {}
     if config.clustering.check_seed_stability:
+        fixed_k = config.clustering.model_copy(update={"n_clusters": int(clusters.max()) + 1})
         stability["seed_stability_ari"] = seed_stability(
-            signals, statuses["status"], fixed_k, config, threads=threads
+            signals, statuses["status"], fixed_k, config.labeling, seed=seed, threads=threads
         )
     # Sub-segments rank customers within the training population, at training as at scoring.
+    rules = sub_segment_rules(config)
     ranks = rank_reference(
         signals.merge(attributes, on=CUSTOMER_ID, how="left")
         if attributes is not None
         else signals,
-        ranked_columns(sub_segment_rules(config)),
+        ranked_columns(rules),
     )
     segments = assemble_segments(
         features,
@@ -209,45 +213,75 @@ def fit_segmentation(
         values,
         statuses,
         as_of=as_of,
-        config=config,
+        sub_segments=rules,
+        playbook=playbook_rules(config),
         attributes=attributes,
         rank_reference=ranks,
     )
-
     model = SegmentationModel(
         config=config,
         trained_as_of=as_of,
         prior_gap_days=prior_gap_days,
         clusterer=clusterer,
-        value_model=value_model,
+        value_model=selection.forecaster,
         labeler=labeler,
         feature_reference=distribution_reference(features),
         rank_reference=ranks,
     )
-    summary = status_summary(segments)
     kpi_table, kpis = status_kpis(segments, recent_window_days=config.features.recent_window_days)
-    stage_metrics = {
+    clustering_metrics = cluster_metrics(
+        clusterer,
+        features,
+        clusters,
+        sample_size=config.clustering.silhouette_sample_size,
+        random_state=seed,
+    )
+    return TrainingResult(
+        segments=segments,
+        model=model,
+        stage_metrics=training_metrics(
+            clean,
+            segments,
+            optional=optional,
+            prior_gap_days=prior_gap_days,
+            clustering={**clustering_metrics, **stability},
+            value=selection.metrics,
+            kpis=kpis,
+        ),
+        cluster_profiles=labeler.cluster_profiles_.reset_index(),
+        summary=status_summary(segments),
+        tables=training_tables(
+            segments, selection, k_choice, kpi_table=kpi_table, optional=optional
+        ),
+        value_model_name=selection.chosen,
+        k_reason=k_choice.reason if k_choice is not None else "k fixed by the config",
+    )
+
+
+def training_metrics(
+    clean: CleanLines,
+    segments: pd.DataFrame,
+    *,
+    optional: OptionalTables,
+    prior_gap_days: float,
+    clustering: dict[str, float],
+    value: dict[str, float],
+    kpis: dict[str, float],
+) -> dict[str, dict[str, float]]:
+    """Each stage's metrics, as MLflow logs them (grouped by :mod:`pipeline.metric_names`)."""
+    return {
         "data": {
             "rows_in": float(clean.rows_in),
             "rows_used": float(clean.rows_used),
             "rows_quarantined": float(clean.rows_quarantined),
             **{f"quarantined_{k}": float(v) for k, v in clean.counts_by_reason().items()},
-            "customers": float(len(features)),
+            "customers": float(len(segments)),
             "prior_gap_days": prior_gap_days,
             **optional.metrics(),
         },
-        "clustering": {
-            **cluster_metrics(
-                clusterer,
-                features,
-                clusters,
-                sample_size=config.clustering.silhouette_sample_size,
-                random_state=seed,
-            ),
-            **stability,
-        },
+        "clustering": clustering,
         "clv": {
-            **selection.metrics,
+            **value,
             "mean_p_alive": float(segments["p_alive"].mean()),
             "mean_p_purchase": float(segments["p_purchase"].mean()),
             "total_expected_spend": float(segments["expected_spend"].sum()),
@@ -264,6 +298,17 @@ def fit_segmentation(
             **kpis,
         },
     }
+
+
+def training_tables(
+    segments: pd.DataFrame,
+    selection: ValueSelection,
+    k_choice: KChoice | None,
+    *,
+    kpi_table: pd.DataFrame,
+    optional: OptionalTables,
+) -> dict[str, pd.DataFrame]:
+    """The tables a training logs and reports beside its segment table."""
     tables = {
         "clv_model_comparison": selection.comparison,
         "labeling_kpis": kpi_table,
@@ -273,23 +318,14 @@ def fit_segmentation(
         .reset_index(name="customers"),
         "labeling_overrides": refinements(segments),
     }
-    for name, events in (("loyalty", loyalty), ("campaigns", campaigns)):
+    for name, events in (("loyalty", optional.loyalty), ("campaigns", optional.campaigns)):
         if events is not None and not events.set_aside.empty:
             tables[f"data_{name}_set_aside"] = events.set_aside
     if k_choice is not None:
         tables["k_selection"] = k_choice.evidence
     if selection.deciles is not None:
         tables["clv_holdout_deciles"] = selection.deciles
-    return TrainingResult(
-        segments=segments,
-        model=model,
-        stage_metrics=stage_metrics,
-        cluster_profiles=labeler.cluster_profiles_.reset_index(),
-        summary=summary,
-        tables=tables,
-        value_model_name=selection.chosen,
-        k_reason=k_choice.reason if k_choice is not None else "k fixed by the config",
-    )
+    return tables
 
 
 def _value_share(segments: pd.DataFrame, chosen: pd.Series) -> float:
@@ -300,74 +336,6 @@ def _value_share(segments: pd.DataFrame, chosen: pd.Series) -> float:
 
 
 # -- the edges: data in, outputs out ------------------------------------------------------------
-@dataclass(frozen=True)
-class DataSource:
-    """Where the transactions come from, and the planted truth when there is one."""
-
-    path: str
-    truth_path: Path | None = None
-    default_as_of: pd.Timestamp | None = None
-
-
-def prepare_embedded_sample(config: Config) -> DataSource:
-    """Generate the planted sample once per generator setting and reuse it afterwards."""
-    settings = config.embedded
-    directory = settings.directory
-    manifest = {
-        "generator": "pipeline.synthetic.generate_transactions",
-        # A change to the generator's code must regenerate the sample, not reuse a stale one.
-        "generator_code": hashlib.sha256(inspect.getsource(synthetic).encode()).hexdigest()[:16],
-        "n_customers": settings.n_customers,
-        "as_of": settings.as_of.isoformat(),
-        "history_days": settings.history_days,
-        "seed": settings.seed,
-    }
-    transactions_path = directory / "transactions.csv"
-    truth_path = directory / "planted_truth.csv"
-    manifest_path = directory / "manifest.json"
-    current = io.read_json(manifest_path) if manifest_path.exists() else None
-    if current != manifest or not transactions_path.exists() or not truth_path.exists():
-        log.info(
-            "generating the embedded sample (%d customers) in %s", settings.n_customers, directory
-        )
-        transactions, truth = synthetic.generate_transactions(
-            settings.n_customers,
-            as_of=pd.Timestamp(settings.as_of),
-            history_days=settings.history_days,
-            random_state=settings.seed,
-        )
-        with io.atomic_directory(directory, setting="embedded.directory") as staging:
-            io.write_frame(transactions, staging / transactions_path.name)
-            io.write_frame(truth, staging / truth_path.name)
-            io.write_json(manifest, staging / manifest_path.name)
-    return DataSource(str(transactions_path), truth_path, pd.Timestamp(settings.as_of))
-
-
-def load_transactions(
-    config: Config, source: str, *, as_of: pd.Timestamp | None
-) -> tuple[Any, CleanTransactions | SparkCleanTransactions | StreamedCleanTransactions, str]:
-    """Read and clean the transactions where the engine runs: the raw table, the clean one and
-    the data fingerprint.
-
-    On Spark the file (or ``spark:`` table) never comes to this machine: it is cleaned one
-    partition of customers at a time, by the same rules.
-    """
-    if config.engine.name == "spark":
-        from pipeline.distributed import clean_on_spark, read_raw
-
-        with connect(config.engine) as engine:
-            raw = read_raw(engine.session, io.source_location(source))
-            clean = clean_on_spark(raw, data=config.data, source=source, as_of=as_of)
-        return raw, clean, clean.fingerprint
-    if streams(source, config.data):
-        # Larger than is wise to hold: cleaned from disk a partition of customers at a time.
-        streamed = clean_streaming(source, data=config.data, as_of=as_of, engine=config.engine)
-        return None, streamed, streamed.fingerprint
-    raw = io.read_table(source, string_columns=(config.data.columns.customer_id,))
-    clean = clean_transactions(raw, data=config.data, source=source, as_of=as_of)
-    return raw, clean, io.fingerprint(raw)
-
-
 @dataclass(frozen=True)
 class TrainingOutcome:
     result: TrainingResult | None
@@ -420,14 +388,11 @@ def _run_training(
         io.check_output_target(config.embedded.directory, setting="embedded.directory")
     if config.tracking.enabled:
         tracking.check_tracking_store(config.tracking.tracking_uri, create=True)
-    source = (
-        DataSource(config.data.transactions)
-        if config.data.transactions
-        else prepare_embedded_sample(config)
-    )
+    source = data_source(config)
     as_of = pd.Timestamp(config.as_of) if config.as_of else source.default_as_of
     # The raw table is not kept: MLflow records the input by its place and fingerprint.
-    _, clean, fingerprint = load_transactions(config, source.path, as_of=as_of)
+    loaded = load_transactions(source.path, data=config.data, engine=config.engine, as_of=as_of)
+    clean, fingerprint = loaded.clean, loaded.fingerprint
     # The resolved as-of goes into the bundle's config, so a reload knows what it was fitted on.
     config = config.model_copy(update={"as_of": clean.as_of.date()})
     # The optional tables (customers, loyalty events, campaigns) are read before the run key is
@@ -459,8 +424,8 @@ def _train_locked(
     config: Config,
     *,
     source: DataSource,
-    clean: Any,
-    optional: Any,
+    clean: CleanLines,
+    optional: OptionalTables,
     fingerprint: str,
     run_key: str,
     trigger: str,
@@ -469,16 +434,10 @@ def _train_locked(
     stage_started_ms: dict[str, int],
 ) -> TrainingOutcome:
     if config.tracking.enabled:
-        # What killed runs left: RUNNING runs end as KILLED, a half-done publication is
-        # completed or rolled back, before anything else reads the registry.
-        try:
-            tracking.mark_stale_runs(config)
-            recover_publication(config)
-        except tracking.TRACKING_FAILURES as error:  # a repair that fails now is retried next run
-            log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
+        repair_earlier_runs(config)
     if idempotent and config.tracking.enabled:
         try:
-            existing = tracking.finished_run_with_key(config, run_key)
+            existing = tracking.finished_run_with_key(config.tracking, run_key)
         except tracking.TRACKING_FAILURES as error:  # before the fit: stop, nothing is lost
             raise tracking.TrackingUnavailable(
                 f"cannot search the tracking store for an earlier identical run "
@@ -522,22 +481,7 @@ def _train_locked(
     stage("outputs")
     tracking_error: Exception | None = None
     with io.staging_directory(Path(config.output)) as staging:
-        io.write_frame(result.segments, staging / "segments.parquet")
-        clean.write_quarantine(staging / "quarantine.csv")
-        io.write_frame(result.summary, staging / "status_summary.csv")
-        io.write_frame(result.cluster_profiles, staging / "cluster_profiles.csv")
-        if result.confusion is not None:
-            io.write_frame(result.confusion.reset_index(), staging / "planted_confusion.csv")
-        for name, table in result.tables.items():
-            io.write_frame(table, staging / f"{name}.csv")
-        io.write_json(
-            {"as_of": str(clean.as_of.date()), "metrics": result.metrics, "source": source.path},
-            staging / "metrics.json",
-        )
-        io.save_bundle(result.model, staging / "model.joblib")
-        figures = plots.training_figures(result)
-        for name, figure in figures.items():
-            io.write_figure(figure, staging / "plots" / f"{name}.png")
+        figures = write_training_files(staging, result, clean=clean, source=source.path)
         tracked = None
         if config.tracking.enabled:
             stage("tracking")
@@ -565,7 +509,7 @@ def _train_locked(
                     "promoted": tracked.promoted,
                     "gates": {g.name: f"{g.verdict}: {g.detail}" for g in tracked.gates},
                 },
-                staging / "run.json",
+                staging / layout.RUN,
             )
         html = report.render_report(
             result,
@@ -576,7 +520,7 @@ def _train_locked(
         )
         is_champion = tracking_error is None and (tracked is None or tracked.promoted)
         html = with_verdict(html, verdict_line(tracked, tracking_error))
-        io.write_text(html, staging / "report.html")
+        io.write_text(html, staging / layout.REPORT)
         if tracked:
             try:
                 tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
@@ -589,10 +533,10 @@ def _train_locked(
         io.publish_directory(staging, output)
     fault_point("after_outputs")
     if is_champion:
-        io.publish_copy(output / "model.joblib", config.model_path)
+        io.publish_copy(output / layout.BUNDLE, config.model_path)
         fault_point("after_bundle")
         if tracked and tracked.model_version is not None:
-            tracking.mark_publication(config, tracked.model_version, "done")
+            tracking.mark_publication(config.tracking, tracked.model_version, "done")
     if config.history_path is not None:
         history = result.segments[["customer_id", "as_of", "status"]].assign(
             run_id=tracked.run_id if tracked else pd.NA
@@ -604,9 +548,44 @@ def _train_locked(
             f"report.html), but MLflow could not record it ({_one_line(tracking_error)}); "
             f"{config.model_path} and {config.output}/ are unchanged. Once the tracking store "
             "answers, run the same command again to track and publish it (or use the kept "
-            f"bundle directly: loyalty score --model {output / 'model.joblib'})"
+            f"bundle directly: loyalty score --model {output / layout.BUNDLE})"
         )
     return TrainingOutcome(result, output, tracked, source)
+
+
+def repair_earlier_runs(config: Config) -> None:
+    """What killed runs left: RUNNING runs end as KILLED, a half-done publication is completed
+    or rolled back, before anything else reads the registry. A repair that fails now is
+    retried by the next run, so it only warns."""
+    try:
+        tracking.mark_stale_runs(config.tracking)
+        recover_publication(config)
+    except tracking.TRACKING_FAILURES as error:
+        log.warning("cannot repair what earlier runs left in MLflow: %s", _one_line(error))
+
+
+def write_training_files(
+    staging: Path, result: TrainingResult, *, clean: CleanLines, source: str
+) -> dict[str, Figure]:
+    """A training's files (segment table, quarantine, tables, metrics, bundle, plots) into the
+    staging folder; the figures are returned for MLflow and the report."""
+    io.write_frame(result.segments, staging / layout.SEGMENTS)
+    clean.write_quarantine(staging / layout.QUARANTINE)
+    io.write_frame(result.summary, staging / layout.STATUS_SUMMARY)
+    io.write_frame(result.cluster_profiles, staging / layout.CLUSTER_PROFILES)
+    if result.confusion is not None:
+        io.write_frame(result.confusion.reset_index(), staging / layout.PLANTED_CONFUSION)
+    for name, table in result.tables.items():
+        io.write_frame(table, staging / layout.table_file(name))
+    io.write_json(
+        {"as_of": str(clean.as_of.date()), "metrics": result.metrics, "source": source},
+        staging / layout.METRICS,
+    )
+    io.save_bundle(result.model, staging / layout.BUNDLE)
+    figures = plots.training_figures(result)
+    for name, figure in figures.items():
+        io.write_figure(figure, staging / layout.PLOTS / f"{name}.png")
+    return figures
 
 
 # -- reliability: champion publication, locks, fault points ---------------------------------------
@@ -682,18 +661,18 @@ def recover_publication(config: Config) -> list[str]:
     champion alias goes back to the version that held it before. Returns what was done.
     """
     done = []
-    for pending in tracking.pending_publications(config):
-        published = Path(config.output) / "run.json"
+    for pending in tracking.pending_publications(config.tracking):
+        published = Path(config.output) / layout.RUN
         try:
             run_id = io.read_json(published).get("run_id") if published.exists() else None
         except (OSError, ValueError):
             run_id = None
         if pending.is_champion and run_id == pending.run_id:
-            io.publish_copy(Path(config.output) / "model.joblib", config.model_path)
-            tracking.mark_publication(config, pending.version, "done")
+            io.publish_copy(Path(config.output) / layout.BUNDLE, config.model_path)
+            tracking.mark_publication(config.tracking, pending.version, "done")
             done.append(f"completed the publication of model version {pending.version}")
         else:
-            tracking.roll_back_publication(config, pending)
+            tracking.roll_back_publication(config.tracking, pending)
             done.append(
                 f"rolled back model version {pending.version} (a killed run moved the champion "
                 f"alias but never published it); champion: {pending.previous_champion or 'none'}"
@@ -709,7 +688,7 @@ def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) 
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        bundle, outputs = tracking.download_champion_files(config, version, Path(folder))
+        bundle, outputs = tracking.download_champion_files(config.tracking, version, Path(folder))
         digest = io.file_sha256(bundle)
         io.hash_path(bundle).write_text(f"{digest}  {bundle.name}\n", encoding="utf-8")
         if outputs is not None:
@@ -717,7 +696,7 @@ def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) 
                 for path in sorted(outputs.iterdir()):
                     if path.is_file():
                         io.publish_copy(path, staging / path.name)
-                io.publish_copy(bundle, staging / "model.joblib")
+                io.publish_copy(bundle, staging / layout.BUNDLE)
                 io.write_json(
                     {
                         "run_id": run_id,
@@ -725,9 +704,9 @@ def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) 
                         "promoted": True,
                         "gates": {"by_hand": reason},
                     },
-                    staging / "run.json",
+                    staging / layout.RUN,
                 )
-                report_path = staging / "report.html"
+                report_path = staging / layout.REPORT
                 if report_path.exists():
                     verdict = f"Champion by hand: model version {version} ({reason})."
                     io.write_text(
@@ -738,24 +717,24 @@ def publish_promoted(config: Config, version: str, *, run_id: str, reason: str) 
 
 
 def _compare_with_champion(
-    result: TrainingResult, config: Config, *, source: DataSource, clean: Any
+    result: TrainingResult, config: Config, *, source: DataSource, clean: CleanLines
 ) -> None:
     """Transitions, KPIs across runs and drift against the champion, added to ``result``."""
     # Who moved: the same customers under the current champion (before it may be replaced).
-    previous = tracking.champion_segments_or_none(config)
+    previous = tracking.champion_segments_or_none(config.tracking)
     if previous is not None:
         counts, moves = status_transitions(previous, result.segments)
         result.tables["labeling_transitions"] = counts.reset_index()
         result.stage_metrics["labeling"].update(moves)
     # KPIs over time: earlier runs on the same data beside this one, once there are two.
     across = kpis_across_runs(
-        tracking.kpi_runs(config, source=source.path), result.metrics, as_of=clean.as_of
+        tracking.kpi_runs(config.tracking, source=source.path), result.metrics, as_of=clean.as_of
     )
     if len(across) >= 2:
         result.tables["labeling_kpis_across_runs"] = across
     # Drift: this data's features against the champion's training data (bundles from
     # before drift checks carry no reference: then there is nothing to compare with).
-    champion = tracking.champion_bundle_or_none(config)
+    champion = tracking.champion_bundle_or_none(config.tracking)
     reference = getattr(champion, "feature_reference", None)
     if reference:
         drift, psi_metrics, _ = drift_check(
@@ -767,19 +746,20 @@ def _compare_with_champion(
         result.tables["data_drift"] = drift
         result.stage_metrics["data"].update(psi_metrics)
     # What the holdout said beside what the latest backtest on the same data measured.
-    backtest = tracking.latest_backtest(config, source=source.path)
+    backtest = tracking.latest_backtest(config.tracking, source=source.path)
     if backtest is not None:
-        from pipeline.backtest import holdout_beside_backtest
-
-        result.tables["clv_backtest_vs_holdout"] = holdout_beside_backtest(result.metrics, backtest)
+        result.tables["clv_backtest_vs_holdout"] = report.holdout_beside_backtest(
+            result.metrics, backtest
+        )
 
 
 def seed_stability(
     signals: pd.DataFrame,
     statuses: pd.Series,
     clustering: ClusteringConfig,
-    config: Config,
+    labeling: LabelingConfig,
     *,
+    seed: int,
     threads: int = 1,
 ) -> float:
     """Whether names hinge on the seed: adjusted Rand index between ``statuses`` and the
@@ -791,11 +771,7 @@ def seed_stability(
     agreement of two labelings is estimated as well from 20,000 customers as from a million,
     and the refit's cost no longer grows with the base.
     """
-    sample = selection_sample(
-        signals, clustering.selection_sample_size, random_state=config.seed + 1
-    )
-    _, other_clusters, _ = fit_clusters(
-        sample, clustering, random_state=config.seed + 1, threads=threads
-    )
-    _, other_statuses = label_clusters(sample, other_clusters, config)
+    sample = selection_sample(signals, clustering.selection_sample_size, random_state=seed + 1)
+    _, other_clusters, _ = fit_clusters(sample, clustering, random_state=seed + 1, threads=threads)
+    _, other_statuses = label_clusters(sample, other_clusters, labeling)
     return float(adjusted_rand_score(statuses.loc[sample.index], other_statuses["status"]))

@@ -33,7 +33,7 @@ from pipeline.features.behaviour import (
 from pipeline.features.campaigns import CAMPAIGN_FEATURES, campaign_features, campaign_sums
 from pipeline.features.loyalty import LOYALTY_FEATURES, loyalty_features, loyalty_sums
 from pipeline.features.rfm import DAY, purchase_days, purchase_history, rfm_features, rfm_sums
-from pipeline.schema import AMOUNT, CUSTOMER_ID
+from pipeline.schema import AMOUNT, CUSTOMER_ID, CleanLines
 
 # The features every data set has (besides customer_id), in table order: the catalogue that
 # model inputs and benchmarks choose from.
@@ -335,3 +335,19 @@ def build_features(
             campaigns=campaigns,
         )
         return history.features(as_of, prior_gap_days=prior_gap_days)
+
+
+def customer_history(
+    engine: Engine,
+    clean: CleanLines,
+    settings: FeatureConfig,
+    *,
+    loyalty: pd.DataFrame | None = None,
+    campaigns: pd.DataFrame | None = None,
+) -> CustomerHistory:
+    """The feature engine's view of cleaned data, wherever cleaning left it (pandas, Parquet
+    parts on disk, Spark). The optional event tables come from pandas: they are small."""
+    lines, returns = clean.on_engine(engine)
+    return CustomerHistory.from_table(
+        engine, lines, settings=settings, returns=returns, loyalty=loyalty, campaigns=campaigns
+    )

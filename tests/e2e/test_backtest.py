@@ -99,8 +99,8 @@ def test_a_two_fold_backtest_writes_its_tables_and_a_parent_run_with_a_child_per
 
     config = load_config(cheap_config(tmp_path), {"tracking.tracking_uri": tracking_uri})
     embedded = str(tmp_path / "embedded" / "transactions.csv")
-    assert latest_backtest(config, source=embedded)["run_id"] == run_id
-    assert latest_backtest(config, source="another.csv") is None
+    assert latest_backtest(config.tracking, source=embedded)["run_id"] == run_id
+    assert latest_backtest(config.tracking, source="another.csv") is None
 
     # the training's report puts its holdout beside this backtest
     trained = run_cli(

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.features import CAMPAIGN_FEATURES, LOYALTY_FEATURES
-from pipeline.train import prepare_embedded_sample
+from pipeline.ingest import prepare_embedded_sample
 from tests.e2e.conftest import small_config
 
 

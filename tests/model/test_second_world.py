@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline.evaluate import planted_recovery
-from pipeline.train import TrainingResult
+from pipeline.model import TrainingResult
 from tests.planted.measure import World, confusion_pairs, fit, trend_shares, world_two
 
 # 2,000 customers: every status has at least 200 (an F1 known to about +-0.03) and the training

@@ -25,9 +25,10 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.config import STATUSES, Config, EmbeddedDataConfig
 from pipeline.evaluate import planted_recovery
+from pipeline.model import TrainingResult
 from pipeline.schema import clean_transactions
 from pipeline.synthetic import generate_transactions
-from pipeline.train import TrainingResult, fit_segmentation
+from pipeline.train import fit_segmentation
 from tests.planted import second_world
 
 STATIONARY = second_world.STATIONARY

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.actions import assign_sub_segments
-from pipeline.config import Config, CustomerColumns, CustomersConfig, SubSegmentRule
+from pipeline.config import CustomerColumns, CustomersConfig, SubSegmentRule
 from pipeline.errors import ConfigError, InputError
 from pipeline.features.attributes import attribute_features
 from pipeline.model import assemble_segments
@@ -156,6 +156,7 @@ def test_an_extra_column_that_would_replace_a_segment_column_is_a_config_error()
             values,
             statuses,
             as_of=pd.Timestamp("2024-01-01"),
-            config=Config(sub_segments=(), playbook={}),
+            sub_segments=(),
+            playbook={},
             attributes=attributes,
         )

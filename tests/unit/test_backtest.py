@@ -176,7 +176,7 @@ def test_metrics_per_model_with_a_failed_fit_reported_not_hidden():
 
 
 def test_the_training_report_puts_the_holdout_beside_the_backtest_and_flags_opposite_signs():
-    from pipeline.backtest import holdout_beside_backtest
+    from pipeline.report import holdout_beside_backtest
 
     table = holdout_beside_backtest(
         {"holdout_spend_gini": 0.7, "holdout_spend_aggregate_error_pct": -34.0},

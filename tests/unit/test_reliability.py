@@ -207,7 +207,7 @@ def test_a_run_whose_process_died_is_marked_killed_and_a_live_one_is_left(store,
     elsewhere = client.create_run(
         experiment, tags={tracking.HOST_TAG: "another-host", tracking.PID_TAG: "1"}
     )
-    assert tracking.mark_stale_runs(config) == [killed.info.run_id]
+    assert tracking.mark_stale_runs(config.tracking) == [killed.info.run_id]
     status = {
         run: client.get_run(run).info.status
         for run in (killed.info.run_id, alive.info.run_id, elsewhere.info.run_id)
@@ -221,8 +221,8 @@ def test_an_untagged_running_run_is_stale_only_after_a_day(store, tmp_path):
     experiment = client.create_experiment(config.tracking.experiment)
     run = client.create_run(experiment, start_time=1_000)
     day = 24 * 3600 * 1000
-    assert tracking.mark_stale_runs(config, now_ms=1_000 + day - 1) == []
-    assert tracking.mark_stale_runs(config, now_ms=1_000 + day + 1) == [run.info.run_id]
+    assert tracking.mark_stale_runs(config.tracking, now_ms=1_000 + day - 1) == []
+    assert tracking.mark_stale_runs(config.tracking, now_ms=1_000 + day + 1) == [run.info.run_id]
 
 
 # -- the publication sequence --------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_a_first_champion_whose_publication_was_killed_loses_the_alias(store, tm
     with pytest.raises(mlflow.exceptions.MlflowException):
         client.get_model_version_by_alias(MODEL, "champion")
     # and the retraining is not "already trained": the rolled-back run does not count
-    assert tracking.finished_run_with_key(config, "k1") is None
+    assert tracking.finished_run_with_key(config.tracking, "k1") is None
 
 
 def test_a_kill_after_the_outputs_were_published_is_completed(store, tmp_path):
@@ -387,7 +387,7 @@ def test_score_uses_the_engine_it_is_told_not_the_one_that_trained(
         used["engine"] = kwargs["engine"].name
         raise InputError("t.csv", "stop here")  # the engine choice is all this test is about
 
-    monkeypatch.setattr(pipeline.score, "load_model", lambda *a, **k: _SparkTrainedBundle())
+    monkeypatch.setattr(pipeline.tracking, "load_model", lambda *a, **k: _SparkTrainedBundle())
     monkeypatch.setattr(pipeline.score, "run_scoring", fake_scoring)
     result = CliRunner().invoke(
         main, ["score", "--model", "m.joblib", "--transactions", "t.csv", *flags]

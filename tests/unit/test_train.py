@@ -41,12 +41,17 @@ def test_seed_stability_on_a_base_within_the_sample_is_the_full_refit_figure():
     signals = _customers()
     config = _config(sample_size=5000)  # larger than the base: everyone is refitted
     _, clusters, _ = fit_clusters(signals, config.clustering, random_state=config.seed)
-    _, statuses = label_clusters(signals, clusters, config)
+    _, statuses = label_clusters(signals, clusters, config.labeling)
     # What training computed before the sample: refit everyone with the next seed, rename.
     _, other, _ = fit_clusters(signals, config.clustering, random_state=config.seed + 1)
-    _, other_statuses = label_clusters(signals, other, config)
+    _, other_statuses = label_clusters(signals, other, config.labeling)
     expected = adjusted_rand_score(statuses["status"], other_statuses["status"])
-    assert seed_stability(signals, statuses["status"], config.clustering, config) == expected
+    assert (
+        seed_stability(
+            signals, statuses["status"], config.clustering, config.labeling, seed=config.seed
+        )
+        == expected
+    )
 
 
 def test_seed_stability_refits_only_the_sample_and_still_sees_stable_names(monkeypatch):
@@ -55,7 +60,7 @@ def test_seed_stability_refits_only_the_sample_and_still_sees_stable_names(monke
     signals = _customers(n=3000)
     config = _config(sample_size=600, n_clusters=3)
     _, clusters, _ = fit_clusters(signals, config.clustering, random_state=config.seed)
-    _, statuses = label_clusters(signals, clusters, config)
+    _, statuses = label_clusters(signals, clusters, config.labeling)
     refitted: list[int] = []
     real = train.fit_clusters
 
@@ -64,7 +69,9 @@ def test_seed_stability_refits_only_the_sample_and_still_sees_stable_names(monke
         return real(features, *args, **kwargs)
 
     monkeypatch.setattr(train, "fit_clusters", recording)
-    ari = seed_stability(signals, statuses["status"], config.clustering, config)
+    ari = seed_stability(
+        signals, statuses["status"], config.clustering, config.labeling, seed=config.seed
+    )
     assert refitted == [600]
     # Three planted groups in three clusters, named by rate alone: a refit with another seed on
     # a fifth of them finds and names the same groups.
