@@ -10,35 +10,25 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.conditions import RANK_PREFIX, GridReference, meets
 from pipeline.config import Condition, PlaybookEntry, SubSegmentRule
-
-_BOUNDS = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal}
-RANK_PREFIX = "rank_"
-# Quantiles kept per ranked column: ranks to within 0.1 percentage point.
-RANK_POINTS = 1001
 
 RankReference = Mapping[str, np.ndarray]
 
 
-def ranked_columns(rules: Sequence[SubSegmentRule]) -> list[str]:
-    """The columns that rules compare by rank (``rank_<column>``)."""
-    names = [name for rule in rules for name in rule.when if name.startswith(RANK_PREFIX)]
-    return sorted({name.removeprefix(RANK_PREFIX) for name in names})
-
-
 def rank_reference(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """The training population's quantiles of each ranked column.
+    """The whole training base's quantiles of each ranked column (a
+    :class:`pipeline.conditions.GridReference` each, kept as its array in the bundle).
 
     A customer's rank is then their place in the *training* population, whoever else is scored
     with them (a batch, a Spark partition): the same customer always gets the same sub-segment.
     """
-    levels = np.linspace(0.0, 1.0, RANK_POINTS)
     reference = {}
     for name in columns:
         if name in table.columns:
             values = pd.to_numeric(table[name], errors="coerce").dropna().to_numpy("float64")
             if len(values):
-                reference[name] = np.quantile(values, levels)
+                reference[name] = GridReference.of(values).quantiles
     return reference
 
 
@@ -49,11 +39,8 @@ def _column(segments: pd.DataFrame, name: str, reference: RankReference | None =
     if name.startswith(RANK_PREFIX) and base in segments.columns:
         values = pd.to_numeric(segments[base], errors="coerce")
         if reference is not None and base in reference:
-            # Share of the training population at or below the value.
-            quantiles = reference[base]
-            below = np.searchsorted(quantiles, values.to_numpy("float64"), side="right")
-            ranks = (below - 1).clip(0, None) / (len(quantiles) - 1)
-            return pd.Series(ranks, index=segments.index).where(values.notna())
+            ranks = GridReference(reference[base]).rank(values.to_numpy("float64"))
+            return pd.Series(ranks, index=segments.index)
         return values.rank(pct=True)
     raise ValueError(f"sub-segment rule uses unknown column '{name}'")
 
@@ -64,17 +51,18 @@ def _matches(
     hit = pd.Series(True, index=segments.index)
     if rule.statuses:
         hit &= segments["status"].isin(rule.statuses)
-    for name, condition in rule.when.items():
-        values = _column(segments, name, reference)
-        if isinstance(condition, Condition):
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-            for bound, compare in _BOUNDS.items():
-                limit = getattr(condition, bound)
-                if limit is not None:
-                    with np.errstate(invalid="ignore"):
-                        hit &= compare(numbers, float(limit)) & ~np.isnan(numbers)
-        else:
-            hit &= values.astype("string").isin(condition).fillna(False).to_numpy()
+    numeric = {n: c for n, c in rule.when.items() if isinstance(c, Condition)}
+    hit &= meets(
+        lambda name: pd.to_numeric(_column(segments, name, reference), errors="coerce").to_numpy(
+            dtype="float64"
+        ),
+        numeric,
+        rows=segments.index,
+    )
+    for name, accepted in rule.when.items():
+        if name not in numeric:
+            values = _column(segments, name, reference)
+            hit &= values.astype("string").isin(accepted).fillna(False).to_numpy()
     return hit
 
 

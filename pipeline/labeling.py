@@ -32,16 +32,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.conditions import (
+    OPERATORS,
+    RANK_PREFIX,
+    ExactReference,
+    meets,
+    percentile_ranks,
+    ranked_columns,
+)
 from pipeline.config import StatusRule
 
 CLUSTER = "cluster"
-RANK_PREFIX = "rank_"
-_OPERATORS = {
-    "gt": (np.greater, ">"),
-    "ge": (np.greater_equal, ">="),
-    "lt": (np.less, "<"),
-    "le": (np.less_equal, "<="),
-}
 
 
 def _format(value: float) -> str:
@@ -114,10 +115,17 @@ class StatusLabeler(BaseEstimator):
         # Sorted reference values let customers scored later be ranked against this population;
         # one sort per signal gives both them and the population's own percentile ranks.
         ranked = {
-            name: ranks_and_sorted(population[name].to_numpy(dtype="float64", na_value=np.nan))
+            name: percentile_ranks(population[name].to_numpy(dtype="float64", na_value=np.nan))
             for name in signals.columns
         }
-        self.reference_ = {name: ordered for name, (_, ordered) in ranked.items()}
+        # Only what rules rank by is kept: the bundle carries one sorted copy of the judged
+        # population per ranked signal, not of every signal.
+        ranked_by = set(
+            ranked_columns(rule.when for rule in (*self.cluster_rules, *self.customer_rules))
+        )
+        self.reference_ = {
+            name: ordered for name, (_, ordered) in ranked.items() if name in ranked_by
+        }
         ranks = pd.DataFrame(
             {RANK_PREFIX + name: pct for name, (pct, _) in ranked.items()},
             index=population.index,
@@ -184,22 +192,19 @@ class StatusLabeler(BaseEstimator):
 
     def _evaluate(self, values: pd.DataFrame, rule: StatusRule) -> pd.Series:
         """Which rows of ``values`` meet every condition of ``rule`` (NaN never does)."""
-        met = pd.Series(True, index=values.index)
-        for signal, condition in rule.when.items():
-            column = values[signal].to_numpy(dtype="float64")
-            for operator, (compare, _) in _OPERATORS.items():
-                bound = getattr(condition, operator)
-                if bound is not None:
-                    with np.errstate(invalid="ignore"):
-                        met &= compare(column, self._bound(bound)) & ~np.isnan(column)
-        return met
+        return meets(
+            lambda name: values[name].to_numpy(dtype="float64"),
+            rule.when,
+            rows=values.index,
+            bound=self._bound,
+        )
 
     def _explain(self, profile: pd.Series, rule: StatusRule) -> str:
         parts = []
         for signal, condition in rule.when.items():
             bounds = [
                 f"{symbol} {_format(self._bound(getattr(condition, op)))}"
-                for op, (_, symbol) in _OPERATORS.items()
+                for op, (_, symbol) in OPERATORS.items()
                 if getattr(condition, op) is not None
             ]
             parts.append(f"{signal} {_format(float(profile[signal]))} {' and '.join(bounds)}")
@@ -272,11 +277,9 @@ class StatusLabeler(BaseEstimator):
         for name in sorted(needed):
             raw = values[name.removeprefix(RANK_PREFIX)].to_numpy(dtype="float64")
             if ranks_from is None:
-                ranked, _ = ranks_and_sorted(raw)
+                values[name], _ = percentile_ranks(raw)
             else:
-                reference = ranks_from[name.removeprefix(RANK_PREFIX)]
-                ranked = np.searchsorted(reference, raw, side="right") / max(len(reference), 1)
-            values[name] = np.where(np.isnan(raw), np.nan, ranked)
+                values[name] = ExactReference(ranks_from[name.removeprefix(RANK_PREFIX)]).rank(raw)
         return values
 
     def _customer_rule_status(
@@ -338,23 +341,3 @@ class StatusLabeler(BaseEstimator):
             result.loc[hit, "status_reason"] = "customer rule: " + reasons[hit].astype(str)
             result.loc[hit, "status_source"] = "customer_rule"
         return result
-
-
-def ranks_and_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each value's percentile rank among the others, ties at their average rank, NaN kept
-    (``Series.rank(pct=True)`` to the bit), and the sorted values without NaN, from one sort.
-
-    A run of ties at sorted positions i..j-1 takes rank (i + 1 + j) / 2: a half-integer, exact
-    in floating point, divided by the same count as pandas divides by.
-    """
-    order = np.argsort(values, kind="stable")  # NaN sorts last
-    ordered = values[order]
-    count = int((~np.isnan(values)).sum())
-    ordered = ordered[:count]
-    pct = np.full(len(values), np.nan)
-    if count:
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        ends = np.r_[starts[1:], count]
-        average = (starts + 1 + ends) / 2
-        pct[order[:count]] = np.repeat(average, ends - starts) / count
-    return pct, ordered

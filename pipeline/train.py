@@ -20,8 +20,9 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from pipeline import io, layout, plots, report, tracking
-from pipeline.actions import rank_reference, ranked_columns
+from pipeline.actions import rank_reference
 from pipeline.clustering import KChoice, cluster_metrics, fit_clusters, selection_sample
+from pipeline.conditions import ranked_columns
 from pipeline.config import ClusteringConfig, Config, LabelingConfig, load_rules
 from pipeline.customer_value import (
     HoldoutWindows,
@@ -205,7 +206,7 @@ def fit_segmentation(
         signals.merge(attributes, on=CUSTOMER_ID, how="left")
         if attributes is not None
         else signals,
-        ranked_columns(rules),
+        ranked_columns(rule.when for rule in rules),
     )
     segments = assemble_segments(
         features,

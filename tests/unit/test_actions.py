@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.actions import apply_playbook, assign_sub_segments, rank_reference, ranked_columns
+from pipeline.actions import apply_playbook, assign_sub_segments, rank_reference
+from pipeline.conditions import ranked_columns
 from pipeline.config import PlaybookEntry, SubSegmentRule, shipped_playbook, shipped_sub_segments
 
 SEGMENTS = pd.DataFrame(
@@ -67,8 +68,8 @@ def test_the_shipped_playbook_covers_every_status_and_the_sub_segments_load():
 
 def test_ranks_against_the_training_population_do_not_depend_on_who_else_is_scored():
     rules = (SubSegmentRule(name="big spenders", when={"rank_total_spend": {"ge": 0.6}}),)
-    assert ranked_columns(rules) == ["total_spend"]
-    reference = rank_reference(SEGMENTS, ranked_columns(rules))
+    assert ranked_columns(rule.when for rule in rules) == ["total_spend"]
+    reference = rank_reference(SEGMENTS, ranked_columns(rule.when for rule in rules))
     whole = assign_sub_segments(SEGMENTS, rules, reference=reference)
     # spend 900, 100, 500, 20, 40: at or above 60% of the training customers are 900 and 500
     assert whole.notna().tolist() == [True, False, True, False, False]

@@ -13,7 +13,7 @@ from pipeline.schema import clean_transactions
 from pipeline.score import run_scoring
 from pipeline.synthetic import generate_transactions
 from pipeline.train import fit_segmentation
-from tests.unit.test_schema import RETAIL, retail
+from tests.unit.conftest import RETAIL, retail
 
 SPARK = EngineConfig(name="spark", spark_master="local[2]")
 AS_OF = pd.Timestamp("2025-12-31")

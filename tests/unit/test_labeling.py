@@ -273,7 +273,7 @@ def test_two_customer_rules_for_one_status_each_give_their_own_reason():
 
 
 def test_ranks_from_one_sort_are_pandas_percentile_ranks_to_the_bit():
-    from pipeline.labeling import ranks_and_sorted
+    from pipeline.conditions import percentile_ranks as ranks_and_sorted
 
     rng = np.random.default_rng(0)
     for trial in range(60):

@@ -12,7 +12,7 @@ from pipeline.schema import clean_transactions
 from pipeline.streaming import clean_streaming, streams
 from pipeline.synthetic import generate_transactions
 from pipeline.train import fit_segmentation
-from tests.unit.test_schema import RETAIL, retail
+from tests.unit.conftest import RETAIL, retail
 
 AS_OF = pd.Timestamp("2025-12-31")
 
