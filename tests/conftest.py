@@ -10,9 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config import EngineConfig, FeatureConfig
+from pipeline.config import ClusteringConfig, CLVConfig, Config, EngineConfig, FeatureConfig
 from pipeline.engine import Engine, connect
 from pipeline.features import CustomerHistory
+from pipeline.model import TrainingResult
+from pipeline.schema import clean_transactions
+from pipeline.synthetic import generate_transactions
 
 
 def _shared_data() -> Path:
@@ -86,3 +89,27 @@ def spark():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with connect(EngineConfig(name="spark", spark_master="local[2]")) as opened:
         yield opened
+
+
+def cheap_config(**update) -> Config:
+    """A config whose fit takes seconds, for tests that need *a* fitted result rather than a
+    good one: k searched over three values with two bootstraps, one k-means start, no
+    seed-stability refit, and BG/NBD against the naive rule only. Model quality is the model
+    tests' business, on full configs."""
+    config = Config(
+        clustering=ClusteringConfig(
+            k_range=(4, 6), n_init=1, stability_bootstraps=2, check_seed_stability=False
+        ),
+        clv=CLVConfig(candidates=("bgnbd",)),
+    )
+    return config.model_copy(update=update)
+
+
+@pytest.fixture(scope="session")
+def cheap_result() -> TrainingResult:
+    """One quick fit on 800 planted customers, shared by every test that only reads a result."""
+    from pipeline.train import fit_segmentation
+
+    transactions, _ = generate_transactions(800, random_state=5)
+    config = cheap_config()
+    return fit_segmentation(clean_transactions(transactions, data=config.data, source="t"), config)

@@ -7,18 +7,12 @@ import pandas as pd
 import pytest
 
 from pipeline import plots
-from pipeline.config import Config, EmbeddedDataConfig
 from pipeline.report import render_report
-from pipeline.schema import clean_transactions
-from pipeline.synthetic import generate_transactions
-from pipeline.train import fit_segmentation
 
 
 @pytest.fixture(scope="module")
-def result():
-    transactions, _ = generate_transactions(1200, random_state=5)
-    config = Config(embedded=EmbeddedDataConfig(n_customers=1200))
-    return fit_segmentation(clean_transactions(transactions, data=config.data, source="t"), config)
+def result(cheap_result):
+    return cheap_result
 
 
 def render(result) -> str:
