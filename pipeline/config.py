@@ -9,6 +9,7 @@ gets logged with the run.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -265,6 +266,24 @@ class DataConfig(_Section):
         default=(),
         description="product codes that are not purchases (postage, fees, manual adjustments): set aside",
     )
+    product_code_pattern: str | None = Field(
+        default=None,
+        description="regular expression every product code of the shop matches in full (e.g. "
+        "'\\d{5}[A-Za-z]{0,2}'); a code that does not is a service line (postage, fee, "
+        "adjustment, test) and is set aside as non_product, listed or not. null: the list and "
+        "the built-in adjustment and test names only",
+    )
+
+    @field_validator("product_code_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"not a regular expression ({error})") from None
+        return pattern
+
     non_positive_prices: Literal["error", "quarantine"] = Field(
         default="quarantine",
         description="unit price 0 or below (free samples, bad-debt adjustments)",

@@ -126,6 +126,24 @@ class CleanTransactions:
         return reason_counts(self.quarantine)
 
 
+# Lines that are never a purchase, whatever the shop: a code naming an adjustment or a test
+# (ADJUST, ADJUST2, TEST001, test-2). Real shops add such lines by hand between years, so a list
+# of the codes seen so far misses the next one; their names do not change. Only the word and a
+# number: a product named TESTAMENT or ADJUSTABLE is a product.
+ADJUSTMENT_OR_TEST = r"(?i)(adjust|test)[\W_]*\d*"
+
+
+def non_product(product: pd.Series, data: DataConfig) -> pd.Series:
+    """Which lines are not purchases: a listed code, an adjustment or test by its name, or (with
+    ``data.product_code_pattern``) a code outside the shop's product-code pattern."""
+    known = product.notna()
+    flagged = product.isin(data.non_product_codes).fillna(False)
+    flagged |= product.str.fullmatch(ADJUSTMENT_OR_TEST).fillna(False)
+    if data.product_code_pattern is not None:
+        flagged |= known & ~product.str.fullmatch(data.product_code_pattern).fillna(False)
+    return flagged.astype(bool)
+
+
 def _first_bad_row(mask: pd.Series) -> int:
     # Rows are reported 1-based and without the header, as a spreadsheet user counts them; the
     # index holds each row's 0-based place in the file (also inside a partition of it).
@@ -657,8 +675,8 @@ def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> Classi
         )
     if data.duplicates == "quarantine":
         set_aside(duplicated, "duplicate")
-    if product is not None and data.non_product_codes:
-        set_aside(product.isin(data.non_product_codes).fillna(False), "non_product")
+    if product is not None:
+        set_aside(non_product(product, data), "non_product")
     if price is not None:
         bad_price = (price <= 0).fillna(False)
         if bad_price.any() and data.non_positive_prices == "error":

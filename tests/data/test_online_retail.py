@@ -151,3 +151,14 @@ def test_a_full_fit_names_every_customer_with_a_valid_status(clean, config):
     lost = segments[segments["status"] == "lost"]
     floor = config.labeling.lost_p_purchase
     assert ((lost["p_purchase"] <= floor) | (lost["p_alive"] <= floor)).all()
+
+
+def test_the_product_code_pattern_alone_finds_every_listed_service_line(raw, clean, config):
+    # The list was written from this year's lines; the pattern must find the same ones without it
+    # (and so the next year's new fee or adjustment code).
+    unlisted = config.data.model_copy(update={"non_product_codes": ()})
+    by_pattern = clean_transactions(
+        raw, data=unlisted, source=str(DATA), as_of=pd.Timestamp(config.as_of)
+    )
+    assert by_pattern.counts_by_reason() == clean.counts_by_reason()
+    assert by_pattern.counts_by_reason()["non_product"] > 0

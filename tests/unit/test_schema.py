@@ -480,3 +480,42 @@ def test_far_future_dates_as_epoch_seconds_or_typed_parquet_dates_are_set_aside_
     clean = clean_transactions(typed, data=DataConfig(), source="t.parquet")
     assert clean.quarantine["reason"].tolist() == ["after_as_of"]
     assert clean.as_of == pd.Timestamp("2024-01-01")
+
+
+def test_adjustments_and_tests_are_set_aside_by_their_names_listed_or_not():
+    frame = raw(
+        [
+            ["a", "2024-01-01", "1", "ADJUST2"],
+            ["a", "2024-01-02", "2", "test-001"],
+            ["a", "2024-01-03", "3", "TESTAMENT"],  # a product that merely starts alike
+            ["a", "2024-01-04", "4", "85123A"],
+        ],
+        ("customer_id", "timestamp", "amount", "code"),
+    )
+    data = DataConfig(columns=TransactionColumns(product="code"))
+    result = clean_transactions(frame, data=data, source="t.csv")
+    assert result.transactions["product"].tolist() == ["TESTAMENT", "85123A"]
+    assert result.counts_by_reason() == {"non_product": 2}
+
+
+def test_a_code_outside_the_shops_product_pattern_is_a_service_line():
+    frame = raw(
+        [
+            ["a", "2024-01-01", "1", "85123A"],
+            ["a", "2024-01-02", "2", "POST"],
+            ["a", "2024-01-03", "3", "BANK CHARGES"],
+            ["a", "2024-01-04", "4", "22423"],
+        ],
+        ("customer_id", "timestamp", "amount", "code"),
+    )
+    data = DataConfig(
+        columns=TransactionColumns(product="code"), product_code_pattern=r"\d{5}[A-Za-z]{0,2}"
+    )
+    result = clean_transactions(frame, data=data, source="t.csv")
+    assert result.transactions["product"].tolist() == ["85123A", "22423"]
+    assert result.counts_by_reason() == {"non_product": 2}
+
+
+def test_a_product_pattern_that_is_not_a_regular_expression_is_a_config_error():
+    with pytest.raises(ValueError, match="not a regular expression"):
+        DataConfig(product_code_pattern="[unclosed")
