@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 MLFLOW_PORT ?= 5000
 
-.PHONY: help setup setup-spark notebook train test bench lint format ui clean distclean
+.PHONY: help setup setup-spark notebook train test test-fast bench lint format ui clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +38,14 @@ setup-spark: $(STAMP) ## Opt in to Spark: install the spark extra (needs a Java 
 train: $(STAMP) ## Train on the embedded sample (or ARGS="--transactions FILE --as-of YYYY-MM-DD ...")
 	$(BIN)/loyalty train $(ARGS)
 
-test: $(STAMP) ## Run the test suite
-	$(BIN)/python -m pytest $(ARGS)
+# Two workers on a 2-core machine: the suite trains end to end many times and waits on
+# subprocesses. One file's tests stay on one worker (its module fixtures are shared).
+TEST_WORKERS ?= 2
+test: $(STAMP) ## Run the whole test suite, the one CI runs (TEST_WORKERS=1 for one process)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+
+test-fast: $(STAMP) ## Unit and model tests without the slow ones, for developing (a few minutes)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" tests/unit tests/model $(ARGS)
 
 bench: $(STAMP) ## Measure speed and memory against the plain alternatives (several minutes)
 	$(BIN)/python -m pipeline.benchmarks $(ARGS)
