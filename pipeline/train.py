@@ -22,6 +22,7 @@ from sklearn.metrics import adjusted_rand_score
 from pipeline import io, layout, plots, report, tracking
 from pipeline.actions import rank_reference
 from pipeline.clustering import KChoice, cluster_metrics, fit_clusters, selection_sample
+from pipeline.clv import warm_isolated_workers
 from pipeline.conditions import ranked_columns
 from pipeline.config import ClusteringConfig, Config, LabelingConfig, load_rules
 from pipeline.customer_value import (
@@ -169,6 +170,7 @@ def fit_segmentation(
     as_of, seed = clean.as_of, config.seed
     optional = OptionalTables(attributes=attributes, loyalty=loyalty, campaigns=campaigns)
 
+    warm_isolated_workers()  # the value stage's fit workers start while features are built
     stage("features")
     inputs = training_inputs(clean, config, optional)
     config, features = inputs.config, inputs.features
