@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import io
 from pipeline.cli import main
-from tests.e2e.conftest import small_config
+from tests.e2e.conftest import quick_config
 
 
 def train(config, uri, *extra):
@@ -29,7 +29,7 @@ def test_gates_decide_the_champion_and_runs_compare_side_by_side(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # A strict share gate, so that a second as-of date (statuses do move) is held back.
-    config = small_config(tmp_path, "promotion: {max_status_share_shift: 0.01}")
+    config = quick_config(tmp_path, "promotion: {max_status_share_shift: 0.01}")
     train(config, uri)
     first = json.loads((tmp_path / "out" / "run.json").read_text())
     second_output = train(config, uri, "--as-of", "2025-10-31", "--trigger", "scheduled").output
@@ -109,7 +109,7 @@ def test_a_second_training_reports_who_moved_and_extends_the_history_and_kpis(
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # this test is about who moved, not about the gates: let the first model be champion
-    config = small_config(tmp_path, "promotion: {min_seed_stability: 0.5}")
+    config = quick_config(tmp_path, "promotion: {min_seed_stability: 0.5}")
     train(config, uri, "--as-of", "2025-10-31")
     output = train(config, uri).output
     assert "since the champion:" in output and "customers changed status" in output

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.e2e.conftest import small_config
+from tests.e2e.conftest import quick_config
 
 
 def invoke(*args: str):
@@ -25,7 +25,7 @@ def test_scoring_the_training_data_with_the_champion_reproduces_the_training_sta
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert (
-        invoke("train", "--config", str(small_config(tmp_path)), "--tracking-uri", uri).exit_code
+        invoke("train", "--config", str(quick_config(tmp_path)), "--tracking-uri", uri).exit_code
         == 0
     )
     trained = pd.read_parquet(tmp_path / "out" / "segments.parquet")
@@ -60,7 +60,7 @@ def test_scoring_the_training_data_with_the_champion_reproduces_the_training_sta
 
 def test_scoring_a_later_date_moves_silent_customers_towards_lost(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert invoke("train", "--config", str(small_config(tmp_path)), "--no-tracking").exit_code == 0
+    assert invoke("train", "--config", str(quick_config(tmp_path)), "--no-tracking").exit_code == 0
     bundle = str(tmp_path / "models" / "bundle.joblib")
     transactions = str(tmp_path / "embedded" / "transactions.csv")
     result = invoke(
@@ -94,7 +94,7 @@ def test_scoring_data_that_has_drifted_from_the_training_data_warns_on_stderr(
     tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    assert invoke("train", "--config", str(small_config(tmp_path)), "--no-tracking").exit_code == 0
+    assert invoke("train", "--config", str(quick_config(tmp_path)), "--no-tracking").exit_code == 0
     # the same purchases at four times the price: spend features move, timing features do not
     transactions = pd.read_csv(tmp_path / "embedded" / "transactions.csv")
     shifted = tmp_path / "pricier.csv"

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.cli import main
 from pipeline.model import SEGMENT_COLUMNS
-from tests.e2e.conftest import run_cli, small_config
+from tests.e2e.conftest import quick_config, run_cli, small_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 SMALL = ["--seed", "3"]
@@ -124,7 +124,7 @@ def test_the_same_seed_gives_identical_segments(tmp_path):
             [
                 "train",
                 "--config",
-                str(small_config(tmp_path)),
+                str(quick_config(tmp_path)),
                 "--no-tracking",
                 "--output",
                 str(out),
@@ -141,7 +141,7 @@ def test_a_file_cleaned_from_disk_trains_to_the_same_segment_table(tmp_path):
     tables = []
     for threshold in ("null", "0"):
         out = tmp_path / f"threshold-{threshold}"
-        config = small_config(tmp_path, f"data: {{stream_above_mb: {threshold}}}")
+        config = quick_config(tmp_path, f"data: {{stream_above_mb: {threshold}}}")
         result = run_cli(
             ["train", "--config", str(config), "--no-tracking", "--output", str(out), *SMALL]
         )
@@ -166,7 +166,7 @@ def test_any_csv_with_the_default_columns_trains(tmp_path):
         [
             "train",
             "--config",
-            str(small_config(tmp_path)),
+            str(quick_config(tmp_path)),
             "--transactions",
             str(path),
             "--as-of",
@@ -260,7 +260,7 @@ def test_an_unknown_config_key_is_exit_2_naming_it(tmp_path):
 
 
 def test_a_customers_table_feeds_attribute_sub_segments(tmp_path):
-    config = small_config(tmp_path)
+    config = quick_config(tmp_path)
     # First run generates the embedded sample; then give every customer a tier and a birth date.
     assert run_cli(["train", "--config", str(config), "--no-tracking"]).exit_code == 0
     ids = pd.read_csv(tmp_path / "embedded" / "planted_truth.csv", dtype={"customer_id": "string"})[
@@ -283,7 +283,7 @@ sub_segments:
   - {{name: "loyal, gold tier", statuses: [loyal], when: {{tier: [gold]}}}}
   - {{name: "45-54 at risk", statuses: [at_risk], when: {{age_band: ["45-54"]}}}}
 """
-    result = run_cli(["train", "--config", str(small_config(tmp_path, extra)), "--no-tracking"])
+    result = run_cli(["train", "--config", str(quick_config(tmp_path, extra)), "--no-tracking"])
     assert result.exit_code == 0, result.output
     segments = pd.read_parquet(tmp_path / "out" / "segments.parquet")
     assert {"tier", "age", "age_band"} <= set(segments.columns)
@@ -296,7 +296,7 @@ sub_segments:
 def _train_subprocess(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "train", "--no-tracking"]
-        + ["--config", str(small_config(tmp_path)), *args],
+        + ["--config", str(quick_config(tmp_path)), *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,
