@@ -273,6 +273,20 @@ def _dropout_collapsed(kind: str, params: dict[str, float]) -> str | None:
     return None
 
 
+class _NonFiniteLikelihood(ArithmeticError):
+    """The likelihood was NaN or infinite at a point: that start cannot converge.
+
+    L-BFGS-B cannot step back from such a point (its line search compares values, and NaN
+    compares false), so the start would end "ABNORMAL" anyway, after hundreds more evaluations
+    of lifetimes' hyp2f1 where it is slowest: on Online Retail three such Pareto/NBD starts took
+    72 of the 85 s of the fit. Stopping at the first one gives the same answer at once.
+    """
+
+    def __init__(self, log_params: np.ndarray) -> None:
+        point = ", ".join(f"{v:.3g}" for v in np.exp(log_params))
+        super().__init__(f"non-finite likelihood at parameters ({point})")
+
+
 def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Generator):
     """Bounded multi-start maximum likelihood on the scaled time axis.
 
@@ -285,6 +299,13 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
     )
     args = (f.astype(int) if kind == "pareto_nbd" else f, r, t, counts, penalizer)
     best, problems = None, []
+
+    def finite_objective(log_params: np.ndarray) -> float:
+        value = float(objective(log_params, *args))
+        if not np.isfinite(value):
+            raise _NonFiniteLikelihood(log_params)
+        return value
+
     for scale in START_SCALES:
         start = np.log(scale * rng.normal(1.0, 0.05, size=n_params))
         with (
@@ -293,13 +314,17 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
             contextlib.redirect_stdout(io.StringIO()),
         ):
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = minimize(
-                lambda p: float(objective(p, *args)),
-                x0=start,
-                method="L-BFGS-B",
-                bounds=[(-LOG_BOUND, LOG_BOUND)] * n_params,
-                options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
-            )
+            try:
+                result = minimize(
+                    finite_objective,
+                    x0=start,
+                    method="L-BFGS-B",
+                    bounds=[(-LOG_BOUND, LOG_BOUND)] * n_params,
+                    options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+                )
+            except _NonFiniteLikelihood as stopped:
+                problems.append(str(stopped))
+                continue
         if not (result.success and np.isfinite(result.fun)):
             problems.append(str(result.message))
             continue

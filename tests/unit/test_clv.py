@@ -6,6 +6,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from pipeline import clv
 from pipeline.clv import CustomerValueModel, lifetimes_dataset_path
 from pipeline.features import build_features
 
@@ -492,3 +493,27 @@ def test_when_every_dropout_model_collapses_the_value_stage_uses_no_dropout():
     )
     assert selection.forecaster.purchase_model.purchase_model == "nbd"
     assert any("no dropout in the data" in note for note in selection.notes)
+
+
+def test_a_start_that_meets_a_non_finite_likelihood_stops_at_once(monkeypatch):
+    # L-BFGS-B cannot recover from NaN: a start that meets one is abandoned at that evaluation
+    # (Online Retail's Pareto/NBD spent 72 s in three such starts before they failed anyway).
+    calls = []
+
+    def nan_likelihood(log_params, *args):
+        calls.append(log_params)
+        return float("nan")
+
+    monkeypatch.setattr(clv, "_negative_log_likelihood", lambda kind: nan_likelihood)
+    frequency = np.array([0.0, 1.0, 3.0, 5.0])
+    with pytest.raises(RuntimeError, match="non-finite likelihood at parameters"):
+        clv.fit_purchase_model(
+            "bgnbd",
+            frequency,
+            np.array([0.0, 20.0, 60.0, 90.0]),
+            np.array([100.0, 100.0, 100.0, 100.0]),
+            penalizer=0.001,
+            rng=np.random.default_rng(0),
+        )
+    # one evaluation per start (three starts), unpenalised and then penalised
+    assert len(calls) == 2 * len(clv.START_SCALES)
