@@ -44,8 +44,8 @@ TEST_WORKERS ?= 2
 test: $(STAMP) ## Run the whole test suite, the one CI runs (TEST_WORKERS=1 for one process)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
-test-fast: $(STAMP) ## Unit and model tests without the slow ones, for developing (a few minutes)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" tests/unit tests/model $(ARGS)
+test-fast: $(STAMP) ## Unit and model tests, model fits on cheap settings, no Spark: for developing
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not spark and not shipped_config" --cheap-fits tests/unit tests/model $(ARGS)
 
 bench: $(STAMP) ## Measure speed and memory against the plain alternatives (several minutes)
 	$(BIN)/python -m pipeline.benchmarks $(ARGS)

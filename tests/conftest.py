@@ -113,3 +113,39 @@ def cheap_result() -> TrainingResult:
     transactions, _ = generate_transactions(800, random_state=5)
     config = cheap_config()
     return fit_segmentation(clean_transactions(transactions, data=config.data, source="t"), config)
+
+
+# -- the fast lane ------------------------------------------------------------------------------
+# `make test-fast` passes --cheap-fits: the model tests then fit with cheap_config's settings
+# (k searched over three values, one k-means start, BG/NBD only) instead of the shipped ones, and
+# must still meet the same thresholds. `make test` (and CI) fits with the shipped config.
+CHEAP_FITS = {"enabled": False}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cheap-fits",
+        action="store_true",
+        help="model tests fit with cheap settings (the fast lane); the full suite does not",
+    )
+
+
+def pytest_configure(config):
+    CHEAP_FITS["enabled"] = bool(config.getoption("--cheap-fits"))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that starts a Spark session (through the spark fixture) is marked: the fast
+    # lane leaves them out (a JVM start per module), the full suite runs or skips them.
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
+
+def model_config(**fields) -> Config:
+    """The shipped config (with ``fields``), or its cheap form in the fast lane."""
+    config = Config(**fields)
+    if not CHEAP_FITS["enabled"]:
+        return config
+    cheap = cheap_config()
+    return config.model_copy(update={"clustering": cheap.clustering, "clv": cheap.clv})

@@ -29,6 +29,7 @@ from pipeline.model import TrainingResult
 from pipeline.schema import clean_transactions
 from pipeline.synthetic import generate_transactions
 from pipeline.train import fit_segmentation
+from tests.conftest import model_config
 from tests.planted import second_world
 
 STATIONARY = second_world.STATIONARY
@@ -62,7 +63,7 @@ def world_one(n_customers: int | None = None, seed: int | None = None) -> World:
         name="world 1 (embedded planted sample)",
         transactions=transactions,
         as_of=as_of,
-        config=Config(),
+        config=model_config(),
         truth=truth,
         stationary=pd.Index(status.index[status.isin(STATIONARY)]),
         decliners=pd.Index(status.index[status == "declining"]),
@@ -76,7 +77,7 @@ def world_two(n_customers: int = 3000, seed: int = 7) -> World:
         name="world 2 (tests/planted/second_world.py)",
         transactions=planted.transactions,
         as_of=planted.as_of,
-        config=Config(data=second_world.data_config()),
+        config=model_config(data=second_world.data_config()),
         truth=planted.truth,
         stationary=second_world.stationary_customers(planted),
         decliners=second_world.planted_decliners(planted),
