@@ -66,6 +66,13 @@ def read_raw(session: SparkSession, source: str) -> DataFrame:
     lower = source.lower().rstrip("/")
     if lower.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
         separator = "\t" if lower.endswith(".tsv") else ","
+        # Spark renames a repeated header name (amount0, amount2) where pandas would refuse
+        # it: the header is read first, wherever the file is, and checked as in memory.
+        first = session.read.text(source).first()
+        if first is not None:
+            from pipeline.io import check_unique_names
+
+            check_unique_names(first.value.split(separator), source)
         return session.read.csv(source, header=True, sep=separator, inferSchema=False)
     return session.read.parquet(source)
 

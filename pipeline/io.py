@@ -78,7 +78,7 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
         try:
             header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype="string")
             names = [str(v) for v in header.iloc[0].tolist()]
-            _check_unique_names(names, source)
+            check_unique_names(names, source)
             _check_no_nul(path, source, names=names, sep=sep)
             return pd.read_csv(
                 path,
@@ -105,7 +105,7 @@ def read_table(source: str, *, string_columns: tuple[str, ...] = ()) -> pd.DataF
     raise InputError(source, "unknown file type", "Use a .csv, .csv.gz or .parquet file")
 
 
-def _check_unique_names(names: list[str], source: str) -> None:
+def check_unique_names(names: list[str], source: str) -> None:
     """A header naming one column twice: reading would silently use the first of the two."""
     seen: set[str] = set()
     for name in names:
@@ -117,6 +117,33 @@ def _check_unique_names(names: list[str], source: str) -> None:
                 column=quote(name),
             )
         seen.add(name)
+
+
+def check_column_names(source: str) -> None:
+    """Refuse a file whose header names a column twice, or a Parquet file with nested columns,
+    before a reader that renames or picks silently (DuckDB, Spark) sees it. Built-in data sets
+    and paths that are not local files (a Spark table, a folder, a glob) are left to the reader.
+    """
+    path = Path(source)
+    if source in BUILTIN_SOURCES or not path.is_file():
+        return
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        _check_parquet_columns(path, source)
+    elif name.endswith(CSV_SUFFIXES):
+        sep = "\t" if name.endswith(".tsv") else ","
+        try:
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype="string")
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            EOFError,
+            OSError,
+            zlib.error,
+        ):
+            return  # an unreadable file: the reader tells what is wrong, in its own words
+        check_unique_names([str(v) for v in header.iloc[0].tolist()], source)
 
 
 def _check_no_nul(path: Path, source: str, *, names: list[str], sep: str) -> None:
@@ -151,7 +178,7 @@ def _check_parquet_columns(path: Path, source: str) -> None:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(path)
-    _check_unique_names(list(schema.names), source)
+    check_unique_names(list(schema.names), source)
     for field in schema:
         if pa.types.is_nested(field.type):
             raise InputError(

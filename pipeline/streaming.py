@@ -128,6 +128,8 @@ def clean_streaming(
         The same first problem as cleaning the whole file in memory would tell.
     """
     io.check_readable(source)
+    # DuckDB would rename a repeated header name (amount, amount_1): refused as in memory.
+    io.check_column_names(source)
     settings = engine or EngineConfig()
     scratch = tempfile.TemporaryDirectory(prefix="loyalty-stream-")
     folder = Path(scratch.name)

@@ -67,6 +67,17 @@ def test_spark_tells_the_first_problem_of_the_file_with_every_partition_counted(
     )
 
 
+def test_spark_refuses_a_header_naming_a_column_twice_as_pandas_does(spark, tmp_path):
+    # Spark would rename the two to amount2 and amount3 and go on
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,amount,amount\na,2024-01-01,1,2\n")
+    with pytest.raises(InputError) as on_spark:
+        read_raw(spark.session, str(path))
+    with pytest.raises(InputError) as in_memory:
+        io.read_table(str(path))
+    assert str(on_spark.value) == str(in_memory.value)
+
+
 @pytest.fixture(scope="module")
 def planted_file(tmp_path_factory):
     transactions, _ = generate_transactions(700, as_of=AS_OF, random_state=3)

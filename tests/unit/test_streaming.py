@@ -143,3 +143,23 @@ def test_bad_files_are_told_in_one_line_as_in_memory(tmp_path, content, expected
     with pytest.raises(InputError, match=expected) as caught:
         clean_streaming(str(path), data=DataConfig())
     assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
+def test_a_header_naming_a_column_twice_is_refused_from_disk_as_in_memory(tmp_path):
+    # DuckDB would read the second one as amount_1 and use the first without a word
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,timestamp,amount,amount\na,2024-01-01,1,2\n")
+    with pytest.raises(InputError) as on_disk:
+        clean_streaming(str(path), data=DataConfig())
+    with pytest.raises(InputError) as in_memory:
+        io.read_table(str(path))
+    assert str(on_disk.value) == str(in_memory.value)
+    assert "column 'amount'" in str(on_disk.value) and "more than once" in str(on_disk.value)
+
+
+def test_a_nul_byte_in_an_id_is_refused_from_disk_naming_its_row(tmp_path):
+    # a NUL would otherwise cut C1\0X short to C1: a phantom customer
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\nb,2024-01-01,1\nC1\0X,2024-01-02,2\n")
+    with pytest.raises(InputError, match=r"row 2.*control character"):
+        clean_streaming(str(path), data=DataConfig())
