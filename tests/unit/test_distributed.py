@@ -78,6 +78,14 @@ def test_spark_refuses_a_header_naming_a_column_twice_as_pandas_does(spark, tmp_
     assert str(on_spark.value) == str(in_memory.value)
 
 
+def test_spark_refuses_a_nul_byte_in_an_id_naming_its_row(spark, tmp_path):
+    # a NUL would otherwise cut C1\0X short to C1: a phantom customer
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"customer_id,timestamp,amount\nb,2024-01-01,1\nC1\0X,2024-01-02,2\n")
+    with pytest.raises(InputError, match=r"row 2.*control character"):
+        clean_on_spark(read_raw(spark.session, str(path)), data=DataConfig(), source="t.csv")
+
+
 @pytest.fixture(scope="module")
 def planted_file(tmp_path_factory):
     transactions, _ = generate_transactions(700, as_of=AS_OF, random_state=3)
