@@ -2,7 +2,8 @@
 
 The same features, cluster assignment, customer value forecasts and labeler mapping as at
 training, so the output table is the training segment table's: scoring the training data
-reproduces the training statuses exactly.
+reproduces the training statuses exactly. ``loyalty score`` and the MLflow pyfunc model
+(:class:`LoyaltySegmentationModel`) both segment through :func:`segment_clean`.
 """
 
 from __future__ import annotations
