@@ -26,19 +26,23 @@ from pipeline.schema import (
     CUSTOMER_ID,
     DISCOUNT,
     INVOICE,
+    NON_ASCII,
     PRODUCT,
     QUANTITY,
     REASON,
     SOURCE_ROW,
     TIMESTAMP,
     EngineLines,
+    IdNotice,
     check_columns,
     classify_rows,
     finish_rows,
     first_problem,
+    normalise_id,
     reason_counts,
     resolve_as_of,
     returns_identifiable,
+    tell_id_notices,
 )
 
 if TYPE_CHECKING:
@@ -89,10 +93,23 @@ def _with_source_rows(raw: DataFrame) -> DataFrame:
 def _customer_key(column: str) -> Any:
     from pyspark.sql import functions as F
 
-    # The same normalisation as the cleaning's (12346.0 is customer 12346), so that every row of
-    # one customer lands in one partition, whatever its spelling.
+    # The same normalisation as the cleaning's (12346.0 is customer 12346, full-width ＣＵＳ１
+    # is CUS1), so that every row of one customer lands in one partition, whatever its
+    # spelling.
     text = F.trim(F.col(f"`{column}`").cast("string"))
-    return F.regexp_replace(text, r"^(\d+)\.0+$", "$1")
+    return F.regexp_replace(_normalised_ids(text), r"^(\d+)\.0+$", "$1")
+
+
+def _normalised_ids(text: Any) -> Any:
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")  # type: ignore[call-overload]
+    def normalised(ids: pd.Series) -> pd.Series:
+        # Only ids outside ASCII can change: the rest are handed back untouched.
+        special = ids.str.contains(NON_ASCII, regex=True).fillna(False)
+        return ids.where(~special, ids[special].map(normalise_id))
+
+    return normalised(text)
 
 
 def _problems_json(problems: list[InputError]) -> str:
@@ -101,6 +118,10 @@ def _problems_json(problems: list[InputError]) -> str:
 
 def _problems_from(texts: list[str]) -> list[InputError]:
     return [InputError(**fields) for text in texts for fields in json.loads(text)]
+
+
+def _notices_from(texts: list[str]) -> list[IdNotice]:
+    return [IdNotice(**fields) for text in texts for fields in json.loads(text)]
 
 
 def _partition_frame(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +197,8 @@ def clean_on_spark(
         )
     partitions = max(4, rows_in // ROWS_PER_PARTITION)
     key = F.abs(F.hash(_customer_key(data.columns.customer_id))) % partitions
-    grouped = indexed.groupBy(key.alias("__partition"))
+    # A column first: the key holds a pandas UDF, which Spark evaluates in a projection.
+    grouped = indexed.withColumn("__partition", key).groupBy("__partition")
     raw_columns = list(raw.columns)
 
     def latest(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -208,12 +230,23 @@ def clean_on_spark(
         returned = part.returns.assign(**{_KIND: "return"})
         set_aside = part.quarantine.rename(columns={c: f"{_RAW}{c}" for c in raw_columns})
         set_aside = set_aside.astype({f"{_RAW}{c}": "string" for c in raw_columns})
-        return _frame(out_schema, kept, returned, set_aside.assign(**{_KIND: "quarantine"}))
+        notices = pd.DataFrame(
+            {_KIND: ["notice"], _PROBLEM: [json.dumps([asdict(n) for n in rows.problems.notices])]}
+        )
+        return _frame(
+            out_schema,
+            kept,
+            returned,
+            set_aside.assign(**{_KIND: "quarantine"}),
+            notices if rows.problems.notices else notices.iloc[:0],
+        )
 
     cleaned = grouped.applyInPandas(finish, ", ".join(f"`{n}` {t}" for n, t in out_schema))
     cleaned = cleaned.persist()
     problems = cleaned.filter(F.col(_KIND) == "problem").select(_PROBLEM).collect()
     _raise_first(_problems_from([row[_PROBLEM] for row in problems]))
+    notices = cleaned.filter(F.col(_KIND) == "notice").select(_PROBLEM).collect()
+    tell_id_notices(_notices_from([row[_PROBLEM] for row in notices]))
     line_columns = [name for name, _ in lines]
     kept = cleaned.filter(F.col(_KIND) == "line")
     rows_used = kept.count()

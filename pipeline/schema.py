@@ -155,11 +155,14 @@ class Problems:
 
     Checks record problems instead of raising, so that a file split into partitions (Spark)
     reports the same first problem as the whole file: the one at the earliest row (problems of
-    a whole column first), with the rows counted over every partition.
+    a whole column first), with the rows counted over every partition. Warnings about ids
+    (:class:`IdNotice`) are gathered the same way, so that a partitioned file tells each once,
+    counted over every partition.
     """
 
     def __init__(self) -> None:
         self.found: list[InputError] = []
+        self.notices: list[IdNotice] = []
 
     def add(self, error: InputError) -> None:
         self.found.append(error)
@@ -168,6 +171,41 @@ class Problems:
         first = first_problem(self.found)
         if first is not None:
             raise first
+
+
+@dataclass(frozen=True)
+class IdNotice:
+    """Ids a user should hear about but that do not stop the run (see :func:`tell_id_notices`)."""
+
+    check: str  # MERGED_IDS or MIXED_SCRIPT_IDS
+    source: str
+    column: str | None
+    count: int
+    example: str
+
+
+MERGED_IDS, MIXED_SCRIPT_IDS = "merged_ids", "mixed_script_ids"
+_NOTICE_TEXT = {
+    MERGED_IDS: "ids became the same as another id once normalised (NFKC, zero-width characters "
+    "removed), e.g. '{example}'; they are counted as one customer",
+    MIXED_SCRIPT_IDS: "ids mix ASCII letters with letters of another script (a look-alike such "
+    "as Cyrillic 'С' for 'C'?), e.g. '{example}'; each is its own customer",
+}
+
+
+def tell_id_notices(notices: list[IdNotice]) -> None:
+    """Log one warning per kind of notice, its count summed over the partitions that found it."""
+    for check in (MERGED_IDS, MIXED_SCRIPT_IDS):
+        same = [notice for notice in notices if notice.check == check]
+        if same:
+            first = min(same, key=lambda notice: notice.example)
+            log.warning(
+                "%s, column '%s': %d %s",
+                first.source,
+                first.column,
+                sum(notice.count for notice in same),
+                _NOTICE_TEXT[check].format(example=quote(first.example)),
+            )
 
 
 def first_problem(found: list[InputError]) -> InputError | None:
@@ -431,56 +469,67 @@ def _customer_ids(
                 ),
                 problems,
             )
-    ids = _normalise_ids(ids, source=source, column=column)
+    ids = _normalise_ids(ids, source=source, column=column, problems=problems)
     # Parquet files often store ids as floats (12346.0) because of missing values; the id is
     # the integer, so drop the spurious fraction rather than invent a new customer.
     ids = ids.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     return ids.mask(ids == "")
 
 
-def _normalise_ids(ids: pd.Series, *, source: str | None, column: str | None) -> pd.Series:
-    """NFKC and without zero-width characters (full-width ``ＣＵＳ１`` is ``CUS1``); ASCII ids,
-    nearly all of them, are left alone without being looked at one by one."""
-    special = ids.str.contains("[^\x00-\x7f]", regex=True).fillna(False)
+def normalise_id(value: str) -> str:
+    """One id as the pipeline knows it: NFKC, zero-width characters removed, stripped.
+
+    Full-width ``ＣＵＳ１`` is ``CUS1``. Partitioned readers key their partitions by it, so that
+    ids that become one customer are cleaned in one partition.
+    """
+    return unicodedata.normalize("NFKC", re.sub(_ZERO_WIDTH, "", value)).strip()
+
+
+# Ids with a character outside ASCII: the only ones normalising can change.
+NON_ASCII = r"[^\x00-\x7f]"
+
+
+def _normalise_ids(
+    ids: pd.Series, *, source: str | None, column: str | None, problems: Problems | None
+) -> pd.Series:
+    """:func:`normalise_id` on every id; ASCII ids, nearly all of them, are left alone without
+    being looked at one by one.
+
+    With ``source``, ids that normalising made equal to another id, or that mix ASCII letters
+    with another script, are notices: gathered in ``problems`` (told once by the caller over
+    every partition), or told at once without it.
+    """
+    special = ids.str.contains(NON_ASCII, regex=True).fillna(False)
     if not special.any():
         return ids
     before = ids[special]
-    after = before.map(
-        lambda value: unicodedata.normalize("NFKC", re.sub(_ZERO_WIDTH, "", value)).strip(),
-        na_action="ignore",
-    ).astype("string")
+    after = before.map(normalise_id, na_action="ignore").astype("string")
     normalised = ids.copy()
     normalised.loc[special] = after
-    if source is not None:
-        raw_ids = set(ids.dropna().unique())
-        changed = before[after != before]
-        merged = {
-            value
-            for value, new in zip(changed, after[after != before], strict=True)
-            if new in raw_ids or (after == new).sum() > 1
-        }
-        if merged:
-            log.warning(
-                "%s, column '%s': %d ids became the same as another id once normalised (NFKC, "
-                "zero-width characters removed), e.g. '%s'; they are counted as one customer",
-                source,
-                column,
-                len(merged),
-                quote(sorted(merged)[0]),
-            )
-        still = normalised[special]
-        mixed = still.str.contains("[A-Za-z]", regex=True) & still.str.contains(
-            "[^\x00-\x7f]", regex=True
+    if source is None:
+        return normalised
+    notices = []
+    raw_ids = set(ids.dropna().unique())
+    changed = before[after != before]
+    merged = {
+        value
+        for value, new in zip(changed, after[after != before], strict=True)
+        if new in raw_ids or (after == new).sum() > 1
+    }
+    if merged:
+        notices.append(IdNotice(MERGED_IDS, source, column, len(merged), min(merged)))
+    still = normalised[special]
+    mixed = (
+        still.str.contains("[A-Za-z]", regex=True) & still.str.contains(NON_ASCII, regex=True)
+    ).fillna(False)
+    if mixed.any():
+        notices.append(
+            IdNotice(MIXED_SCRIPT_IDS, source, column, int(mixed.sum()), min(still[mixed]))
         )
-        if mixed.fillna(False).any():
-            log.warning(
-                "%s, column '%s': %d ids mix ASCII letters with letters of another script (a "
-                "look-alike such as Cyrillic 'С' for 'C'?), e.g. '%s'; each is its own customer",
-                source,
-                column,
-                int(mixed.fillna(False).sum()),
-                quote(still[mixed.fillna(False)].iloc[0]),
-            )
+    if problems is None:
+        tell_id_notices(notices)
+    else:
+        problems.notices.extend(notices)
     return normalised
 
 
@@ -833,6 +882,7 @@ def clean_transactions(
         )
     rows = classify_rows(raw, data=data, source=source)
     rows.problems.raise_first()
+    tell_id_notices(rows.problems.notices)
     resolved = resolve_as_of(as_of, [rows.latest_usable()], source=source)
     return combine_parts(
         [finish_rows(rows, data=data, as_of=resolved)],

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import duckdb.sqltypes
 import pandas as pd
 
 from pipeline import io
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.errors import InputError
 from pipeline.schema import (
+    NON_ASCII,
     REASON,
     SOURCE_ROW,
     EngineLines,
@@ -30,8 +32,10 @@ from pipeline.schema import (
     classify_rows,
     finish_rows,
     first_problem,
+    normalise_id,
     resolve_as_of,
     returns_identifiable,
+    tell_id_notices,
 )
 
 if TYPE_CHECKING:
@@ -160,10 +164,11 @@ def clean_streaming(
     else:
         resolved = pd.Timestamp(as_of).normalize()
 
-    problems, reasons, rows_used = [], {}, 0
+    problems, notices, reasons, rows_used = [], [], {}, 0
     for number, part in enumerate(parts):
         rows = classify_rows(partition(part), data=data, source=source)
         problems.extend(rows.problems.found)
+        notices.extend(rows.problems.notices)
         if problems:
             continue  # a problem stops the run: keep looking only to tell the first one
         cleaned = finish_rows(rows, data=data, as_of=resolved)
@@ -179,6 +184,7 @@ def clean_streaming(
         set_aside = cleaned.quarantine.astype({c: "string" for c in columns})
         _write(set_aside, folder / "quarantine", number)
     _raise_first(problems)
+    tell_id_notices(notices)
     if rows_used == 0:
         raise InputError(
             source,
@@ -218,11 +224,16 @@ def _partition_on_disk(
             )
         partitions = max(1, -(-rows_in // ROWS_PER_PARTITION))
         customer = f'"{data.columns.customer_id}"'
-        # The same normalisation as the cleaning's (12346.0 is customer 12346), so that every
-        # row of one customer lands in one partition, whatever its spelling.
+        # The same normalisation as the cleaning's (12346.0 is customer 12346, full-width
+        # ＣＵＳ１ is CUS1), so that every row of one customer lands in one partition, whatever
+        # its spelling. Only ids outside ASCII go through Python.
+        connection.create_function(
+            "normalise_id", normalise_id, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.VARCHAR
+        )
+        text = f"trim(CAST({customer} AS VARCHAR))"
         key = (
-            f"coalesce(regexp_replace(trim(CAST({customer} AS VARCHAR)), "
-            f"'^(\\d+)\\.0+$', '\\1'), '')"
+            f"coalesce(regexp_replace(CASE WHEN regexp_matches({text}, '{NON_ASCII}') "
+            f"THEN normalise_id({text}) ELSE {text} END, '^(\\d+)\\.0+$', '\\1'), '')"
         )
         connection.execute(
             f"COPY (SELECT *, row_number() OVER () - 1 AS {_ROW}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from pipeline.config import DataConfig, TransactionColumns
@@ -39,3 +41,14 @@ RETAIL_ROWS = [
 
 def retail():
     return raw(RETAIL_ROWS, ("invoice", "code", "qty", "price", "cust", "date"))
+
+
+def look_alike_ids_file(path: Path) -> Path:
+    """A CSV where one customer is spelt three ways that normalise to one (plain, full-width,
+    with a zero-width space), scattered among 40 others."""
+    rows = [[f"K{i}", f"2024-01-{1 + i % 28:02d}", "3"] for i in range(40)]
+    rows[5:5] = [["CUS1", "2024-01-01", "5"]]
+    rows[17:17] = [["ＣＵＳ１", "2024-01-04", "6"]]  # full-width
+    rows[33:33] = [["CUS\u200b1", "2024-01-09", "7"]]
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    return path

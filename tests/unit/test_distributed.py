@@ -13,7 +13,7 @@ from pipeline.schema import clean_transactions
 from pipeline.score import run_scoring
 from pipeline.synthetic import generate_transactions
 from pipeline.train import fit_segmentation
-from tests.unit.conftest import RETAIL, retail
+from tests.unit.conftest import RETAIL, look_alike_ids_file, retail
 
 SPARK = EngineConfig(name="spark", spark_master="local[2]")
 AS_OF = pd.Timestamp("2025-12-31")
@@ -141,3 +141,22 @@ def test_scoring_on_spark_writes_the_segments_pandas_scoring_writes(spark, plant
     assert got.customers == len(expected.segments)
     pd.testing.assert_frame_equal(got.summary, expected.summary, check_exact=False, rtol=1e-12)
     assert got.drift == pytest.approx(expected.drift)
+
+
+def test_spark_cleans_look_alike_ids_together_and_tells_the_merge_once(spark, tmp_path, caplog):
+    # Keyed by the raw text, the three spellings of CUS1 would be cleaned in different
+    # partitions, and no partition would see two of them to warn about; a warning given
+    # inside a Spark worker would not reach the user either.
+    path = look_alike_ids_file(tmp_path / "ids.csv")
+    expected = clean_transactions(
+        io.read_table(str(path), string_columns=("customer_id",)), data=DataConfig(), source="i.csv"
+    )
+    told_in_memory = [r.getMessage() for r in caplog.records if "normalised" in r.getMessage()]
+    caplog.clear()
+    got = clean_on_spark(read_raw(spark.session, str(path)), data=DataConfig(), source="i.csv")
+    told_on_spark = [r.getMessage() for r in caplog.records if "normalised" in r.getMessage()]
+    pd.testing.assert_frame_equal(
+        sorted_lines(got.lines.toPandas()), sorted_lines(expected.transactions), check_dtype=False
+    )
+    assert told_on_spark == told_in_memory
+    assert len(told_in_memory) == 1 and ": 2 ids became the same" in told_in_memory[0]

@@ -12,7 +12,7 @@ from pipeline.schema import clean_transactions
 from pipeline.streaming import clean_streaming, streams
 from pipeline.synthetic import generate_transactions
 from pipeline.train import fit_segmentation
-from tests.unit.conftest import RETAIL, retail
+from tests.unit.conftest import RETAIL, look_alike_ids_file, retail
 
 AS_OF = pd.Timestamp("2025-12-31")
 
@@ -163,3 +163,27 @@ def test_a_nul_byte_in_an_id_is_refused_from_disk_naming_its_row(tmp_path):
     path.write_bytes(b"customer_id,timestamp,amount\nb,2024-01-01,1\nC1\0X,2024-01-02,2\n")
     with pytest.raises(InputError, match=r"row 2.*control character"):
         clean_streaming(str(path), data=DataConfig())
+
+
+def test_look_alike_ids_meet_in_one_partition_and_are_told_once_as_in_memory(
+    tmp_path, small_partitions, caplog
+):
+    # Keyed by the raw text, the three spellings of CUS1 would be cleaned in different
+    # partitions, and no partition would see two of them to warn about.
+    path = look_alike_ids_file(tmp_path / "ids.csv")
+    data = DataConfig()
+    expected = in_memory(path, data)
+    told_in_memory = [r.getMessage() for r in caplog.records if "normalised" in r.getMessage()]
+    caplog.clear()
+    got = clean_streaming(str(path), data=data)
+    told_from_disk = [r.getMessage() for r in caplog.records if "normalised" in r.getMessage()]
+    lines = pd.read_parquet(got.folder / "lines")
+    pd.testing.assert_frame_equal(
+        canonical(lines), canonical(expected.transactions), check_dtype=False
+    )
+    raw_parts = [pd.read_parquet(part) for part in sorted((got.folder / "raw").iterdir())]
+    assert len(raw_parts) > 5
+    holding = [p for p in raw_parts if p["customer_id"].str.contains("CUS|ＣＵＳ").any()]
+    assert len(holding) == 1 and holding[0]["customer_id"].str.contains("CUS|ＣＵＳ").sum() == 3
+    assert told_from_disk == told_in_memory
+    assert len(told_in_memory) == 1 and ": 2 ids became the same" in told_in_memory[0]
