@@ -16,6 +16,7 @@ seeded sample of customers (``fit_sample_size``) for very large bases.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import io
@@ -290,6 +291,11 @@ class _NonFiniteLikelihood(ArithmeticError):
 def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Generator):
     """Bounded multi-start maximum likelihood on the scaled time axis.
 
+    The first two starts, which every fit tries, run side by side on two threads (the
+    likelihood's work is in numpy and scipy's hyp2f1, which release the GIL); a third only when
+    they disagree. Each start's result does not depend on the other's, and the starts are drawn
+    from ``rng`` in the same order as one after the other, so the outcome is the same.
+
     Returns (parameters on the scaled axis, negative log-likelihood per customer); raises
     RuntimeError when no start converges.
     """
@@ -298,7 +304,6 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
         _nbd_negative_log_likelihood if kind == NO_DROPOUT else _negative_log_likelihood(kind)
     )
     args = (f.astype(int) if kind == "pareto_nbd" else f, r, t, counts, penalizer)
-    best, problems = None, []
 
     def finite_objective(log_params: np.ndarray) -> float:
         value = float(objective(log_params, *args))
@@ -306,14 +311,9 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
             raise _NonFiniteLikelihood(log_params)
         return value
 
-    for scale in START_SCALES:
-        start = np.log(scale * rng.normal(1.0, 0.05, size=n_params))
-        with (
-            warnings.catch_warnings(),
-            np.errstate(all="ignore"),
-            contextlib.redirect_stdout(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore", RuntimeWarning)
+    def minimise(start: np.ndarray):
+        """The optimum reached from ``start``, or why none was."""
+        with np.errstate(all="ignore"):  # numpy's error state is per thread
             try:
                 result = minimize(
                     finite_objective,
@@ -323,17 +323,35 @@ def _optimise(kind: str, f, r, t, counts, penalizer: float, rng: np.random.Gener
                     options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
                 )
             except _NonFiniteLikelihood as stopped:
-                problems.append(str(stopped))
-                continue
+                return str(stopped)
         if not (result.success and np.isfinite(result.fun)):
-            problems.append(str(result.message))
-            continue
-        if best is not None and abs(result.fun - best.fun) <= AGREEMENT * max(abs(best.fun), 1.0):
-            # Two starts that reach the same optimum are the evidence sought: stop there.
-            best = result if result.fun < best.fun else best
-            break
-        if best is None or result.fun < best.fun:
-            best = result
+            return str(result.message)
+        return result
+
+    def draw(scale: float) -> np.ndarray:
+        return np.log(scale * rng.normal(1.0, 0.05, size=n_params))
+
+    best, problems = None, []
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pending = [pool.submit(minimise, draw(scale)) for scale in START_SCALES[:2]]
+        for scale in START_SCALES:
+            result = pending.pop(0).result() if pending else minimise(draw(scale))
+            if isinstance(result, str):
+                problems.append(result)
+                continue
+            if best is not None and abs(result.fun - best.fun) <= AGREEMENT * max(
+                abs(best.fun), 1.0
+            ):
+                # Two starts that reach the same optimum are the evidence sought: stop there.
+                best = result if result.fun < best.fun else best
+                break
+            if best is None or result.fun < best.fun:
+                best = result
     if best is None:
         raise RuntimeError(f"optimiser did not converge from any start: {problems[-1]}")
     return np.exp(best.x), float(best.fun)

@@ -517,3 +517,42 @@ def test_a_start_that_meets_a_non_finite_likelihood_stops_at_once(monkeypatch):
         )
     # one evaluation per start (three starts), unpenalised and then penalised
     assert len(calls) == 2 * len(clv.START_SCALES)
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "pareto_nbd"])
+def test_the_first_two_starts_run_side_by_side_and_give_what_one_after_the_other_gives(
+    cdnow, kind, monkeypatch
+):
+    import concurrent.futures
+    import threading
+
+    columns = [cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency_days", "tenure_days")]
+    real = clv._negative_log_likelihood
+    threads: set[int] = set()
+
+    def spied(name):
+        objective = real(name)
+
+        def counted(*args):
+            threads.add(threading.get_ident())
+            return objective(*args)
+
+        return counted
+
+    monkeypatch.setattr(clv, "_negative_log_likelihood", spied)
+    side_by_side = clv.fit_purchase_model(
+        kind, *columns, penalizer=0.001, rng=np.random.default_rng(3)
+    )
+    assert len(threads) == 2
+
+    class OneThread(concurrent.futures.ThreadPoolExecutor):
+        def __init__(self, max_workers=None):
+            super().__init__(max_workers=1)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", OneThread)
+    threads.clear()
+    one_after_the_other = clv.fit_purchase_model(
+        kind, *columns, penalizer=0.001, rng=np.random.default_rng(3)
+    )
+    assert len(threads) == 1
+    assert one_after_the_other == side_by_side  # the same bits
