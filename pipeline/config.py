@@ -461,11 +461,25 @@ class CLVConfig(_Section):
         "earlier (within 0.5-2) when the holdout is that season; off by default: on a base that "
         "grows or ages between the two years the year-ago error is not this year's",
     )
+    # The BTYD and Gamma-Gamma parameters describe the population (4 + 3 numbers), so their
+    # sampling error shrinks as 1/sqrt(n) and a sample fixes them as well as the whole base:
+    # measured on 100,000 planted customers (`make bench` case fit_sample, README "Speed,
+    # measured"), fits on 25,000 of them moved the total expected purchases and spend by at most
+    # 0.4% and each customer's forecast by a median 0.3% (rank correlation >= 0.9999), far
+    # inside the holdout's own error, for a quarter of the fitting time.
     fit_sample_size: int | None = Field(
+        default=25_000,
+        ge=1000,
+        description="BTYD and Gamma-Gamma parameters are fitted on a seeded sample of at most "
+        "this many customers (every customer is still forecast)",
+    )
+    # The learned model has far more to learn (trees over two dozen inputs), so it keeps a
+    # larger sample: its cost stays bounded, its accuracy is not traded for speed.
+    learned_sample_size: int | None = Field(
         default=100_000,
         ge=1000,
-        description="fit on a seeded sample of at most this many customers (parameters of "
-        "four-parameter models are estimated to well under 1% from 100,000)",
+        description="the learned value model is trained on a seeded sample of at most this "
+        "many customer windows",
     )
     penalizer: float = Field(default=0.001, ge=0)
     monetary_penalizer: float = Field(default=0.001, ge=0)

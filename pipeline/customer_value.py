@@ -570,8 +570,8 @@ class _Candidates:
         return fitted
 
     def sample(self, frame: pd.DataFrame, *arrays: np.ndarray):
-        """At most ``fit_sample_size`` rows, seeded (the learned model's cost stays bounded)."""
-        limit = self.config.fit_sample_size
+        """At most ``learned_sample_size`` rows, seeded (the learned model's cost stays bounded)."""
+        limit = self.config.learned_sample_size
         if limit is None or len(frame) <= limit:
             return (frame, *arrays)
         rows = np.sort(

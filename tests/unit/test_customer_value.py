@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.config import CLVConfig
 from pipeline.customer_value import (
+    _Candidates,
     extend_probability,
     holdout_windows,
     order_value_shape,
@@ -252,3 +253,19 @@ def test_a_customer_without_a_past_of_their_own_is_stable_with_no_confidence():
     )
     trend = value_trend(young, window_days=180, spend_shape=10.0)
     assert trend.iloc[0].tolist() == [1.0, 0.0, "stable"]
+
+
+def test_the_btyd_fits_and_the_learned_model_each_take_their_own_sample_size():
+    # Population parameters need fewer customers than trees over two dozen inputs: the two
+    # samples are set apart, so shrinking one never starves the other.
+    config = CLVConfig(fit_sample_size=2000, learned_sample_size=3000)
+    candidates = _Candidates(config, trend_window_days=90, random_state=0)
+    assert candidates.purchase_model("bgnbd").fit_sample_size == 2000
+    frame = pd.DataFrame({"x": np.arange(5000)})
+    sampled, target = candidates.sample(frame, np.arange(5000))
+    assert len(sampled) == 3000 and (sampled["x"].to_numpy() == target).all()
+    assert sampled["x"].is_monotonic_increasing  # seeded rows kept in their order
+    unlimited = _Candidates(
+        CLVConfig(learned_sample_size=None), trend_window_days=90, random_state=0
+    )
+    assert len(unlimited.sample(frame)[0]) == 5000
