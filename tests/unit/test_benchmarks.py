@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline import benchmarks
 from pipeline.benchmarks import parse_sizes, train_summary
 
 
@@ -31,3 +32,15 @@ def test_the_train_summary_states_shares_and_ratios_against_targets_and_the_note
     assert "largest stage clustering: 50% of the total, 1.25x the 40% ceiling (over)" in text
     assert "time target 20 s: 2.00x the target (not met)" in text
     assert "train takes 4.00x its time and 3.00x its memory" in text
+
+
+@pytest.mark.slow
+def test_the_value_stage_case_runs_on_inputs_made_as_train_makes_them(tmp_path, monkeypatch):
+    # The case once built its features without the activity windows train adds, and its
+    # forecast stopped with "learned value model needs columns ...": a bench that cannot run
+    # measures nothing.
+    monkeypatch.setattr(benchmarks, "CACHE", tmp_path)
+    figures = benchmarks.case_clv(1500)
+    assert figures["customers"] == 1500
+    assert figures["seconds"] > 0 and figures["window_seconds"] > 0
+    assert figures["chosen"] in {"bgnbd", "pareto_nbd", "mbgnbd", "nbd", "learned", "last_period"}
