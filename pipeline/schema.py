@@ -185,11 +185,12 @@ class IdNotice:
 
 
 MERGED_IDS, MIXED_SCRIPT_IDS = "merged_ids", "mixed_script_ids"
-_NOTICE_TEXT = {
-    MERGED_IDS: "ids became the same as another id once normalised (NFKC, zero-width characters "
-    "removed), e.g. '{example}'; they are counted as one customer",
-    MIXED_SCRIPT_IDS: "ids mix ASCII letters with letters of another script (a look-alike such "
-    "as Cyrillic 'С' for 'C'?), e.g. '{example}'; each is its own customer",
+# One template per kind: the command line shows a repeated warning template once per run.
+_NOTICE_TEMPLATE = {
+    MERGED_IDS: "%s, column '%s': %d ids became the same as another id once normalised (NFKC, "
+    "zero-width characters removed), e.g. '%s'; they are counted as one customer",
+    MIXED_SCRIPT_IDS: "%s, column '%s': %d ids mix ASCII letters with letters of another script "
+    "(a look-alike such as Cyrillic 'С' for 'C'?), e.g. '%s'; each is its own customer",
 }
 
 
@@ -200,11 +201,11 @@ def tell_id_notices(notices: list[IdNotice]) -> None:
         if same:
             first = min(same, key=lambda notice: notice.example)
             log.warning(
-                "%s, column '%s': %d %s",
+                _NOTICE_TEMPLATE[check],
                 first.source,
                 first.column,
                 sum(notice.count for notice in same),
-                _NOTICE_TEXT[check].format(example=quote(first.example)),
+                quote(first.example),
             )
 
 
