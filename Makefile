@@ -65,6 +65,16 @@ ui: $(STAMP) ## Browse runs in the MLflow UI at http://127.0.0.1:$(MLFLOW_PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
 		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
+UI_CHECK_PORT ?= 5099
+.PHONY: ui-screenshots
+ui-screenshots: $(STAMP) ## Screenshot the README's MLflow UI walkthrough in a headless Chromium (outputs/ui-walkthrough/)
+	@$(BIN)/python -c 'import PyQt6.QtWebEngineWidgets' 2>/dev/null || { echo "Installing the ui-check extra (QtWebEngine: Chromium as a pip wheel, about 200 MB)"; \
+		set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev,ui-check]" | { grep -v '^Requirement already satisfied' || true; }; }
+	@$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
+		--host 127.0.0.1 --port $(UI_CHECK_PORT) >/dev/null 2>&1 & server=$$!; \
+	trap "kill $$server 2>/dev/null" EXIT; \
+	$(BIN)/python -m tests.ui_walkthrough --url http://127.0.0.1:$(UI_CHECK_PORT) --out outputs/ui-walkthrough
+
 clean: ## Remove run outputs (tracking store, artifacts, outputs, generated data, models)
 	rm -rf outputs mlruns mlartifacts mlflow.db data/embedded .pytest_cache .ruff_cache
 	find models -type f ! -name .gitkeep -delete
