@@ -23,7 +23,7 @@ from rich.table import Table
 
 from pipeline.config import DEFAULT_CONFIG_PATH, MAX_HORIZON_DAYS, check_as_of, load_config
 from pipeline.errors import LockedError, TrackingError, UserFacingError
-from pipeline.noise import capture_warnings, warnings_summary
+from pipeline.noise import capture_warnings, release_log_filter, warnings_summary
 from pipeline.redact import RedactingConsole, install_excepthook, install_log_redaction
 
 if TYPE_CHECKING:
@@ -67,8 +67,10 @@ def _configure_logging(verbose: bool) -> None:
     # Credentials in URIs never reach a log line or a traceback.
     install_log_redaction()
     install_excepthook()
-    # Third-party warnings are counted and logged once per kind, never printed one by one.
+    # Third-party warnings are counted and logged once per kind, never printed one by one,
+    # for as long as the command runs.
     capture_warnings()
+    click.get_current_context().call_on_close(release_log_filter)
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -11,6 +11,7 @@ in pandas, another in Spark). The features in between are the ibis definitions o
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -26,7 +27,6 @@ from pipeline.schema import (
     CUSTOMER_ID,
     DISCOUNT,
     INVOICE,
-    NON_ASCII,
     PRODUCT,
     QUANTITY,
     REASON,
@@ -36,9 +36,9 @@ from pipeline.schema import (
     IdNotice,
     check_columns,
     classify_rows,
+    customer_id_keys,
     finish_rows,
     first_problem,
-    normalise_id,
     reason_counts,
     resolve_as_of,
     returns_identifiable,
@@ -76,7 +76,7 @@ def read_raw(session: SparkSession, source: str) -> DataFrame:
         if first is not None:
             from pipeline.io import check_unique_names
 
-            check_unique_names(first.value.split(separator), source)
+            check_unique_names(next(csv.reader([first.value], delimiter=separator)), source)
         return session.read.csv(source, header=True, sep=separator, inferSchema=False)
     return session.read.parquet(source)
 
@@ -91,29 +91,22 @@ def _with_source_rows(raw: DataFrame) -> DataFrame:
 
 
 def _customer_key(column: str) -> Any:
+    """Each row's customer id as the cleaning will make it (12346.0 is customer 12346,
+    full-width ＣＵＳ１ is CUS1: :func:`pipeline.schema.customer_id_keys`), so that every row
+    of one customer lands in one partition, whatever its spelling."""
     from pyspark.sql import functions as F
-
-    # The same normalisation as the cleaning's (12346.0 is customer 12346, full-width ＣＵＳ１
-    # is CUS1), so that every row of one customer lands in one partition, whatever its
-    # spelling.
-    text = F.trim(F.col(f"`{column}`").cast("string"))
-    return F.regexp_replace(_normalised_ids(text), r"^(\d+)\.0+$", "$1")
-
-
-def _normalised_ids(text: Any) -> Any:
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("string")  # type: ignore[call-overload]
-    def normalised(ids: pd.Series) -> pd.Series:
-        # Only ids outside ASCII can change: the rest are handed back untouched.
-        special = ids.str.contains(NON_ASCII, regex=True).fillna(False)
-        return ids.where(~special, ids[special].map(normalise_id))
+    def keys(ids: pd.Series) -> pd.Series:
+        return customer_id_keys(ids)
 
-    return normalised(text)
+    return keys(F.col(f"`{column}`").cast("string"))
 
 
-def _problems_json(problems: list[InputError]) -> str:
-    return json.dumps([asdict(problem) for problem in problems])
+def _to_json(records: list[InputError] | list[IdNotice]) -> str:
+    """Problems or notices of a partition, as text for a Spark column."""
+    return json.dumps([asdict(record) for record in records])
 
 
 def _problems_from(texts: list[str]) -> list[InputError]:
@@ -204,7 +197,7 @@ def clean_on_spark(
     def latest(pdf: pd.DataFrame) -> pd.DataFrame:
         rows = classify_rows(_partition_frame(pdf[[*raw_columns, _ROW]]), data=data, source=source)
         return pd.DataFrame(
-            {_LATEST: [rows.latest_usable()], _PROBLEM: [_problems_json(rows.problems.found)]}
+            {_LATEST: [rows.latest_usable()], _PROBLEM: [_to_json(rows.problems.found)]}
         )
 
     if as_of is None:
@@ -224,22 +217,18 @@ def clean_on_spark(
     def finish(pdf: pd.DataFrame) -> pd.DataFrame:
         rows = classify_rows(_partition_frame(pdf[[*raw_columns, _ROW]]), data=data, source=source)
         if rows.problems.found:
-            return _frame(out_schema, problem=_problems_json(rows.problems.found))
+            return _frame(out_schema, problem=_to_json(rows.problems.found))
         part = finish_rows(rows, data=data, as_of=as_of)
         kept = part.transactions.assign(**{_KIND: "line", SOURCE_ROW: part.transactions.index + 1})
         returned = part.returns.assign(**{_KIND: "return"})
         set_aside = part.quarantine.rename(columns={c: f"{_RAW}{c}" for c in raw_columns})
         set_aside = set_aside.astype({f"{_RAW}{c}": "string" for c in raw_columns})
-        notices = pd.DataFrame(
-            {_KIND: ["notice"], _PROBLEM: [json.dumps([asdict(n) for n in rows.problems.notices])]}
-        )
-        return _frame(
-            out_schema,
-            kept,
-            returned,
-            set_aside.assign(**{_KIND: "quarantine"}),
-            notices if rows.problems.notices else notices.iloc[:0],
-        )
+        parts = [kept, returned, set_aside.assign(**{_KIND: "quarantine"})]
+        if rows.problems.notices:
+            parts.append(
+                pd.DataFrame({_KIND: ["notice"], _PROBLEM: [_to_json(rows.problems.notices)]})
+            )
+        return _frame(out_schema, *parts)
 
     cleaned = grouped.applyInPandas(finish, ", ".join(f"`{n}` {t}" for n, t in out_schema))
     cleaned = cleaned.persist()

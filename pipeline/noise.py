@@ -143,6 +143,17 @@ def capture_warnings() -> WarningCounter:
     return COUNTER
 
 
+def release_log_filter() -> None:
+    """Take :class:`RepeatedLogFilter` off the root handlers again, when the command ends.
+
+    Handlers can outlive a command run in process (a notebook's, a test runner's capture
+    handlers): kept on them, the filter would hide a later command's first warning of a
+    template an earlier one had shown.
+    """
+    for handler in logging.getLogger().handlers:
+        handler.filters[:] = [f for f in handler.filters if not isinstance(f, RepeatedLogFilter)]
+
+
 def captured_warnings() -> dict[str, dict[str, Any]]:
     """The counts of this process's run so far (empty when nothing warned)."""
     return COUNTER.as_dict()

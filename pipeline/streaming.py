@@ -224,9 +224,10 @@ def _partition_on_disk(
             )
         partitions = max(1, -(-rows_in // ROWS_PER_PARTITION))
         customer = f'"{data.columns.customer_id}"'
-        # The same normalisation as the cleaning's (12346.0 is customer 12346, full-width
-        # ＣＵＳ１ is CUS1), so that every row of one customer lands in one partition, whatever
-        # its spelling. Only ids outside ASCII go through Python.
+        # The id the cleaning will make (pipeline.schema.customer_id_keys: 12346.0 is customer
+        # 12346, full-width ＣＵＳ１ is CUS1), so that every row of one customer lands in one
+        # partition, whatever its spelling. In SQL, so that only ids outside ASCII go through
+        # Python (the whole column through pandas would cost this one pass several times over).
         connection.create_function(
             "normalise_id", normalise_id, [duckdb.sqltypes.VARCHAR], duckdb.sqltypes.VARCHAR
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +14,6 @@ from pipeline.config import ClusteringConfig, CLVConfig, Config, EngineConfig, F
 from pipeline.engine import Engine, connect
 from pipeline.features import CustomerHistory
 from pipeline.model import TrainingResult
-from pipeline.noise import RepeatedLogFilter
 from pipeline.schema import clean_transactions
 from pipeline.synthetic import generate_transactions
 
@@ -34,17 +32,6 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
-
-
-@pytest.fixture(autouse=True)
-def _repeated_warning_filter_stays_in_its_test():
-    """The command line shows each warning template once per run by filtering every root
-    handler; pytest's own log-capture handlers live for the whole session and are among them.
-    A test that runs the command in process would otherwise hide, from every later test's
-    caplog, a warning whose template it had logged."""
-    yield
-    for handler in logging.getLogger().handlers:
-        handler.filters[:] = [f for f in handler.filters if not isinstance(f, RepeatedLogFilter)]
 
 
 def transactions(rows: list[tuple[str, str, float]]) -> pd.DataFrame:

@@ -67,10 +67,15 @@ def test_spark_tells_the_first_problem_of_the_file_with_every_partition_counted(
     )
 
 
-def test_spark_refuses_a_header_naming_a_column_twice_as_pandas_does(spark, tmp_path):
+@pytest.mark.parametrize(
+    "header",
+    ["customer_id,timestamp,amount,amount", 'customer_id,timestamp,amount,"amount"'],
+    ids=["plain", "quoted"],  # a header is CSV too: "amount" is amount
+)
+def test_spark_refuses_a_header_naming_a_column_twice_as_pandas_does(spark, tmp_path, header):
     # Spark would rename the two to amount2 and amount3 and go on
     path = tmp_path / "t.csv"
-    path.write_text("customer_id,timestamp,amount,amount\na,2024-01-01,1,2\n")
+    path.write_text(f"{header}\na,2024-01-01,1,2\n")
     with pytest.raises(InputError) as on_spark:
         read_raw(spark.session, str(path))
     with pytest.raises(InputError) as in_memory:

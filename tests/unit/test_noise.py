@@ -25,6 +25,7 @@ def captured():
         warnings.resetwarnings()
         counter = noise.capture_warnings()
         yield counter, stream
+    noise.release_log_filter()
     root.removeHandler(handler)
     root.setLevel(level)
 
@@ -72,3 +73,35 @@ def test_a_warning_is_attributed_to_the_package_that_raised_it():
     assert noise.package_of(f"{site}/sklearn/cluster/_kmeans.py") == "sklearn"
     assert noise.package_of(f"{site}/lifetimes/fitters/gamma_gamma_fitter.py") == "lifetimes"
     assert noise.package_of("/work/project/pipeline/clv.py") == "pipeline"
+
+
+def test_a_command_run_in_process_takes_its_repeat_filter_off_the_handlers_when_it_ends(
+    tmp_path, monkeypatch
+):
+    # A handler that outlives the command (a notebook's, pytest's capture) would otherwise hide
+    # every later first warning of a template the command had shown.
+    from click.testing import CliRunner
+
+    from pipeline import cli
+
+    monkeypatch.chdir(tmp_path)
+    outliving = logging.StreamHandler(io.StringIO())
+    root = logging.getLogger()
+    root.addHandler(outliving)
+    seen_during = []
+    monkeypatch.setattr(
+        cli,
+        "release_log_filter",
+        lambda original=noise.release_log_filter: (
+            seen_during.append([type(f) for f in outliving.filters]),
+            original(),
+        ),
+    )
+    try:
+        done = CliRunner().invoke(cli.main, ["runs", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    finally:
+        root.removeHandler(outliving)
+    assert done.exit_code == 0, done.output
+    # Filtered while the command ran, and no longer (redaction of credentials may stay).
+    assert len(seen_during) == 1 and noise.RepeatedLogFilter in seen_during[0]
+    assert not any(isinstance(f, noise.RepeatedLogFilter) for f in outliving.filters)
