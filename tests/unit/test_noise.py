@@ -98,7 +98,9 @@ def test_a_command_run_in_process_takes_its_repeat_filter_off_the_handlers_when_
         ),
     )
     try:
-        done = CliRunner().invoke(cli.main, ["runs", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+        done = CliRunner().invoke(
+            cli.main, ["runs", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+        )
     finally:
         root.removeHandler(outliving)
     assert done.exit_code == 0, done.output
