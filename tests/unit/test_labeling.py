@@ -213,7 +213,6 @@ def test_the_shipped_rules_load_and_cover_every_status():
         "new",
         "lost",
         "lost",
-        "lost",
         "at_risk",
         "declining",
     ]
@@ -287,44 +286,3 @@ def test_ranks_from_one_sort_are_pandas_percentile_ranks_to_the_bit():
         np.testing.assert_array_equal(ordered, np.sort(values[~np.isnan(values)]))
     ranks, ordered = ranks_and_sorted(np.array([np.nan, np.nan]))
     assert np.isnan(ranks).all() and len(ordered) == 0
-
-
-def test_a_regular_buyer_six_gaps_late_and_likelier_gone_is_lost_whatever_p_purchase_says():
-    # A purchase model that saw no one leave in its holdout keeps a long-silent regular buyer's
-    # chance high; their own rhythm, with the dropout model's "more likely gone than not",
-    # says they have left. An irregular buyer, one with too few gaps to have a rhythm, or one
-    # the dropout model still thinks likely there, is not judged by it.
-    from pipeline.config import LabelingConfig
-    from pipeline.train import make_labeler
-
-    def customer(cluster, *, frequency=6, gap_cv=0.4, overdue_ratio=7.0, p_alive=0.4):
-        return {
-            "cluster": cluster,
-            "frequency": frequency,
-            "gap_cv": gap_cv,
-            "overdue_ratio": overdue_ratio,
-            "p_purchase": 0.9,
-            "p_alive": p_alive,
-            "tenure_days": 500,
-            "repeat_purchases_per_year": 5.0,
-            "total_spend": 300.0,
-            "spend_change": 0.0,
-            "trend_ratio": 1.0,
-            "trend_confidence": 0.0,
-        }
-
-    frame = pd.DataFrame(
-        [
-            customer(0),  # regular, six gaps late, likelier gone
-            customer(1, gap_cv=1.4),  # irregular
-            customer(2, frequency=2),  # two gaps: no rhythm yet
-            customer(3, overdue_ratio=5.0),  # late, not six gaps
-            customer(4, p_alive=0.7),  # the dropout model thinks them likely still there
-        ]
-    )
-    result = make_labeler(LabelingConfig()).fit(frame).predict(frame)
-    assert result["status"].tolist() == ["lost", "at_risk", "at_risk", "at_risk", "at_risk"]
-    assert result.loc[0, "status_reason"] == (
-        "customer rule: a regular buyer silent for six or more of their own purchase gaps, "
-        "more likely gone than not"
-    )
