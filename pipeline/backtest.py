@@ -555,17 +555,16 @@ def run_backtest(
     say("writing outputs")
     tables = backtest_tables(judgements, horizon_days=horizon)
     result = BacktestResult(chosen, horizon, source.path, fingerprint, judgements, tables)
-    figures = plots.backtest_figures(tables)
+    pngs = plots.render_pngs(plots.backtest_figures(tables))
     run_id = None
     with io.atomic_directory(output) as staging:
         for name, table in tables.items():
             io.write_frame(table, staging / layout.table_file(name))
-        for name, figure in figures.items():
-            io.write_figure(figure, staging / layout.PLOTS / f"{name}.png")
+        io.write_pngs(pngs, staging / layout.PLOTS)
         if config.tracking.enabled:
             say("logging to MLflow")
-            run_id = tracking.log_backtest(result, config, figures=figures, output_dir=staging)
-        html = report.render_backtest_report(result, figures, run_id=run_id)
+            run_id = tracking.log_backtest(result, config, output_dir=staging)
+        html = report.render_backtest_report(result, pngs, run_id=run_id)
         io.write_text(html, staging / layout.BACKTEST_REPORT)
         if run_id:
             tracking.log_report(run_id, html, tracking_uri=config.tracking.tracking_uri)
@@ -578,7 +577,6 @@ def run_backtest(
             },
             staging / layout.BACKTEST_SUMMARY,
         )
-    plots.close(figures)
     return BacktestOutcome(result, output, run_id)
 
 

@@ -506,10 +506,11 @@ def publish_copy(source: Path, destination: Path) -> None:
         shutil.copyfile(source, temporary)
 
 
-def write_figure(figure: Any, path: Path) -> None:
-    """Save a matplotlib figure as PNG (fixed metadata so reruns give identical bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+def write_pngs(pngs: dict[str, bytes], directory: Path) -> None:
+    """Rendered figures (:func:`pipeline.plots.render_pngs`) as ``<name>.png`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, png in pngs.items():
+        (directory / f"{name}.png").write_bytes(png)
 
 
 def append_frame(frame: pd.DataFrame, path: Path) -> None:

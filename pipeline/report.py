@@ -7,7 +7,7 @@ Rendered from the run's results only (no I/O here): :mod:`pipeline.io` writes it
 from __future__ import annotations
 
 import base64
-import io as bytes_io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,8 +19,6 @@ from pipeline.config import STATUSES, shipped_playbook
 from pipeline.metric_names import LAST_PERIOD, PROJECT
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from pipeline.model import TrainingResult
     from pipeline.tracking import TrackedRun
 
@@ -119,10 +117,8 @@ _TEMPLATE = """<!doctype html>
 """
 
 
-def figure_data_uri(figure: Figure) -> str:
-    buffer = bytes_io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 # Columns that hold a share of something: shown as percentages.
@@ -158,7 +154,7 @@ def _table(frame: pd.DataFrame, *, digits: int = 3) -> str:
 
 def render_report(
     result: TrainingResult,
-    figures: dict[str, Figure],
+    pngs: Mapping[str, bytes],
     *,
     run_id: str | None,
     source: str,
@@ -257,7 +253,7 @@ def render_report(
         changes=changes_section(result),
         drift=drift_section(result, threshold=config.monitoring.drift_warn_psi),
         window_days=config.features.recent_window_days,
-        figures={name: figure_data_uri(figure) for name, figure in figures.items()},
+        figures={name: png_data_uri(png) for name, png in pngs.items()},
         planted_f1=f"{metrics['planted_macro_f1']:.3f}" if "planted_macro_f1" in metrics else "",
     )
 
@@ -340,7 +336,7 @@ def _metric_grid(metrics: pd.DataFrame, names: tuple[str, ...], models: list[str
     return wide.rename_axis(None, axis=1).reset_index()
 
 
-def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | None) -> str:
+def render_backtest_report(result, pngs: Mapping[str, bytes], *, run_id: str | None) -> str:
     """The backtest as one self-contained HTML string (``result``: a BacktestResult)."""
     tables = result.tables
     metrics = tables["backtest_metrics"]
@@ -385,7 +381,7 @@ def render_backtest_report(result, figures: dict[str, Figure], *, run_id: str | 
         by_status=_table(by_status[by_status["cutoff"] == "pooled"].drop(columns="cutoff")),
         trend=_table(trend[trend["cutoff"] == "pooled"].drop(columns="cutoff")),
         per_cutoff=_table(per_cutoff.rename_axis(None, axis=1).reset_index()),
-        figures={name: figure_data_uri(figure) for name, figure in figures.items()},
+        figures={name: png_data_uri(png) for name, png in pngs.items()},
     )
 
 

@@ -44,8 +44,6 @@ from pipeline.redact import redact, redact_values
 from pipeline.score import LoyaltySegmentationModel  # noqa: F401
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from pipeline.model import SegmentationModel, TrainingResult
 
 log = logging.getLogger(__name__)
@@ -254,7 +252,6 @@ def log_training(
     config: Config,
     *,
     output_dir: Path,
-    figures: dict[str, Figure],
     data: Any,
     data_fingerprint: str,
     source: str,
@@ -318,8 +315,8 @@ def log_training(
             ended = started.get(STAGE_ENDS[stage])
             if ended is not None:
                 client.set_terminated(child.info.run_id, end_time=ended)
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, f"plots/{name}.png")
+        # The PNGs the outputs hold, not the figures drawn again.
+        mlflow.log_artifacts(str(output_dir / layout.PLOTS), artifact_path=layout.PLOTS)
         for path in sorted(output_dir.iterdir()):
             if path.is_file() and path.name != layout.BUNDLE:
                 mlflow.log_artifact(str(path), artifact_path=layout.ARTIFACT_OUTPUTS)
@@ -620,9 +617,7 @@ BACKTEST_KEY_METRICS = (
 )
 
 
-def log_backtest(
-    result: Any, config: Config, *, figures: dict[str, Figure], output_dir: Path
-) -> str:
+def log_backtest(result: Any, config: Config, *, output_dir: Path) -> str:
     """Track one backtest: a parent run tagged ``kind=backtest`` with the pooled metrics, the
     tables, plots and dataset, and one child run per cut-off with that cut-off's metrics.
 
@@ -681,8 +676,7 @@ def log_backtest(
                 for name, table in result.tables.items():
                     if "cutoff" in table.columns:
                         mlflow.log_table(table[table["cutoff"] == cutoff], f"{name}.json")
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, f"plots/{name}.png")
+        mlflow.log_artifacts(str(output_dir / layout.PLOTS), artifact_path=layout.PLOTS)
         for path in sorted(output_dir.iterdir()):
             if path.is_file() and not path.name.startswith("."):
                 mlflow.log_artifact(str(path), artifact_path=layout.ARTIFACT_OUTPUTS)

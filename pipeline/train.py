@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -67,9 +66,6 @@ from pipeline.model import (
 from pipeline.schema import CUSTOMER_ID, CleanEvents, CleanLines
 from pipeline.tables import OptionalTables, read_optional_tables
 from pipeline.threads import limit_threads, resolve_threads
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +480,7 @@ def _train_locked(
     stage("outputs")
     tracking_error: Exception | None = None
     with io.staging_directory(Path(config.output)) as staging:
-        figures = write_training_files(staging, result, clean=clean, source=source.path)
+        pngs = write_training_files(staging, result, clean=clean, source=source.path)
         tracked = None
         if config.tracking.enabled:
             stage("tracking")
@@ -493,7 +489,6 @@ def _train_locked(
                     result,
                     config,
                     output_dir=staging,
-                    figures=figures,
                     data=None,
                     data_fingerprint=result.model.metadata["data_fingerprint"],
                     source=source.path,
@@ -516,7 +511,7 @@ def _train_locked(
             )
         html = report.render_report(
             result,
-            figures,
+            pngs,
             run_id=tracked.run_id if tracked else None,
             source=source.path,
             tracked=tracked,
@@ -529,7 +524,6 @@ def _train_locked(
                 tracking.log_report(tracked.run_id, html, tracking_uri=config.tracking.tracking_uri)
             except tracking.TRACKING_FAILURES as error:  # the report is also in the outputs
                 log.warning("cannot attach the report to run %s: %s", tracked.run_id, error)
-        plots.close(figures)
         # The champion's outputs go to --output and its bundle to model_path; a held-back (or
         # untracked) model goes to its own folder and leaves both as they were.
         output = Path(config.output) if is_champion else held_back_directory(config)
@@ -569,9 +563,9 @@ def repair_earlier_runs(config: Config) -> None:
 
 def write_training_files(
     staging: Path, result: TrainingResult, *, clean: CleanLines, source: str
-) -> dict[str, Figure]:
+) -> dict[str, bytes]:
     """A training's files (segment table, quarantine, tables, metrics, bundle, plots) into the
-    staging folder; the figures are returned for MLflow and the report."""
+    staging folder; the plots' PNGs are returned for the report (MLflow logs the folder's)."""
     io.write_frame(result.segments, staging / layout.SEGMENTS)
     clean.write_quarantine(staging / layout.QUARANTINE)
     io.write_frame(result.summary, staging / layout.STATUS_SUMMARY)
@@ -585,10 +579,9 @@ def write_training_files(
         staging / layout.METRICS,
     )
     io.save_bundle(result.model, staging / layout.BUNDLE)
-    figures = plots.training_figures(result)
-    for name, figure in figures.items():
-        io.write_figure(figure, staging / layout.PLOTS / f"{name}.png")
-    return figures
+    pngs = plots.render_pngs(plots.training_figures(result))
+    io.write_pngs(pngs, staging / layout.PLOTS)
+    return pngs
 
 
 # -- reliability: champion publication, locks, fault points ---------------------------------------

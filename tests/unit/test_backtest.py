@@ -207,10 +207,9 @@ def test_the_backtest_report_is_self_contained_and_names_failures_and_the_value_
     judged = _judged()
     judged.value_model = "bgnbd"
     tables = backtest_tables([judged], horizon_days=10)
-    figures = plots.backtest_figures(tables)
+    pngs = plots.render_pngs(plots.backtest_figures(tables))
     result = BacktestResult([judged.cutoff], 10, "x.csv", "fp", [judged], tables)
-    html = report.render_backtest_report(result, figures, run_id=None)
-    plots.close(figures)
+    html = report.render_backtest_report(result, pngs, run_id=None)
     assert "2024-01-31 bgnbd" in html
     assert "lifetimes_pareto: failed: ConvergenceError: no" in html
     assert html.count("data:image/png;base64,") == 3 and 'src="http' not in html

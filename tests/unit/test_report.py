@@ -16,11 +16,8 @@ def result(cheap_result):
 
 
 def render(result) -> str:
-    figures = plots.training_figures(result)
-    try:
-        return render_report(result, figures, run_id="abc123", source="t.csv")
-    finally:
-        plots.close(figures)
+    pngs = plots.render_pngs(plots.training_figures(result))
+    return render_report(result, pngs, run_id="abc123", source="t.csv")
 
 
 @pytest.fixture(scope="module")
