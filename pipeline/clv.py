@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
 import functools
 import io
 import logging
@@ -224,6 +225,8 @@ AGREEMENT = 1e-7
 # the mean dropout rate over the whole observation period (Pareto: s / beta on the scaled axis)
 # is below 1 in 10,000: fewer than one leaver expected in any base this pipeline segments.
 COLLAPSED_DROPOUT = 1e-4
+# The lowest dropout shape the box allows (relative slack for the optimiser's last step).
+DROPOUT_SHAPE_FLOOR = float(np.exp(-LOG_BOUND)) * (1 + 1e-6)
 
 
 def _negative_log_likelihood(kind: str):
@@ -271,6 +274,12 @@ def _dropout_collapsed(kind: str, params: dict[str, float]) -> str | None:
         rate = params["s"] / params["beta"]
         if rate < COLLAPSED_DROPOUT:
             return f"dropout rate s / beta = {rate:.2g} per observation period"
+        # A dropout shape s at the box's floor is the same answer reached another way: as s
+        # goes to 0, Gamma(s, beta) puts all but a vanishing share of customers at a dropout
+        # rate of 0, while beta, which then barely moves the likelihood, can stop anywhere
+        # (so s / beta alone depends on where the optimiser happened to leave it).
+        if params["s"] <= DROPOUT_SHAPE_FLOOR:
+            return f"dropout shape s = {params['s']:.2g}, at the optimiser's floor e^-{LOG_BOUND:g}"
     return None
 
 
@@ -398,6 +407,35 @@ def fit_purchase_model(
                 params["beta"] /= scale
             return params, attempt_penalizer, float(per_customer * counts.sum())
     raise RuntimeError(f"{label} could not be fitted: {problem}")
+
+
+def fit_value_parameters(
+    kind: str,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    tenure: np.ndarray,
+    repeat_frequency: np.ndarray,
+    repeat_monetary: np.ndarray,
+    *,
+    penalizer: float,
+    monetary_penalizer: float,
+    rng: np.random.Generator,
+):
+    """Both fits of a :class:`CustomerValueModel` in one call (one worker round trip): the
+    purchase model on every sampled customer, then Gamma-Gamma on the repeat buyers' spend.
+
+    Returns (:func:`fit_purchase_model`'s result, :func:`fit_gamma_gamma`'s result).
+    """
+    # Both fits draw their starts from the same seeded state: neither depends on how many
+    # starts the other tried.
+    spend_rng = copy.deepcopy(rng)
+    purchase = fit_purchase_model(kind, frequency, recency, tenure, penalizer=penalizer, rng=rng)
+    if len(repeat_frequency) < 2:
+        raise ValueError("Gamma-Gamma needs at least two customers with a repeat purchase")
+    spend = fit_gamma_gamma(
+        repeat_frequency, repeat_monetary, penalizer=monetary_penalizer, rng=spend_rng
+    )
+    return purchase, spend
 
 
 def _purchase_fitter(kind: str, params: dict[str, float] | None = None, penalizer: float = 0.0):
@@ -637,24 +675,20 @@ class CustomerValueModel(BaseEstimator):
         # A customer observed for zero days breaks the likelihood; half a day is the same
         # information without the singularity.
         tenure = np.maximum(sample["tenure_days"].to_numpy(dtype="float64"), 0.5)
-        self.purchase_params_, self.purchase_penalizer_, negative_ll = run_isolated(
-            fit_purchase_model,
+        repeat = (sample["frequency"] > 0) & (sample["monetary"] > 0)
+        (self.purchase_params_, self.purchase_penalizer_, negative_ll), spend_fit = run_isolated(
+            fit_value_parameters,
             self.purchase_model,
             frequency,
             recency,
             tenure,
+            sample.loc[repeat, "frequency"].to_numpy(dtype="float64"),
+            sample.loc[repeat, "monetary"].to_numpy(dtype="float64"),
             penalizer=self.penalizer,
+            monetary_penalizer=self.monetary_penalizer,
             rng=rng,
         )
-        repeat = (sample["frequency"] > 0) & (sample["monetary"] > 0)
-        if repeat.sum() < 2:
-            raise ValueError("Gamma-Gamma needs at least two customers with a repeat purchase")
-        gg_frequency = sample.loc[repeat, "frequency"].to_numpy(dtype="float64")
-        gg_monetary = sample.loc[repeat, "monetary"].to_numpy(dtype="float64")
-
-        spend_params, self.spend_penalizer_ = fit_gamma_gamma(
-            gg_frequency, gg_monetary, penalizer=self.monetary_penalizer, rng=rng
-        )
+        spend_params, self.spend_penalizer_ = spend_fit
         self.spend_params_ = {k: float(v) for k, v in spend_params.items()}
         p, q, v = (self.spend_params_[k] for k in ("p", "q", "v"))
         # The population mean spend per purchase implied by Gamma-Gamma: E[M] = p v / (q - 1).
