@@ -26,7 +26,6 @@ the naive rule on the selection metric; the run says which won and by how much.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,7 +34,6 @@ from scipy import stats
 
 from pipeline import forecast_metrics
 from pipeline.clv import (
-    ISOLATED_WORKERS,
     NO_DROPOUT,
     CustomerValueModel,
     DropoutCollapsed,
@@ -555,35 +553,20 @@ class _Candidates:
         )
 
     def fit_btyd(self, kinds: list[str], features: pd.DataFrame, notes: list[str]):
-        """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name.
-
-        The kinds are fitted side by side, one per fit worker (their work is in the workers;
-        here a thread only waits): each fit is seeded on its own, so the models, and the notes,
-        which are kept in the kinds' order, are the same as one after the other.
-        """
-
-        def attempt(kind: str) -> CustomerValueModel | Exception:
-            try:
-                return self.purchase_model(kind).fit(features)
-            except (RuntimeError, ValueError) as error:  # DropoutCollapsed among them
-                return error
-
-        with ThreadPoolExecutor(max_workers=ISOLATED_WORKERS) as pool:
-            outcomes = dict(zip(kinds, pool.map(attempt, kinds), strict=True))
+        """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name."""
         fitted: dict[str, CustomerValueModel] = {}
-        for kind, outcome in outcomes.items():
-            if isinstance(outcome, DropoutCollapsed):
-                notes.append(f"{outcome}: the NBD (no dropout) stands in for {kind}")
+        for kind in kinds:
+            try:
+                fitted[kind] = self.purchase_model(kind).fit(features)
+            except DropoutCollapsed as collapsed:
+                notes.append(f"{collapsed}: the NBD (no dropout) stands in for {kind}")
                 if NO_DROPOUT not in fitted and NO_DROPOUT not in kinds:
-                    stand_in = attempt(NO_DROPOUT)
-                    if isinstance(stand_in, Exception):
-                        notes.append(f"{NO_DROPOUT} could not be fitted: {stand_in}")
-                    else:
-                        fitted[NO_DROPOUT] = stand_in
-            elif isinstance(outcome, Exception):
-                notes.append(f"{kind} could not be fitted: {outcome}")
-            else:
-                fitted[kind] = outcome
+                    try:
+                        fitted[NO_DROPOUT] = self.purchase_model(NO_DROPOUT).fit(features)
+                    except (RuntimeError, ValueError) as error:
+                        notes.append(f"{NO_DROPOUT} could not be fitted: {error}")
+            except (RuntimeError, ValueError) as error:
+                notes.append(f"{kind} could not be fitted: {error}")
         return fitted
 
     def sample(self, frame: pd.DataFrame, *arrays: np.ndarray):
