@@ -444,6 +444,8 @@ def _train_locked(
             ) from None
         if existing is not None:
             return TrainingOutcome(None, Path(config.output), None, source, skipped_for=existing)
+    if config.tracking.enabled:
+        tracking.prepare_model_logging()
     try:
         result = fit_segmentation(
             clean,
