@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import (
     CAMPAIGN_EVENTS,
@@ -436,7 +438,29 @@ def _parse_flags(
 _ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff\u00ad]"
 # Control characters (NUL, tab or line break inside an id, DEL, C1 codes): never part of a real
 # id, and a NUL byte cuts an id short downstream.
-_CONTROL = "[\x00-\x1f\x7f-\x9f]"
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+# Every character Python's ``str.strip()`` strips (those for which ``str.isspace()`` holds),
+# spelled out: ids are trimmed in Arrow, and Arrow's own notion of whitespace is another set.
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _arrow_text(values: pd.Series) -> pd.Series:
+    """``values`` as text (formatted as pandas formats them) in Arrow storage, stripped as
+    Python strips: its ``.str`` checks then run in Arrow's compute functions."""
+    return values.astype("string").astype("string[pyarrow]").str.strip(PYTHON_WHITESPACE)
+
+
+def _arrow_replace(text: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    """A regular-expression replacement on Arrow-stored text, by Arrow's own function (pandas'
+    ``.str.replace`` runs Python per row when the replacement refers to a group: 8.4 s
+    against 0.4 s on 5M ids)."""
+    replaced = pc.replace_substring_regex(
+        pa.array(text.array), pattern=pattern, replacement=replacement
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(replaced), index=text.index)
 
 
 def _customer_ids(
@@ -452,7 +476,9 @@ def _customer_ids(
     that normalising made equal to another id (or that mix ASCII letters with other scripts,
     such as a Cyrillic look-alike) are reported as a warning with a count.
     """
-    ids = values.astype("string").str.strip()
+    # In Arrow until the end (the checks and replacements below run in its compute functions),
+    # then back to pandas' string storage, as every later step expects.
+    ids = _arrow_text(values)
     if source is not None:
         control = ids.str.contains(_CONTROL, regex=True).fillna(False)
         if control.any():
@@ -473,7 +499,8 @@ def _customer_ids(
     ids = _normalise_ids(ids, source=source, column=column, problems=problems)
     # Parquet files often store ids as floats (12346.0) because of missing values; the id is
     # the integer, so drop the spurious fraction rather than invent a new customer.
-    ids = ids.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    # (ASCII digits: Arrow's regular expressions know no others, and a float never prints any.)
+    ids = _arrow_replace(ids, r"^([0-9]+)\.0+$", r"\1").astype("string")
     return ids.mask(ids == "")
 
 
@@ -510,7 +537,7 @@ def _normalise_ids(
     if not special.any():
         return ids
     before = ids[special]
-    after = before.map(normalise_id, na_action="ignore").astype("string")
+    after = before.map(normalise_id, na_action="ignore").astype(ids.dtype)
     normalised = ids.copy()
     normalised.loc[special] = after
     if source is None:

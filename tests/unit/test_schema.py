@@ -458,6 +458,22 @@ def test_plain_ascii_ids_raise_no_warning(caplog):
     assert caplog.text == ""
 
 
+def test_ids_are_stripped_exactly_as_python_strips_them():
+    import sys
+
+    from pipeline.schema import PYTHON_WHITESPACE, customer_id_keys
+
+    # Ids are trimmed in Arrow: with the very set of characters Python's str.strip() removes.
+    assert (
+        "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == PYTHON_WHITESPACE
+    )
+    padded = [f"{space}CUS{i}{space}" for i, space in enumerate(PYTHON_WHITESPACE)]
+    ids = customer_id_keys(pd.Series([*padded, " 12346.0 ", "12.50", " ", None, "\u00a0A\u200bB"]))
+    assert ids.tolist()[: len(padded)] == [f"CUS{i}" for i in range(len(padded))]
+    assert ids.tolist()[len(padded) :] == ["12346", "12.50", pd.NA, pd.NA, "AB"]
+    assert ids.dtype == "string"
+
+
 def test_a_huge_header_is_quoted_briefly_when_a_column_is_missing():
     frame = pd.DataFrame({"x" * 10_000: ["a"], "timestamp": ["2024-01-01"], "amount": ["1"]})
     with pytest.raises(InputError) as caught:
