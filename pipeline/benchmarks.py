@@ -64,7 +64,10 @@ def transactions_file(n_rows: int) -> Path:
     """A Parquet file of exactly ``n_rows`` planted transactions, generated once and cached."""
     from pipeline.synthetic import generate_transactions
 
-    path = CACHE / f"lines_{n_rows}.parquet"
+    # Named apart from the files of earlier versions, which were a prefix of lines in time
+    # order: the 100k-row file ended on 2024-03-31 and the 1M-row one on 2024-11-10, so every
+    # customer was silent for the last 13-21 months before the as-of date, a world no shop is.
+    path = CACHE / f"customer_lines_{n_rows}.parquet"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +78,13 @@ def transactions_file(n_rows: int) -> Path:
             lines, _ = generate_transactions(CHUNK_CUSTOMERS, as_of=AS_OF, random_state=chunk)
             # Each chunk is its own customers: prefix the ids so that chunks never share one.
             lines["customer_id"] = f"K{chunk:03d}" + lines["customer_id"]
-            lines = lines.iloc[: n_rows - written]
+            # Whole customers (only the last one cut short), each over the full history; then in
+            # time order again, as a shop's export is.
+            lines = (
+                lines.sort_values(["customer_id", "timestamp"], kind="mergesort")
+                .iloc[: n_rows - written]
+                .sort_values("timestamp", kind="mergesort")
+            )
             table = pa.Table.from_pandas(lines, schema=_LINES_SCHEMA, preserve_index=False)
             writer.write_table(table, row_group_size=1_000_000)
             written += len(lines)

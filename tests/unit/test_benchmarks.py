@@ -44,3 +44,17 @@ def test_the_value_stage_case_runs_on_inputs_made_as_train_makes_them(tmp_path, 
     assert figures["customers"] == 1500
     assert figures["seconds"] > 0 and figures["window_seconds"] > 0
     assert figures["chosen"] in {"bgnbd", "pareto_nbd", "mbgnbd", "nbd", "learned", "last_period"}
+
+
+def test_a_bench_file_of_n_rows_is_whole_customers_over_the_whole_history(tmp_path, monkeypatch):
+    # It was once the first n lines in time order: the smaller files ended months before the
+    # as-of date, and the value stage was timed on a base where nobody had bought for a year.
+    import pandas as pd
+
+    monkeypatch.setattr(benchmarks, "CHUNK_CUSTOMERS", 400)
+    monkeypatch.setattr(benchmarks, "CACHE", tmp_path)
+    lines = pd.read_parquet(benchmarks.transactions_file(2000))
+    assert len(lines) == 2000
+    assert lines["timestamp"].is_monotonic_increasing
+    assert lines["timestamp"].max() >= benchmarks.AS_OF - pd.Timedelta(days=31)
+    assert lines["customer_id"].nunique() < 400  # whole customers, not every customer's first lines
