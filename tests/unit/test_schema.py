@@ -535,3 +535,28 @@ def test_a_code_outside_the_shops_product_pattern_is_a_service_line():
 def test_a_product_pattern_that_is_not_a_regular_expression_is_a_config_error():
     with pytest.raises(ValueError, match="not a regular expression"):
         DataConfig(product_code_pattern="[unclosed")
+
+
+def test_lines_are_ordered_by_customer_then_time_with_ties_in_file_order_as_pandas_orders():
+    from pipeline.schema import _in_customer_order
+
+    lines = pd.DataFrame(
+        {
+            "customer_id": pd.array(["b", "a", "É", "a", "Z", "a", "b"], dtype="string"),
+            "timestamp": pd.to_datetime(
+                [
+                    "2024-01-02",
+                    "2024-01-03",
+                    "2024-01-01",
+                    "2024-01-01",
+                    "2024-01-05",
+                    "2024-01-01",
+                    "2024-01-02",
+                ]
+            ),
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    expected = lines.sort_values(["customer_id", "timestamp"], kind="mergesort")
+    ordered = _in_customer_order(lines)
+    assert ordered.index.tolist() == expected.index.tolist() == [4, 3, 5, 1, 0, 6, 2]
