@@ -19,7 +19,8 @@ Candidates:
 Two choices are made on the holdout: the value forecast (``expected_purchases`` /
 ``expected_spend``) by ``clv.selection_metric``, and ``p_purchase`` (the chance of at least one
 purchase within the horizon) by the Brier score, a proper scoring rule that rewards both ranking
-and calibration. ``last_period`` is a candidate of both, so the chosen model is never worse than
+and calibration, of each candidate calibrated on the holdout (:func:`_calibrate_candidates`).
+``last_period`` is a candidate of both, so the chosen model is never worse than
 the naive rule on the selection metric; the run says which won and by how much.
 """
 
@@ -45,8 +46,10 @@ from pipeline.evaluate import decile_table, holdout_metrics
 from pipeline.features import CustomerHistory
 from pipeline.learned_value import (
     BTYD_INPUTS,
+    MIN_CALIBRATION_OUTCOMES,
     LearnedSpendModel,
     LearnedValueModel,
+    calibrate_on_holdout,
 )
 from pipeline.schema import CUSTOMER_ID
 
@@ -341,6 +344,9 @@ class ValueForecaster:
     trend_window_days: int | None = None
     trend_spend_shape: float | None = None
     naive_days: int | None = None
+    # Maps the BTYD model's p_purchase over ``window_days`` to the share who bought, as measured
+    # on the holdout (None: bundles before it, or a probability from another source).
+    probability_calibrator: object | None = None
 
     @property
     def name(self) -> str:
@@ -358,14 +364,22 @@ class ValueForecaster:
         btyd_purchases = forecast["expected_purchases"].to_numpy()
         btyd_spend = forecast["expected_spend"].to_numpy()
         learned = None
-        if LEARNED in (self.value_source, self.probability_source) and self.learned is not None:
-            # The BTYD forecast of the learned window: the learned model's inputs, and the
-            # short end of p_purchase's extension to the horizon.
+        window = forecast
+        calibrated = self.probability_calibrator is not None and self.probability_source not in (
+            LEARNED,
+            LAST_PERIOD,
+        )
+        if calibrated or (
+            LEARNED in (self.value_source, self.probability_source) and self.learned is not None
+        ):
+            # The BTYD forecast of the holdout's window: the learned model's inputs, what the
+            # calibrator was fitted on, and the short end of p_purchase's extension to the horizon.
             window = (
                 forecast.copy()
                 if days == horizon_days
                 else self.purchase_model.predict(features, horizon_days=days)
             )
+        if LEARNED in (self.value_source, self.probability_source) and self.learned is not None:
             learned = self.learned.predict(with_btyd_inputs(features, window))
         if self.alive_model is not None:
             # After the learned inputs: they are the purchase model's own, as in training.
@@ -394,6 +408,12 @@ class ValueForecaster:
             bought_col, _ = window_columns(days)
             bought = features[bought_col].to_numpy(dtype="float64") > 0
             probability = np.where(bought, self.naive_rates[1], self.naive_rates[0])
+        elif calibrated:
+            probability = extend_probability(
+                self.probability_calibrator.predict(window["p_purchase"].to_numpy()),
+                short=window["p_purchase"],
+                long=forecast["p_purchase"],
+            )
         else:
             probability = forecast["p_purchase"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -552,14 +572,23 @@ class _Candidates:
             random_state=self.random_state,
         )
 
-    def fit_btyd(self, kinds: list[str], features: pd.DataFrame, notes: list[str]):
-        """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name."""
+    def fit_btyd(
+        self,
+        kinds: list[str],
+        features: pd.DataFrame,
+        notes: list[str],
+        collapsed_kinds: list[str] | None = None,
+    ):
+        """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name (and
+        the kind is added to ``collapsed_kinds``)."""
         fitted: dict[str, CustomerValueModel] = {}
         for kind in kinds:
             try:
                 fitted[kind] = self.purchase_model(kind).fit(features)
             except DropoutCollapsed as collapsed:
                 notes.append(f"{collapsed}: the NBD (no dropout) stands in for {kind}")
+                if collapsed_kinds is not None:
+                    collapsed_kinds.append(kind)
                 if NO_DROPOUT not in fitted and NO_DROPOUT not in kinds:
                     try:
                         fitted[NO_DROPOUT] = self.purchase_model(NO_DROPOUT).fit(features)
@@ -616,6 +645,8 @@ def select_value_model(
     notes: list[str] = list(windows.notes)
     rows: dict[str, dict[str, float]] = {}
     forecasts: dict[str, pd.DataFrame] = {}
+    calibrators: dict[str, object] = {}
+    collapsed_kinds: list[str] = []
     days = windows.window_days
     evaluation = windows.evaluation
     naive_rates = None
@@ -623,7 +654,7 @@ def select_value_model(
     cache: dict[tuple[pd.Timestamp, str], CustomerValueModel] = {}
     if evaluation is not None:
         bought = evaluation.purchases > 0
-        fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes)
+        fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes, collapsed_kinds)
         cache.update({(evaluation.cutoff, kind): model for kind, model in fitted.items()})
         for kind, model in fitted.items():
             forecasts[kind] = model.predict(evaluation.features, horizon_days=days)
@@ -644,6 +675,7 @@ def select_value_model(
             }
         )
         rows[LAST_PERIOD] = holdout_scores(evaluation, forecasts[LAST_PERIOD])
+        unmeasured = min(int(naive_bought.sum()), int((~naive_bought).sum()))
         if LEARNED in config.candidates and fitted and windows.learning is None:
             notes.append(
                 "the learned model is judged as it is used, trained on a window before the one it "
@@ -673,6 +705,16 @@ def select_value_model(
             else:
                 forecasts[LEARNED] = learned
                 rows[LEARNED] = holdout_scores(evaluation, learned)
+        calibrators = _calibrate_candidates(evaluation, forecasts, rows, random_state=random_state)
+        if unmeasured < MIN_CALIBRATION_OUTCOMES:
+            # A share measured on a handful of customers is not a rate: when (nearly) everyone
+            # bought in the last window before the holdout (a history barely longer than the
+            # window), the rule has no chance to give those who did not.
+            rows[LAST_PERIOD]["brier"] = np.nan
+            notes.append(
+                f"the naive rule's probability is not a candidate: {unmeasured} customers of the "
+                "holdout were on one side of 'bought in the last window'"
+            )
     comparison = pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate")
     metric = config.selection_metric
     value_source = _best(comparison, metric, list(comparison.index))
@@ -681,6 +723,14 @@ def select_value_model(
     # full history; one that fails there gives way to the next, never to a crash.
     btyd_kinds = [k for k in comparison.index if k not in (LEARNED, LAST_PERIOD)]
     ranked = _ranked(comparison, metric, btyd_kinds)
+    if ranked and ranked[0] == NO_DROPOUT and collapsed_kinds:
+        # The NBD scored on the holdout is the limit of each dropout model that collapsed there
+        # (no one seen to leave in the holdout's shorter history). The full history may show
+        # dropout, so those models are refitted first, in the configured order but BG/NBD last
+        # (it cannot let a one-time buyer leave); one that collapses again gives way to the NBD,
+        # its limit.
+        limits = sorted(dict.fromkeys(collapsed_kinds), key=lambda k: k == "bgnbd")
+        ranked = [*limits, *ranked]
     order = list(dict.fromkeys([*ranked, *purchase_kinds, NO_DROPOUT]))
     purchase_model, failure = None, ""
     for kind in order:
@@ -700,10 +750,26 @@ def select_value_model(
     if value_source is None or value_source not in (LEARNED, LAST_PERIOD):
         value_source = fitted_kind
     # p_purchase: the best by Brier score among what the bundle can run (its BTYD model, the
-    # learned model, the naive rule).
-    probability_source = (
-        _best(comparison, "brier", [fitted_kind, LEARNED, LAST_PERIOD]) or fitted_kind
-    )
+    # learned model, the naive rule). A BTYD model is judged by the row it was scored under
+    # (a dropout model that collapsed on the holdout, by its limit, the NBD); its holdout
+    # calibrator runs only on the very model it was fitted for, else its raw probability does.
+    scored_as = fitted_kind
+    if fitted_kind not in comparison.index and fitted_kind in collapsed_kinds:
+        scored_as = NO_DROPOUT
+    scores = comparison.copy()
+    if scored_as != fitted_kind and scored_as in scores.index:
+        scores.loc[fitted_kind] = scores.loc[scored_as]
+        scores.loc[fitted_kind, "brier"] = (
+            scores.loc[scored_as, "brier_uncalibrated"]
+            if "brier_uncalibrated" in scores.columns
+            else np.nan
+        )
+        calibrators.pop(fitted_kind, None)
+        notes.append(
+            f"{fitted_kind} fits the full history but collapsed to the NBD on the holdout: its "
+            "p_purchase is its own, uncalibrated (judged by the NBD's raw probability there)"
+        )
+    probability_source = _best(scores, "brier", [fitted_kind, LEARNED, LAST_PERIOD]) or fitted_kind
 
     # p_alive from a model in which a one-time buyer can have left.
     alive_model = None
@@ -778,32 +844,36 @@ def select_value_model(
         trend_window_days=trend_window_days,
         trend_spend_shape=order_value_shape(features, window_days=trend_window_days),
         naive_days=naive_days,
+        probability_calibrator=calibrators.get(probability_source),
     )
     metrics = {f"{k}": float(v) for k, v in purchase_model.metrics_.items()}
     metrics["holdout_days"] = float(days)
     metrics["holdout_same_season"] = float(windows.same_season)
     metrics["level_factor"] = level_factor
-    if value_source in comparison.index:
+    if value_source in scores.index:
         metrics.update(
-            {
-                f"holdout_{k}": float(v)
-                for k, v in comparison.loc[value_source].items()
-                if pd.notna(v)
-            }
+            {f"holdout_{k}": float(v) for k, v in scores.loc[value_source].items() if pd.notna(v)}
         )
-    if probability_source in comparison.index:
-        for name in ("p_purchase_auc", "brier", "p_purchase_mean", "buyers_share"):
-            value = comparison.loc[probability_source, name]
+    if probability_source in scores.index:
+        for name in (
+            "p_purchase_auc",
+            "brier",
+            "brier_uncalibrated",
+            "p_purchase_mean",
+            "buyers_share",
+        ):
+            value = scores.loc[probability_source, name]
             if pd.notna(value):
                 metrics[f"holdout_{name}"] = float(value)
-    if LAST_PERIOD in comparison.index and value_source in comparison.index:
+    if LAST_PERIOD in scores.index and value_source in scores.index:
         # How much the chosen model beats the naive rule, in the selection metric's own units.
         metrics[f"holdout_{metric}_vs_last_period"] = float(
-            comparison.loc[value_source, metric] - comparison.loc[LAST_PERIOD, metric]
+            scores.loc[value_source, metric] - scores.loc[LAST_PERIOD, metric]
         )
-        metrics["holdout_brier_vs_last_period"] = float(
-            comparison.loc[probability_source, "brier"] - comparison.loc[LAST_PERIOD, "brier"]
-        )
+    if LAST_PERIOD in scores.index and probability_source in scores.index:
+        brier_gain = scores.loc[probability_source, "brier"] - scores.loc[LAST_PERIOD, "brier"]
+        if pd.notna(brier_gain):
+            metrics["holdout_brier_vs_last_period"] = float(brier_gain)
     if evaluation is not None:
         notes.append(
             f"value forecast: {value_source} by {metric}; p_purchase: {probability_source} "
@@ -819,6 +889,39 @@ def select_value_model(
     return ValueSelection(
         forecaster, value_source, comparison.reset_index(), deciles, metrics, notes
     )
+
+
+def _calibrate_candidates(
+    evaluation: ValueWindow,
+    forecasts: dict[str, pd.DataFrame],
+    rows: dict[str, dict[str, float]],
+    *,
+    random_state: int,
+) -> dict[str, object]:
+    """Every candidate's p_purchase calibrated on the holdout the same way; their calibrators.
+
+    A raw BTYD probability says what its model assumes (no one leaves, under the NBD), not how
+    often such customers bought, and the naive rule's two rates are the holdout's own shares: a
+    Brier score over uncalibrated and calibrated candidates compares their calibration more than
+    their knowledge. So each candidate's score is calibrated on the holdout (isotonic or Platt,
+    whichever its cross-validated Brier prefers) and scored cross-fitted: ``brier`` is the
+    calibrated score p_purchase is chosen by, ``brier_uncalibrated`` the raw one, ``p_purchase_mean``
+    the calibrated mean. The learned model is calibrated here for the comparison only: the one
+    the bundle runs is refitted on later windows and carries its own calibration.
+    """
+    bought = evaluation.purchases > 0
+    calibrators: dict[str, object] = {}
+    for name, forecast in forecasts.items():
+        calibration = calibrate_on_holdout(
+            forecast["p_purchase"].to_numpy(dtype="float64"), bought, random_state=random_state
+        )
+        if calibration is None:
+            continue
+        calibrators[name], cross_fitted = calibration
+        rows[name]["brier_uncalibrated"] = rows[name]["brier"]
+        rows[name]["brier"] = float(np.mean((cross_fitted - bought) ** 2))
+        rows[name]["p_purchase_mean"] = float(cross_fitted.mean())
+    return calibrators
 
 
 def _fit_at(

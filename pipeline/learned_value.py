@@ -98,14 +98,47 @@ class _Calibrator:
         if self.method == "isotonic":
             self.model_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self.model_.fit(score, bought)
+            self.knots_ = _block_centres(score, self.model_.predict(score))
         else:
             self.model_ = LogisticRegression(C=1e6).fit(self._logit(score), bought)
         return self
 
     def predict(self, score: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
-            return np.asarray(self.model_.predict(score), dtype="float64")
+            knots = getattr(self, "knots_", None)
+            if knots is None:  # calibrators saved before the block centres: as they were
+                return np.asarray(self.model_.predict(score), dtype="float64")
+            return np.interp(np.asarray(score, dtype="float64"), *knots)
         return self.model_.predict_proba(self._logit(score))[:, 1]
+
+
+def _block_centres(score: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic regression's blocks as knots: (mean score, value) of each block.
+
+    Isotonic regression is a step function: every customer in a block gets the same
+    probability, which throws away the order the score knew inside the block (on CDNOW the
+    steps cost 0.01 of ROC AUC). Interpolating between the blocks' centres keeps the block
+    averages and the score's order: a calibration changes how sure a forecast is, not who is
+    ahead of whom.
+    """
+    order = np.argsort(score, kind="stable")
+    x, y = np.asarray(score, dtype="float64")[order], np.asarray(fitted, dtype="float64")[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(y) != 0])
+    centres = np.add.reduceat(x, starts) / np.diff(np.r_[starts, len(x)])
+    return centres, y[starts]
+
+
+def _cross_fitted(
+    score: np.ndarray, bought: np.ndarray, method: str, *, random_state: int | None
+) -> np.ndarray:
+    """Each customer's probability from ``method`` fitted on the folds that do not hold them."""
+    probability = np.zeros(len(score))
+    folds = StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=random_state)
+    for train, test in folds.split(score.reshape(-1, 1), bought):
+        probability[test] = (
+            _Calibrator(method).fit(score[train], bought[train]).predict(score[test])
+        )
+    return np.clip(probability, 0.0, 1.0)
 
 
 def choose_calibration(
@@ -117,15 +150,41 @@ def choose_calibration(
     wins on small bases. Letting the holdout decide is the standard practice (scikit-learn's
     calibration guide), not a preference written here.
     """
-    folds = StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=random_state)
-    briers: dict[str, float] = {}
-    for method in CALIBRATIONS:
-        squared = np.zeros(len(score))
-        for train, test in folds.split(score.reshape(-1, 1), bought):
-            calibrated = _Calibrator(method).fit(score[train], bought[train]).predict(score[test])
-            squared[test] = (calibrated - bought[test]) ** 2
-        briers[method] = float(squared.mean())
+    briers = {
+        method: float(
+            np.mean((_cross_fitted(score, bought, method, random_state=random_state) - bought) ** 2)
+        )
+        for method in CALIBRATIONS
+    }
     return min(briers, key=briers.__getitem__), briers
+
+
+# Below this many customers of either outcome a holdout cannot say how a score errs: each
+# calibration fold would hold fewer than ten of them (three folds), too few for a Platt slope.
+MIN_CALIBRATION_OUTCOMES = 30
+
+
+def calibrate_on_holdout(
+    score: np.ndarray, bought: np.ndarray, *, random_state: int | None
+) -> tuple[_Calibrator, np.ndarray] | None:
+    """A calibrator for ``score`` fitted on a holdout, and the holdout's cross-fitted probabilities.
+
+    The method (isotonic or Platt) is :func:`choose_calibration`'s; the calibrator is fitted on
+    the whole holdout, and each customer's cross-fitted probability comes from the chosen method
+    fitted on the folds that do not hold them, so a candidate is never scored on its own
+    calibration. None when either outcome has fewer than :data:`MIN_CALIBRATION_OUTCOMES`
+    customers.
+    """
+    score = np.nan_to_num(np.asarray(score, dtype="float64"), nan=0.0)
+    bought = np.asarray(bought).astype(int)
+    if min(bought.sum(), len(bought) - bought.sum()) < MIN_CALIBRATION_OUTCOMES:
+        return None
+    cross_fitted = {
+        method: _cross_fitted(score, bought, method, random_state=random_state)
+        for method in CALIBRATIONS
+    }
+    method = min(cross_fitted, key=lambda m: float(np.mean((cross_fitted[m] - bought) ** 2)))
+    return _Calibrator(method).fit(score, bought), cross_fitted[method]
 
 
 class LearnedValueModel(BaseEstimator):

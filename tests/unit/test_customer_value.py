@@ -269,3 +269,61 @@ def test_the_btyd_fits_and_the_learned_model_each_take_their_own_sample_size():
         CLVConfig(learned_sample_size=None), trend_window_days=90, random_state=0
     )
     assert len(unlimited.sample(frame)[0]) == 5000
+
+
+def test_every_probability_is_scored_calibrated_on_the_holdout(selection):
+    comparison = selection.comparison.set_index("candidate")
+    btyd = [c for c in ("bgnbd", "pareto_nbd", "mbgnbd") if c in comparison.index]
+    # Raw, the BTYD probabilities overstate the share who bought (no one leaves under the NBD
+    # limit; dropout models lag); calibrated and cross-fitted, each gives that share.
+    assert (comparison.loc[btyd, "brier"] < comparison.loc[btyd, "brier_uncalibrated"]).all()
+    gap = (comparison["p_purchase_mean"] - comparison["buyers_share"]).abs()
+    assert (gap < 0.01).all()
+
+
+def test_a_btyd_probability_runs_through_its_holdout_calibrator(selection, planted):
+    _, features = planted
+
+    class Halves:
+        def predict(self, score):
+            return np.full(len(score), 0.5)
+
+    kind = selection.forecaster.purchase_model.purchase_model
+    calibrated = dataclasses.replace(
+        selection.forecaster, probability_source=kind, probability_calibrator=Halves()
+    )
+    np.testing.assert_allclose(calibrated.predict(features, horizon_days=180)["p_purchase"], 0.5)
+    # A longer horizon extends the calibrated window's chance by the model's own hazard ratio.
+    year = calibrated.predict(features, horizon_days=360)["p_purchase"].to_numpy()
+    assert (year >= 0.5 - 1e-12).all() and (year > 0.5).any()
+
+
+def test_a_dropout_model_collapsed_on_a_short_holdout_is_refitted_on_the_full_history(
+    engine, planted_transactions
+):
+    # A year of history: the holdout's cut-off has 190 days behind it, too few to see anyone
+    # leave, so every dropout model collapses there to the NBD; the full year shows dropout.
+    as_of = pd.Timestamp("2025-01-05")
+    tx = planted_transactions[planted_transactions["timestamp"] <= as_of]
+    history = history_of(engine, tx)
+    windows = holdout_windows(history, as_of=as_of, holdout_days=180)
+    features = replace(history, settings=settings_with_window(history.settings, 180)).features(
+        as_of
+    )
+    selection = select_value_model(
+        windows, features, config=CLVConfig(), trend_window_days=180, random_state=0
+    )
+    comparison = selection.comparison.set_index("candidate")
+    assert "nbd" in comparison.index and "pareto_nbd" not in comparison.index
+    forecaster = selection.forecaster
+    assert forecaster.purchase_model.purchase_model in {"pareto_nbd", "mbgnbd"}
+    assert any("collapsed to the NBD on the holdout" in note for note in selection.notes)
+    # Its calibrator was fitted for the NBD: the dropout model's probability runs uncalibrated.
+    assert forecaster.probability_calibrator is None
+    # Everyone bought in the 180 days before the holdout: the naive rule has no rate for
+    # those who did not, so it is no probability candidate.
+    assert np.isnan(comparison.loc["last_period", "brier"])
+    assert forecaster.probability_source == forecaster.purchase_model.purchase_model
+    forecast = forecaster.predict(features, horizon_days=180)
+    one_time = features["frequency"].to_numpy() == 0
+    assert forecast.loc[one_time, "p_alive"].max() < 1.0
