@@ -917,10 +917,10 @@ def _calibrate_candidates(
         )
         if calibration is None:
             continue
-        calibrators[name], cross_fitted = calibration
+        calibrators[name] = calibration.calibrator
         rows[name]["brier_uncalibrated"] = rows[name]["brier"]
-        rows[name]["brier"] = float(np.mean((cross_fitted - bought) ** 2))
-        rows[name]["p_purchase_mean"] = float(cross_fitted.mean())
+        rows[name]["brier"] = calibration.brier
+        rows[name]["p_purchase_mean"] = calibration.mean_probability
     return calibrators
 
 

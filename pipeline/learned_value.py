@@ -14,6 +14,7 @@ candidates in the holdout comparison, chosen only when they forecast better.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -162,29 +163,52 @@ def choose_calibration(
 # Below this many customers of either outcome a holdout cannot say how a score errs: each
 # calibration fold would hold fewer than ten of them (three folds), too few for a Platt slope.
 MIN_CALIBRATION_OUTCOMES = 30
+# A calibration is a one-dimensional monotone map: from 100,000 customers each of isotonic's
+# blocks holds hundreds and a Brier score is known to about 0.001, finer than candidates differ.
+# A larger holdout is calibrated on a seeded sample of this size (on 1M customers the six
+# cross-fitted fits per candidate took 8.5 s; the map they find is the same).
+CALIBRATION_SAMPLE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class HoldoutCalibration:
+    """A score's calibrator and its cross-fitted Brier score and mean probability on a holdout."""
+
+    calibrator: _Calibrator
+    brier: float
+    mean_probability: float
 
 
 def calibrate_on_holdout(
     score: np.ndarray, bought: np.ndarray, *, random_state: int | None
-) -> tuple[_Calibrator, np.ndarray] | None:
-    """A calibrator for ``score`` fitted on a holdout, and the holdout's cross-fitted probabilities.
+) -> HoldoutCalibration | None:
+    """Calibrate ``score`` on a holdout: the method, the calibrator and its cross-fitted Brier score.
 
-    The method (isotonic or Platt) is :func:`choose_calibration`'s; the calibrator is fitted on
-    the whole holdout, and each customer's cross-fitted probability comes from the chosen method
-    fitted on the folds that do not hold them, so a candidate is never scored on its own
-    calibration. None when either outcome has fewer than :data:`MIN_CALIBRATION_OUTCOMES`
-    customers.
+    The method (isotonic or Platt) is the one with the lower cross-validated Brier score; the
+    calibrator is fitted on the whole holdout (a seeded sample of
+    :data:`CALIBRATION_SAMPLE_SIZE` when larger), and the Brier score and mean come from each
+    customer's probability by the chosen method fitted on the folds that do not hold them, so a
+    candidate is never scored on its own calibration. None when either outcome has fewer than
+    :data:`MIN_CALIBRATION_OUTCOMES` customers.
     """
     score = np.nan_to_num(np.asarray(score, dtype="float64"), nan=0.0)
     bought = np.asarray(bought).astype(int)
+    if len(score) > CALIBRATION_SAMPLE_SIZE:
+        rows = np.sort(
+            np.random.default_rng(random_state).choice(
+                len(score), CALIBRATION_SAMPLE_SIZE, replace=False
+            )
+        )
+        score, bought = score[rows], bought[rows]
     if min(bought.sum(), len(bought) - bought.sum()) < MIN_CALIBRATION_OUTCOMES:
         return None
-    cross_fitted = {
-        method: _cross_fitted(score, bought, method, random_state=random_state)
-        for method in CALIBRATIONS
-    }
-    method = min(cross_fitted, key=lambda m: float(np.mean((cross_fitted[m] - bought) ** 2)))
-    return _Calibrator(method).fit(score, bought), cross_fitted[method]
+    briers, means = {}, {}
+    for method in CALIBRATIONS:
+        cross_fitted = _cross_fitted(score, bought, method, random_state=random_state)
+        briers[method] = float(np.mean((cross_fitted - bought) ** 2))
+        means[method] = float(cross_fitted.mean())
+    method = min(briers, key=briers.__getitem__)
+    return HoldoutCalibration(_Calibrator(method).fit(score, bought), briers[method], means[method])
 
 
 class LearnedValueModel(BaseEstimator):
