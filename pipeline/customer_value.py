@@ -27,6 +27,7 @@ the naive rule on the selection metric; the run says which won and by how much.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -56,6 +57,8 @@ from pipeline.schema import CUSTOMER_ID
 log = logging.getLogger(__name__)
 
 LEARNED = "learned"
+# The models in which a customer can have left: p_alive comes from one of them, in this order.
+ALIVE_KINDS = ("pareto_nbd", "mbgnbd")
 LAST_PERIOD = "last_period"
 # Metrics where a smaller value is better; the others are better larger.
 SMALLER_IS_BETTER = {"spend_mae", "purchases_mae", "purchases_rmse", "brier"}
@@ -551,12 +554,26 @@ def holdout_scores(window: ValueWindow, forecast: pd.DataFrame) -> dict[str, flo
 
 
 class _Candidates:
-    """Builds candidate models with the run's settings."""
+    """Builds candidate models with the run's settings and keeps their fits.
 
-    def __init__(self, config: CLVConfig, *, trend_window_days: int, random_state: int) -> None:
+    A fit is named by its cut-off (``at``; None for the as-of features) and kind: asked for
+    again, it is the same fit or the same failure (the learned model's inputs reuse the
+    holdout's fits). Fits are made one after the other: each already runs its two starts on
+    both cores (fitting the holdout's three candidates side by side measured no faster: 7.9 s
+    against 8.2 s on 100,000 customers, four alternating runs each).
+    """
+
+    def __init__(
+        self,
+        config: CLVConfig,
+        *,
+        trend_window_days: int,
+        random_state: int,
+    ) -> None:
         self.config = config
         self.trend_window_days = trend_window_days
         self.random_state = random_state
+        self._fits: dict[tuple[pd.Timestamp | None, str], CustomerValueModel | Exception] = {}
 
     def purchase_model(self, kind: str) -> CustomerValueModel:
         clv = self.config
@@ -572,41 +589,107 @@ class _Candidates:
             random_state=self.random_state,
         )
 
+    def _fit(
+        self, kind: str, features: pd.DataFrame, at: pd.Timestamp | None
+    ) -> CustomerValueModel:
+        if (at, kind) not in self._fits:
+            try:
+                self._fits[(at, kind)] = self.purchase_model(kind).fit(features)
+            except (RuntimeError, ValueError) as error:  # DropoutCollapsed is a RuntimeError
+                self._fits[(at, kind)] = error
+        outcome = self._fits[(at, kind)]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
     def fit_btyd(
         self,
-        kinds: list[str],
+        kinds: Sequence[str],
         features: pd.DataFrame,
         notes: list[str],
         collapsed_kinds: list[str] | None = None,
-    ):
+        *,
+        at: pd.Timestamp | None = None,
+    ) -> dict[str, CustomerValueModel]:
         """Fit each kind on ``features``; a collapsed dropout gives way to the NBD by name (and
         the kind is added to ``collapsed_kinds``)."""
         fitted: dict[str, CustomerValueModel] = {}
         for kind in kinds:
             try:
-                fitted[kind] = self.purchase_model(kind).fit(features)
+                fitted[kind] = self._fit(kind, features, at)
             except DropoutCollapsed as collapsed:
                 notes.append(f"{collapsed}: the NBD (no dropout) stands in for {kind}")
                 if collapsed_kinds is not None:
                     collapsed_kinds.append(kind)
                 if NO_DROPOUT not in fitted and NO_DROPOUT not in kinds:
-                    try:
-                        fitted[NO_DROPOUT] = self.purchase_model(NO_DROPOUT).fit(features)
-                    except (RuntimeError, ValueError) as error:
-                        notes.append(f"{NO_DROPOUT} could not be fitted: {error}")
+                    no_dropout = self.fit_btyd([NO_DROPOUT], features, [], at=at)
+                    if NO_DROPOUT in no_dropout:
+                        fitted[NO_DROPOUT] = no_dropout[NO_DROPOUT]
+                    else:
+                        notes.append(f"{NO_DROPOUT} could not be fitted either")
             except (RuntimeError, ValueError) as error:
                 notes.append(f"{kind} could not be fitted: {error}")
         return fitted
 
-    def sample(self, frame: pd.DataFrame, *arrays: np.ndarray):
-        """At most ``learned_sample_size`` rows, seeded (the learned model's cost stays bounded)."""
+    def sampled_rows(self, total: int) -> np.ndarray | None:
+        """Sorted positions of at most ``learned_sample_size`` of ``total`` rows, seeded (the
+        learned model's cost stays bounded); None when all are kept."""
         limit = self.config.learned_sample_size
-        if limit is None or len(frame) <= limit:
-            return (frame, *arrays)
-        rows = np.sort(
-            np.random.default_rng(self.random_state).choice(len(frame), limit, replace=False)
+        if limit is None or total <= limit:
+            return None
+        return np.sort(np.random.default_rng(self.random_state).choice(total, limit, replace=False))
+
+    def learned_inputs(
+        self, windows: Sequence[ValueWindow], kind: str
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """The learned model's inputs over ``windows`` (features and the forecast of ``kind``
+        fitted at each window's cut-off), purchases and spend, sampled.
+
+        The sample is drawn first and only the sampled customers are forecast: on a large base
+        the BTYD forecasts of rows the sample drops cost seconds and change nothing.
+        """
+        sizes = [len(w.features) for w in windows]
+        rows = self.sampled_rows(sum(sizes))
+        inputs, purchases, spend = [], [], []
+        starts = np.cumsum([0, *sizes])
+        for window, start, end in zip(windows, starts[:-1], starts[1:], strict=True):
+            keep = slice(None) if rows is None else rows[(rows >= start) & (rows < end)] - start
+            model = self.fitted_at(window, kind)
+            features = window.features.iloc[keep]
+            inputs.append(
+                with_btyd_inputs(features, model.predict(features, horizon_days=window.days))
+            )
+            purchases.append(window.purchases[keep])
+            spend.append(window.spend[keep])
+        return (
+            pd.concat(inputs, ignore_index=True),
+            np.concatenate(purchases),
+            np.concatenate(spend),
         )
-        return (frame.iloc[rows], *(a[rows] for a in arrays))
+
+    def fitted_at(self, window: ValueWindow, kind: str) -> CustomerValueModel:
+        """``kind`` fitted at a window's cut-off, else the NBD (a collapsed dropout's limit)."""
+        fitted = self.fit_btyd([kind], window.features, [], at=window.cutoff)
+        if not fitted:
+            fitted = self.fit_btyd([NO_DROPOUT], window.features, [], at=window.cutoff)
+        if not fitted:
+            raise ValueError(f"neither {kind} nor {NO_DROPOUT} fits at {window.cutoff.date()}")
+        return next(iter(fitted.values()))
+
+
+def scored_sample(window: ValueWindow, limit: int | None, *, random_state: int) -> ValueWindow:
+    """At most ``limit`` of a holdout's customers, seeded: candidates are compared on them."""
+    if limit is None or len(window.features) <= limit:
+        return window
+    rows = np.sort(
+        np.random.default_rng(random_state).choice(len(window.features), limit, replace=False)
+    )
+    return replace(
+        window,
+        features=window.features.iloc[rows].reset_index(drop=True),
+        purchases=window.purchases[rows],
+        spend=window.spend[rows],
+    )
 
 
 def _naive(window: ValueWindow, features_at_cutoff: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -650,12 +733,18 @@ def select_value_model(
     days = windows.window_days
     evaluation = windows.evaluation
     naive_rates = None
-    # BTYD fits by (cut-off, kind): the learned model's inputs reuse the holdout's fits.
-    cache: dict[tuple[pd.Timestamp, str], CustomerValueModel] = {}
     if evaluation is not None:
+        scored = scored_sample(evaluation, config.holdout_sample_size, random_state=random_state)
+        if scored is not evaluation:
+            notes.append(
+                f"candidates scored on a seeded sample of {len(scored.features):,} of the "
+                f"holdout's {len(evaluation.features):,} customers (clv.holdout_sample_size)"
+            )
+        evaluation = scored
         bought = evaluation.purchases > 0
-        fitted = candidates.fit_btyd(purchase_kinds, evaluation.features, notes, collapsed_kinds)
-        cache.update({(evaluation.cutoff, kind): model for kind, model in fitted.items()})
+        fitted = candidates.fit_btyd(
+            purchase_kinds, evaluation.features, notes, collapsed_kinds, at=evaluation.cutoff
+        )
         for kind, model in fitted.items():
             forecasts[kind] = model.predict(evaluation.features, horizon_days=days)
             rows[kind] = holdout_scores(evaluation, forecasts[kind])
@@ -684,18 +773,8 @@ def select_value_model(
             )
         elif LEARNED in config.candidates and fitted:
             base_kind = _best(pd.DataFrame.from_dict(rows, orient="index"), "brier", list(fitted))
-            learning = windows.learning
             try:
-                inputs, purchases, spend = candidates.sample(
-                    with_btyd_inputs(
-                        learning.features,
-                        _fit_at(learning, base_kind, candidates, cache).predict(
-                            learning.features, horizon_days=days
-                        ),
-                    ),
-                    learning.purchases,
-                    learning.spend,
-                )
+                inputs, purchases, spend = candidates.learned_inputs([windows.learning], base_kind)
                 model = LearnedValueModel(random_state=random_state).fit(
                     inputs, purchases=purchases, spend=spend
                 )
@@ -773,8 +852,8 @@ def select_value_model(
 
     # p_alive from a model in which a one-time buyer can have left.
     alive_model = None
-    if fitted_kind not in ("pareto_nbd", "mbgnbd"):
-        for kind in ("pareto_nbd", "mbgnbd"):
+    if fitted_kind not in ALIVE_KINDS:
+        for kind in ALIVE_KINDS:
             alive = candidates.fit_btyd([kind], features, notes)
             if kind in alive:
                 alive_model = alive[kind]
@@ -784,23 +863,8 @@ def select_value_model(
 
     learned_model = None
     if LEARNED in (value_source, probability_source):
-        training = windows.training
-        inputs = pd.concat(
-            [
-                with_btyd_inputs(
-                    w.features,
-                    _fit_at(w, fitted_kind, candidates, cache).predict(
-                        w.features, horizon_days=days
-                    ),
-                )
-                for w in training
-            ],
-            ignore_index=True,
-        )
-        purchases = np.concatenate([w.purchases for w in training])
-        spend = np.concatenate([w.spend for w in training])
-        inputs, purchases, spend = candidates.sample(inputs, purchases, spend)
         try:
+            inputs, purchases, spend = candidates.learned_inputs(windows.training, fitted_kind)
             learned_model = LearnedValueModel(random_state=random_state).fit(
                 inputs, purchases=purchases, spend=spend
             )
@@ -922,20 +986,3 @@ def _calibrate_candidates(
         rows[name]["brier"] = calibration.brier
         rows[name]["p_purchase_mean"] = calibration.mean_probability
     return calibrators
-
-
-def _fit_at(
-    window: ValueWindow,
-    kind: str,
-    candidates: _Candidates,
-    cache: dict[tuple[pd.Timestamp, str], CustomerValueModel],
-) -> CustomerValueModel:
-    """The bundle's BTYD kind fitted at a training window's cut-off (the learned model's inputs);
-    a fit already made at that cut-off (the holdout's candidates) is reused."""
-    if (window.cutoff, kind) in cache:
-        return cache[(window.cutoff, kind)]
-    fitted = candidates.fit_btyd([kind], window.features, [])
-    if kind not in fitted and NO_DROPOUT not in fitted:
-        fitted = candidates.fit_btyd([NO_DROPOUT], window.features, [])
-    cache[(window.cutoff, kind)] = fitted.get(kind) or fitted[NO_DROPOUT]
-    return cache[(window.cutoff, kind)]

@@ -17,6 +17,7 @@ from pipeline.customer_value import (
     select_value_model,
     settings_with_window,
     value_trend,
+    with_btyd_inputs,
 )
 from pipeline.features import build_features
 from pipeline.learned_value import INPUT_COLUMNS, LearnedSpendModel
@@ -255,20 +256,93 @@ def test_a_customer_without_a_past_of_their_own_is_stable_with_no_confidence():
     assert trend.iloc[0].tolist() == [1.0, 0.0, "stable"]
 
 
+def candidates_of(config: CLVConfig) -> _Candidates:
+    return _Candidates(config, trend_window_days=180, random_state=0)
+
+
 def test_the_btyd_fits_and_the_learned_model_each_take_their_own_sample_size():
     # Population parameters need fewer customers than trees over two dozen inputs: the two
     # samples are set apart, so shrinking one never starves the other.
-    config = CLVConfig(fit_sample_size=2000, learned_sample_size=3000)
-    candidates = _Candidates(config, trend_window_days=90, random_state=0)
+    candidates = candidates_of(CLVConfig(fit_sample_size=2000, learned_sample_size=3000))
     assert candidates.purchase_model("bgnbd").fit_sample_size == 2000
-    frame = pd.DataFrame({"x": np.arange(5000)})
-    sampled, target = candidates.sample(frame, np.arange(5000))
-    assert len(sampled) == 3000 and (sampled["x"].to_numpy() == target).all()
-    assert sampled["x"].is_monotonic_increasing  # seeded rows kept in their order
-    unlimited = _Candidates(
-        CLVConfig(learned_sample_size=None), trend_window_days=90, random_state=0
+    rows = candidates.sampled_rows(5000)
+    assert len(rows) == len(np.unique(rows)) == 3000 and rows.max() < 5000
+    assert (np.diff(rows) > 0).all()  # seeded rows kept in their order
+    assert candidates_of(CLVConfig(learned_sample_size=None)).sampled_rows(5000) is None
+
+
+def test_the_learned_inputs_forecast_only_the_sampled_customers_and_equal_forecasting_all(planted):
+    windows, _ = planted
+    config = CLVConfig(fit_sample_size=1000, learned_sample_size=1000)
+    candidates = candidates_of(config)
+    inputs, purchases, spend = candidates.learned_inputs(windows.training, "bgnbd")
+    # What it replaces: every customer of every window forecast, then the sample drawn.
+    whole = pd.concat(
+        [
+            with_btyd_inputs(
+                w.features,
+                candidates.fitted_at(w, "bgnbd").predict(w.features, horizon_days=w.days),
+            )
+            for w in windows.training
+        ],
+        ignore_index=True,
     )
-    assert len(unlimited.sample(frame)[0]) == 5000
+    rows = candidates.sampled_rows(len(whole))
+    assert len(whole) > 1000 and len(inputs) == 1000
+    pd.testing.assert_frame_equal(inputs, whole.iloc[rows].reset_index(drop=True))
+    every_purchase = np.concatenate([w.purchases for w in windows.training])
+    every_spend = np.concatenate([w.spend for w in windows.training])
+    np.testing.assert_array_equal(purchases, every_purchase[rows])
+    np.testing.assert_array_equal(spend, every_spend[rows])
+
+
+def test_a_large_holdout_is_scored_on_a_seeded_sample_of_its_customers(planted):
+    windows, features = planted
+    holdout = len(windows.evaluation.features)
+    config = CLVConfig(holdout_sample_size=1000)
+    assert holdout > 1000
+
+    def select():
+        return select_value_model(
+            windows, features, config=config, trend_window_days=180, random_state=0
+        )
+
+    first, again = select(), select()
+    assert f"seeded sample of 1,000 of the holdout's {holdout:,} customers" in " ".join(first.notes)
+    assert first.deciles["customers"].sum() == 1000
+    pd.testing.assert_frame_equal(first.comparison, again.comparison)
+    pd.testing.assert_frame_equal(
+        first.forecaster.predict(features, horizon_days=180),
+        again.forecaster.predict(features, horizon_days=180),
+    )
+
+
+def test_a_fit_asked_for_again_at_the_same_cut_off_is_the_same_fit(planted, monkeypatch):
+    windows, _ = planted
+    from pipeline.clv import CustomerValueModel
+
+    original, calls = CustomerValueModel.fit, []
+
+    def counted(self, customers, y=None):
+        calls.append(self.purchase_model)
+        if self.purchase_model == "mbgnbd":
+            raise RuntimeError("did not converge")
+        return original(self, customers, y)
+
+    monkeypatch.setattr(CustomerValueModel, "fit", counted)
+    evaluation, notes = windows.evaluation, []
+    candidates = candidates_of(CLVConfig())
+    fitted = candidates.fit_btyd(
+        ["bgnbd", "mbgnbd"], evaluation.features, notes, at=evaluation.cutoff
+    )
+    # The learned model's inputs at the holdout's cut-off reuse its fit (and its failure).
+    assert candidates.fitted_at(evaluation, "bgnbd") is fitted["bgnbd"]
+    assert candidates.fit_btyd(["mbgnbd"], evaluation.features, notes, at=evaluation.cutoff) == {}
+    assert calls == ["bgnbd", "mbgnbd"]
+    assert notes == ["mbgnbd could not be fitted: did not converge"] * 2
+    # Another cut-off is another fit.
+    candidates.fit_btyd(["bgnbd"], windows.learning.features, [], at=windows.learning.cutoff)
+    assert calls[2] == "bgnbd"  # (after which a collapse there calls for the NBD)
 
 
 def test_every_probability_is_scored_calibrated_on_the_holdout(selection):
