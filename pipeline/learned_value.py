@@ -45,13 +45,18 @@ CALIBRATIONS = ("isotonic", "platt")
 
 
 def _booster_settings(random_state: int | None) -> dict:
-    # Shallow trees, a slow rate and a leaf floor: a customer base has a few strong signals
+    # Shallow trees, a moderate rate and a leaf floor: a customer base has a few strong signals
     # (recency, frequency, the last window) and much noise, and a leaf of fewer than 50
     # customers fits the noise. No early stopping: its random validation split is not seeded
     # by the data, and the same data + seed must give the same model.
+    # 75 trees at rate 0.1: the same budget of steps (trees x rate = 7.5) as 150 at 0.05, at half
+    # the trees to fit and to run. Measured 2026-12-04 against 150 x 0.05: the learned candidate's
+    # holdout on the embedded sample AUC 0.8777 vs 0.8770, Brier 0.1225 vs 0.1223, spend Gini
+    # 0.9659 vs 0.9657; the second planted world's macro-F1 over three draws 0.802 vs 0.794 (each
+    # +-0.03); the value stage at 1M customers 62.2 s vs 80.8 s.
     return {
-        "max_iter": 150,
-        "learning_rate": 0.05,
+        "max_iter": 75,
+        "learning_rate": 0.1,
         "max_leaf_nodes": 15,
         "min_samples_leaf": 50,
         "early_stopping": False,

@@ -48,13 +48,14 @@ def test_the_second_worlds_statuses_are_recovered(trained, world):
     # Issue 12: recovery must hold on both worlds, macro-F1 >= 0.85 on each. Below that, at least
     # one status is confused on a large scale (e.g. half the at-risk called lost), which is a
     # wrong action for hundreds of customers, not noise.
-    # NOT MET YET (issue 12 stays open): 0.766 on this draw, 0.818 on the measure script's
-    # (2026-12-04; 0.756 and 0.766 before the holdout calibration); the remaining confusions are
-    # lost called at_risk and active / occasional / loyal, named by frequency ranks that move
-    # with a world's status mix. The floor below guards what is reached (0.766 minus the draw's
-    # +-0.03) until the target holds; it must be raised to 0.85, never lowered.
+    # NOT MET YET (issue 12 stays open): 0.818 on this draw, 0.801 on the measure script's
+    # (2026-12-04, the learned model at 75 trees; 0.766 and 0.818 at 150, 0.756 and 0.766 before
+    # the holdout calibration: draws and small changes move it by +-0.03); the remaining
+    # confusions are lost called at_risk and active / occasional / loyal, named by frequency
+    # ranks that move with a world's status mix. The floor below guards what is reached (0.818
+    # minus the draw's +-0.03) until the target holds; it must be raised to 0.85, never lowered.
     metrics, confusion = planted_recovery(trained.segments, world.truth)
-    assert metrics["planted_macro_f1"] >= 0.73, (
+    assert metrics["planted_macro_f1"] >= 0.78, (
         f"macro-F1 {metrics['planted_macro_f1']:.3f}\n{_explain(confusion)}"
     )
 
