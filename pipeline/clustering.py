@@ -32,6 +32,7 @@ from sklearn.preprocessing import FunctionTransformer, QuantileTransformer, Stan
 from threadpoolctl import threadpool_limits
 
 from pipeline.config import ClusteringConfig
+from pipeline.sampling import seeded_rows
 
 
 def make_transform(config: ClusteringConfig, *, random_state: int) -> Pipeline:
@@ -114,10 +115,8 @@ def _in_parallel(function: Callable[[Any], Any], items: list[Any], threads: int)
 
 def selection_sample(features: pd.DataFrame, size: int, *, random_state: int) -> pd.DataFrame:
     """A seeded sample of at most ``size`` customers, in their original order."""
-    if len(features) <= size:
-        return features
-    rng = np.random.default_rng(random_state)
-    return features.iloc[np.sort(rng.choice(len(features), size=size, replace=False))]
+    rows = seeded_rows(len(features), size, random_state=random_state)
+    return features if rows is None else features.iloc[rows]
 
 
 def choose_k(

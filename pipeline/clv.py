@@ -35,6 +35,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.config import MAX_HORIZON_DAYS
+from pipeline.sampling import seeded_rows
 
 log = logging.getLogger(__name__)
 
@@ -667,8 +668,8 @@ class CustomerValueModel(BaseEstimator):
         _check_input(customers)
         rng = np.random.default_rng(self.random_state)
         sample = customers
-        if self.fit_sample_size is not None and len(customers) > self.fit_sample_size:
-            chosen = np.sort(rng.choice(len(customers), size=self.fit_sample_size, replace=False))
+        chosen = seeded_rows(len(customers), self.fit_sample_size, random_state=rng)
+        if chosen is not None:
             sample = customers.iloc[chosen]
         frequency = sample["frequency"].to_numpy(dtype="float64")
         recency = sample["recency_days"].to_numpy(dtype="float64")

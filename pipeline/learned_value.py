@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from pipeline.features import FEATURE_COLUMNS
+from pipeline.sampling import seeded_rows
 
 # What LearnedSpendModel read (frozen: its saved boosters know exactly these columns).
 INPUT_COLUMNS = (
@@ -198,12 +199,8 @@ def calibrate_on_holdout(
     """
     score = np.nan_to_num(np.asarray(score, dtype="float64"), nan=0.0)
     bought = np.asarray(bought).astype(int)
-    if len(score) > CALIBRATION_SAMPLE_SIZE:
-        rows = np.sort(
-            np.random.default_rng(random_state).choice(
-                len(score), CALIBRATION_SAMPLE_SIZE, replace=False
-            )
-        )
+    rows = seeded_rows(len(score), CALIBRATION_SAMPLE_SIZE, random_state=random_state)
+    if rows is not None:
         score, bought = score[rows], bought[rows]
     if min(bought.sum(), len(bought) - bought.sum()) < MIN_CALIBRATION_OUTCOMES:
         return None

@@ -71,6 +71,7 @@ def test_a_large_holdout_is_calibrated_on_a_seeded_sample(overconfident, monkeyp
     sampled = calibrate_on_holdout(score, bought, random_state=0)
     again = calibrate_on_holdout(score, bought, random_state=0)
     assert sampled.brier == again.brier  # seeded: the same sample every run
+    assert sampled.brier != whole.brier  # scored on the sample, not on every customer
     # Half the customers give the same map, to within the sample's noise.
     grid = np.linspace(0.3, 0.95, 50)
     gap = np.abs(sampled.calibrator.predict(grid) - whole.calibrator.predict(grid))
