@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -743,7 +744,7 @@ def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> Classi
     set_aside(frame[TIMESTAMP] == FAR_FUTURE, "after_as_of")
     set_aside(frame[AMOUNT].isna(), "missing_amount")
 
-    duplicated = raw.duplicated(keep="first")
+    duplicated = exact_duplicates(raw)
     if duplicated.any() and data.duplicates == "error":
         problems.add(
             InputError(
@@ -805,6 +806,52 @@ def classify_rows(raw: pd.DataFrame, *, data: DataConfig, source: str) -> Classi
     return ClassifiedRows(raw, frame, reasons, is_cancellation, quantity, product, problems)
 
 
+# Above this share of rows whose numeric and time columns repeat, the whole-row comparison
+# runs on every row at once: narrowing first would not save the text columns' hashing.
+DUPLICATE_CANDIDATES_SHARE = 0.5
+
+
+def _numeric_key(raw: pd.DataFrame, positions: list[int]) -> np.ndarray:
+    """One 64-bit key per row from its plain numeric and time columns: rows equal in them have
+    equal keys (0.0 and -0.0, and every NaN, made one value, as pandas compares them); unequal
+    rows may share a key, which only makes them compared whole."""
+    key = np.zeros(len(raw), dtype="uint64")
+    with np.errstate(over="ignore"):
+        for position in positions:
+            values = raw.iloc[:, position].to_numpy()
+            if values.dtype.kind == "f":
+                values = values.astype("float64") + 0.0
+                values[np.isnan(values)] = np.nan
+            else:
+                values = values.astype("int64", copy=False)
+            key = (key ^ values.view("uint64")) * np.uint64(0x9E3779B97F4A7C15)
+    return key
+
+
+def exact_duplicates(raw: pd.DataFrame) -> pd.Series:
+    """``raw.duplicated(keep="first")``: rows equal in every column to an earlier row.
+
+    An exact duplicate repeats every column, so only rows whose numeric and time columns
+    repeat somewhere can be one, and only those are compared whole: hashing every row's text
+    (the ids above all) is most of the cost (10M lines of id, time and amount: 9.4 s for the
+    whole rows, 3.3 s for the narrowed comparison).
+    """
+    plain = [
+        position
+        for position, dtype in enumerate(raw.dtypes)
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufM"
+    ]
+    if not plain or len(plain) == raw.shape[1]:
+        return raw.duplicated(keep="first")
+    candidates = pd.Series(_numeric_key(raw, plain)).duplicated(keep=False).to_numpy()
+    if candidates.mean() > DUPLICATE_CANDIDATES_SHARE:
+        return raw.duplicated(keep="first")
+    duplicated = np.zeros(len(raw), dtype=bool)
+    positions = np.flatnonzero(candidates)
+    duplicated[positions] = raw.iloc[positions].duplicated(keep="first").to_numpy()
+    return pd.Series(duplicated, index=raw.index)
+
+
 def finish_rows(rows: ClassifiedRows, *, data: DataConfig, as_of: pd.Timestamp) -> CleanPart:
     """Apply the as-of date and net the cancellations it lets be seen."""
     frame, reasons = rows.frame.copy(), rows.reasons.copy()
@@ -825,7 +872,11 @@ def finish_rows(rows: ClassifiedRows, *, data: DataConfig, as_of: pd.Timestamp) 
     quarantine = rows.raw.loc[~kept].copy()
     quarantine.insert(0, SOURCE_ROW, (rows.raw.index[~kept.to_numpy()] + 1).astype("int64"))
     quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
-    returned = reasons.isin(RETURN_REASONS).fillna(False)
+    # Compared among the rows set aside only: a text comparison over every kept row (their
+    # reason is missing) cost 4.4 s on 10M lines.
+    aside = np.flatnonzero(~kept.to_numpy())
+    returned = np.zeros(len(reasons), dtype=bool)
+    returned[aside] = reasons.iloc[aside].isin(RETURN_REASONS).to_numpy(dtype=bool)
     returns = frame.loc[returned, [CUSTOMER_ID, TIMESTAMP, AMOUNT]].assign(
         **{AMOUNT: lambda lines: lines[AMOUNT].abs()}
     )

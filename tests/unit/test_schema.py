@@ -106,6 +106,42 @@ def test_duplicates_follow_the_configured_policy():
     assert len(kept.transactions) == 3
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_duplicates_are_pandas_duplicated_whatever_the_column_types(seed):
+    import numpy as np
+
+    from pipeline import schema
+
+    rng = np.random.default_rng(seed)
+    n = 2000
+    base = pd.DataFrame(
+        {
+            "customer_id": rng.choice(["a", "b", "c", None], n),
+            "timestamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+            "amount": rng.integers(0, 10**6, n) / 100,
+            "quantity": rng.choice([1, 2, 2**62], n),
+            "returned": rng.choice([True, False], n),
+            "product": rng.choice(["x", "y"], n),
+        }
+    )
+    base.loc[:9, "amount"] = [0.0, -0.0, np.nan, np.nan, 0.0, -0.0, np.nan, 0.0, -0.0, np.nan]
+    base.loc[:4, "timestamp"] = pd.NaT
+    copies = base.sample(200, random_state=seed)  # exact duplicates
+    other_text = base.sample(200, random_state=seed + 1).assign(product="z")  # numbers repeat
+    signed_zero = base.loc[[0, 4, 7]].assign(amount=-0.0)  # equal to 0.0 for pandas
+    frame = pd.concat([base, copies, other_text, signed_zero], ignore_index=True).sample(
+        frac=1, random_state=seed, ignore_index=True
+    )
+    numbers = frame.drop(columns=["customer_id", "product"])
+    # The narrowed comparison runs here: most rows' numbers are their own.
+    assert not numbers.duplicated(keep=False).mean() > schema.DUPLICATE_CANDIDATES_SHARE
+    for columns in (list(frame.columns), ["customer_id", "amount"], ["product", "timestamp"]):
+        expected = frame[columns].duplicated(keep="first")
+        assert expected.any()
+        pd.testing.assert_series_equal(schema.exact_duplicates(frame[columns]), expected)
+
+
 def test_rows_set_aside_are_counted_by_reason_and_none_vanish():
     rows = [
         ["a", "2024-01-01", "10"],
