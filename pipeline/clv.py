@@ -284,15 +284,14 @@ def _dropout_measure(kind: str, params) -> float | None:
 
 
 def _dropout_collapsed(kind: str, params: dict[str, float]) -> str | None:
-    measure = _dropout_measure(kind, list(params.values()))
-    if kind in ("bgnbd", "mbgnbd"):
-        share = measure
-        if share < COLLAPSED_DROPOUT:
-            return f"dropout per purchase a / (a + b) = {share:.2g}"
+    if kind not in _PARAMETER_NAMES:
+        return None
+    measure = _dropout_measure(kind, [params[name] for name in _PARAMETER_NAMES[kind]])
+    if kind in ("bgnbd", "mbgnbd") and measure < COLLAPSED_DROPOUT:
+        return f"dropout per purchase a / (a + b) = {measure:.2g}"
     if kind == "pareto_nbd":
-        rate = measure
-        if rate < COLLAPSED_DROPOUT:
-            return f"dropout rate s / beta = {rate:.2g} per observation period"
+        if measure < COLLAPSED_DROPOUT:
+            return f"dropout rate s / beta = {measure:.2g} per observation period"
         # A dropout shape s at the box's floor is the same answer reached another way: as s
         # goes to 0, Gamma(s, beta) puts all but a vanishing share of customers at a dropout
         # rate of 0, while beta, which then barely moves the likelihood, can stop anywhere

@@ -869,14 +869,15 @@ def finish_rows(rows: ClassifiedRows, *, data: DataConfig, as_of: pd.Timestamp) 
             reasons.loc[cancellations] = "cancellation"
 
     kept = reasons.isna()
-    quarantine = rows.raw.loc[~kept].copy()
-    quarantine.insert(0, SOURCE_ROW, (rows.raw.index[~kept.to_numpy()] + 1).astype("int64"))
-    quarantine[REASON] = reasons.loc[~kept].astype(str).to_numpy()
+    aside = np.flatnonzero(~kept.to_numpy())
+    aside_reasons = reasons.iloc[aside]
+    quarantine = rows.raw.iloc[aside].copy()
+    quarantine.insert(0, SOURCE_ROW, (rows.raw.index[aside] + 1).astype("int64"))
+    quarantine[REASON] = aside_reasons.astype(str).to_numpy()
     # Compared among the rows set aside only: a text comparison over every kept row (their
     # reason is missing) cost 4.4 s on 10M lines.
-    aside = np.flatnonzero(~kept.to_numpy())
     returned = np.zeros(len(reasons), dtype=bool)
-    returned[aside] = reasons.iloc[aside].isin(RETURN_REASONS).to_numpy(dtype=bool)
+    returned[aside] = aside_reasons.isin(RETURN_REASONS).to_numpy(dtype=bool)
     returns = frame.loc[returned, [CUSTOMER_ID, TIMESTAMP, AMOUNT]].assign(
         **{AMOUNT: lambda lines: lines[AMOUNT].abs()}
     )

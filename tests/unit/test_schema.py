@@ -135,7 +135,7 @@ def test_exact_duplicates_are_pandas_duplicated_whatever_the_column_types(seed):
     )
     numbers = frame.drop(columns=["customer_id", "product"])
     # The narrowed comparison runs here: most rows' numbers are their own.
-    assert not numbers.duplicated(keep=False).mean() > schema.DUPLICATE_CANDIDATES_SHARE
+    assert numbers.duplicated(keep=False).mean() <= schema.DUPLICATE_CANDIDATES_SHARE
     for columns in (list(frame.columns), ["customer_id", "amount"], ["product", "timestamp"]):
         expected = frame[columns].duplicated(keep="first")
         assert expected.any()
